@@ -1,0 +1,95 @@
+# archfleet.multiarch: the two commands a newcomer runs are `make demo` and `make test`.
+# Both install what they need (Debian packages, a pinned virtualenv) and start the
+# services they use on loopback only.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+ROOT        := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV        ?= $(ROOT)/.venv
+PYTHON      ?= python3
+BUILD       := $(ROOT)/build
+# ansible needs the collection under ansible_collections/<namespace>/<name>: link the checkout.
+COLL_ROOT   := $(BUILD)/collections
+COLL_LINK   := $(COLL_ROOT)/ansible_collections/archfleet/multiarch
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := docker-registry skopeo docker.io qemu-user-static apache2-utils openssl \
+                binfmt-support busybox-static python3-venv openssh-server openssh-client
+
+DEMO_DIR    := $(BUILD)/demo
+DEMO_PORT   ?= 5000
+
+export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
+export ANSIBLE_NOCOLOR := 1
+export PATH := $(VENV)/bin:$(PATH)
+
+.PHONY: help deps apt venv collection test test-unit test-integration sanity lint docs \
+        demo demo-stop bench clean
+
+help:
+	@echo "make demo       set up, start a local registry on 127.0.0.1:$(DEMO_PORT), run the demo"
+	@echo "make demo-stop  stop the demo registry"
+	@echo "make test       set up, then run every test (unit, integration, sanity, lint)"
+	@echo "make bench      run the benchmarks in bench/"
+
+deps: apt venv collection
+
+apt: $(BUILD)/.apt-stamp
+$(BUILD)/.apt-stamp:
+	@mkdir -p $(BUILD)
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
+	@touch $@
+
+collection:
+	@mkdir -p $(dir $(COLL_LINK))
+	@ln -sfn $(ROOT) $(COLL_LINK)
+
+test: deps
+	$(MAKE) test-unit
+	$(MAKE) test-integration
+	$(MAKE) sanity
+	$(MAKE) lint
+
+test-unit: deps
+	cd $(COLL_LINK) && $(VENV)/bin/python -m pytest -q tests/unit
+
+test-integration: deps
+	cd $(COLL_LINK) && $(VENV)/bin/python -m pytest -q -rs tests/integration
+
+sanity: deps
+	tools/sanity.sh
+
+lint: deps
+	cd $(ROOT) && $(VENV)/bin/ansible-lint --profile production --offline
+
+demo: deps
+	$(VENV)/bin/python tools/demo_registry.py start --port $(DEMO_PORT) --dir $(DEMO_DIR)
+	$(VENV)/bin/python tools/demo_registry.py seed --port $(DEMO_PORT)
+	$(VENV)/bin/ansible-playbook -i localhost, -c local playbooks/demo.yml \
+	  -e demo_registry=127.0.0.1:$(DEMO_PORT) -e demo_dir=$(DEMO_DIR)
+	@echo
+	@echo "The demo registry is still running on 127.0.0.1:$(DEMO_PORT); stop it with: make demo-stop"
+
+demo-stop:
+	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python tools/demo_registry.py stop --dir $(DEMO_DIR); \
+	 else echo "nothing to stop"; fi
+
+bench: deps
+	$(VENV)/bin/python bench/run.py
+
+clean:
+	rm -rf $(BUILD) tests/output .pytest_cache

@@ -1,0 +1,92 @@
+"""Run real ansible-playbook against localhost (or an inventory) and collect results."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HARNESS = Path(__file__).resolve().parent
+COLLECTION_ROOT = HARNESS.parents[2]          # the checkout (collection root)
+COLLECTIONS_PATH = COLLECTION_ROOT / "build" / "collections"
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    stdout: str
+    stderr: str
+    tasks: list = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def task(self, name: str, host: str | None = None) -> dict:
+        """The last recorded entry for the task called ``name``."""
+        found = [t for t in self.tasks if t["task"] == name and (host is None or t["host"] == host)]
+        if not found:
+            raise KeyError(f"no task {name!r} in run; tasks: {[t['task'] for t in self.tasks]}")
+        return found[-1]
+
+    def result(self, name: str, host: str | None = None) -> dict:
+        return self.task(name, host)["result"]
+
+    def changed_total(self) -> int:
+        return sum(s.get("changed", 0) for s in self.stats.values())
+
+    def failed_total(self) -> int:
+        return sum(s.get("failures", 0) + s.get("unreachable", 0) for s in self.stats.values())
+
+
+def run_playbook(playbook, *, extra_vars=None, inventory="localhost,", check=False, diff=False,
+                 verbosity=0, env=None, cwd=None, timeout=1800, extra_args=()) -> PlaybookRun:
+    """Run ``playbook`` (a path, or YAML text) with ansible-playbook and record every task.
+
+    Returns a PlaybookRun; never raises on a failed play (tests assert on rc/tasks).
+    """
+    with tempfile.TemporaryDirectory(prefix="af-play-") as tmp:
+        tmp = Path(tmp)
+        if isinstance(playbook, (str,)) and "\n" in playbook:
+            path = tmp / "play.yml"
+            path.write_text(playbook)
+        else:
+            path = Path(playbook)
+        record = tmp / "results.json"
+        cmd = ["ansible-playbook", "-i", inventory, str(path)]
+        if inventory == "localhost,":
+            cmd += ["-c", "local"]
+        if extra_vars:
+            varfile = tmp / "extra_vars.json"
+            varfile.write_text(json.dumps(extra_vars))
+            cmd += ["-e", f"@{varfile}"]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        if verbosity:
+            cmd.append("-" + "v" * verbosity)
+        cmd += list(extra_args)
+        run_env = dict(os.environ)
+        run_env.update({
+            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
+            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+            "ANSIBLE_CALLBACK_PLUGINS": str(HARNESS / "callback_plugins"),
+            "ANSIBLE_CALLBACKS_ENABLED": "record_results",
+            "RECORD_RESULTS_FILE": str(record),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_HOST_KEY_CHECKING": "false",
+            "ANSIBLE_RETRY_FILES_ENABLED": "false",
+            "ANSIBLE_LOCALHOST_WARNING": "false",
+            "ANSIBLE_PYTHON_INTERPRETER": run_env.get("ANSIBLE_PYTHON_INTERPRETER", sys.executable),
+        })
+        if env:
+            run_env.update(env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env,
+                              cwd=cwd or tmp, timeout=timeout)
+        data = json.loads(record.read_text()) if record.exists() else {"tasks": [], "stats": {}}
+        return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, data["tasks"], data["stats"])
