@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright: archfleet.multiarch contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    """Registry connection, authentication and TLS options shared by the registry modules."""
+
+    DOCUMENTATION = r"""
+options:
+  username:
+    description:
+      - User name for the registry. Used for every registry the task talks to.
+      - When not set, credentials come from the docker config file (O(docker_config)).
+    type: str
+  password:
+    description:
+      - Password or access token for O(username). Never shown in results, errors or logs.
+    type: str
+  docker_config:
+    description:
+      - Path of a docker C(config.json) to read credentials from (C(auths), C(credHelpers),
+        C(credsStore) with C(docker-credential-<name>) helpers, C(identitytoken)).
+      - Defaults to C($DOCKER_CONFIG/config.json), else C(~/.docker/config.json), on the host that runs the module.
+    type: path
+  validate_certs:
+    description:
+      - Verify the registry's TLS certificate.
+      - Registries listed in O(insecure_registries) are never verified.
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - PEM file with the CA certificate(s) to verify registries with, instead of the system store.
+    type: path
+  insecure_registries:
+    description:
+      - Registries (C(host) or C(host:port)) to reach without TLS verification, and over plain HTTP
+        when they do not speak HTTPS, as Docker's C(insecure-registries) setting does.
+      - Loopback registries (C(localhost), C(127.0.0.0/8), C([::1])) may always fall back to plain HTTP;
+        their certificates are still verified when they do speak HTTPS.
+    type: list
+    elements: str
+    default: []
+  timeout:
+    description:
+      - Seconds to wait for the registry to connect or send data, per request.
+    type: float
+    default: 30
+  retries:
+    description:
+      - How many times a request is retried after HTTP 429, 502, 503, 504 or a connection error,
+        with exponential backoff; a C(Retry-After) header from the registry is honoured.
+    type: int
+    default: 3
+notes:
+  - Requests go straight to the registry API (OCI distribution); no docker daemon or CLI is used.
+  - Docker Hub references (C(docker.io/...), C(busybox)) are served by C(registry-1.docker.io).
+requirements:
+  - requests
+"""

@@ -1,0 +1,108 @@
+# -*- coding: utf-8 -*-
+# Copyright: archfleet.multiarch contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Options shared by every module that talks to a registry, and the wiring to RegistryClient."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils.auth import CredentialError, DockerConfig
+from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import ReferenceError, parse_reference
+from ansible_collections.archfleet.multiarch.plugins.module_utils.registry import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    RegistryClient,
+)
+
+REGISTRY_ARGUMENT_SPEC = dict(
+    username=dict(type="str"),
+    password=dict(type="str", no_log=True),
+    docker_config=dict(type="path"),
+    validate_certs=dict(type="bool", default=True),
+    ca_path=dict(type="path"),
+    insecure_registries=dict(type="list", elements="str", default=[]),
+    timeout=dict(type="float", default=30),
+    retries=dict(type="int", default=3),
+)
+REGISTRY_REQUIRED_TOGETHER = [("username", "password")]
+
+
+class OptionError(ValueError):
+    """An option value is invalid; the message names the option, the value and what is allowed."""
+
+
+def registry_argument_spec(**extra):
+    spec = dict(REGISTRY_ARGUMENT_SPEC)
+    spec.update(extra)
+    return spec
+
+
+def check_requests(module):
+    if not HAS_REQUESTS:
+        from ansible.module_utils.basic import missing_required_lib
+        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+
+
+def validate_registry_options(params):
+    """Check the shared options before any request is made. Raises OptionError."""
+    if params.get("timeout") is not None and params["timeout"] <= 0:
+        raise OptionError("timeout must be a positive number of seconds, got %r" % (params["timeout"],))
+    if params.get("retries") is not None and not 0 <= params["retries"] <= 20:
+        raise OptionError("retries must be between 0 and 20, got %r" % (params["retries"],))
+    ca_path = params.get("ca_path")
+    if ca_path:
+        if not os.path.isfile(ca_path):
+            raise OptionError("ca_path %s does not exist or is not a file" % ca_path)
+        try:
+            with open(ca_path, "rb") as handle:
+                head = handle.read(1024 * 1024)
+        except (IOError, OSError) as exc:
+            raise OptionError("ca_path %s cannot be read: %s" % (ca_path, exc.strerror or exc))
+        if b"-----BEGIN CERTIFICATE-----" not in head:
+            raise OptionError("ca_path %s is not a PEM certificate file (no 'BEGIN CERTIFICATE' block)" % ca_path)
+    for entry in params.get("insecure_registries") or []:
+        if not entry or "/" in entry or " " in entry:
+            raise OptionError("insecure_registries entry %r is not a registry host (expected host or host:port, "
+                              "e.g. 'registry.local:5000')" % (entry,))
+    if params.get("docker_config"):
+        try:
+            DockerConfig.load(params["docker_config"], required=True)
+        except CredentialError as exc:
+            raise OptionError(str(exc))
+
+
+def parse_references(values, option):
+    """Parse a list of reference strings; the first invalid one raises OptionError naming the option."""
+    refs = []
+    for index, value in enumerate(values):
+        try:
+            refs.append(parse_reference(value))
+        except ReferenceError as exc:
+            raise OptionError("%s[%d]: %s" % (option, index, exc))
+    return refs
+
+
+def client_from_params(params, pool_size=10):
+    return RegistryClient(
+        username=params.get("username"),
+        password=params.get("password"),
+        docker_config=params.get("docker_config"),
+        docker_config_required=bool(params.get("docker_config")),
+        validate_certs=params.get("validate_certs", True),
+        ca_path=params.get("ca_path"),
+        insecure_registries=params.get("insecure_registries"),
+        timeout=params.get("timeout") or 30,
+        retries=params.get("retries") if params.get("retries") is not None else 3,
+        pool_size=pool_size,
+    )
+
+
+def scrub(text, secrets):
+    """Replace every secret in ``text`` before it is shown to anyone."""
+    text = str(text)
+    for secret in sorted(set(s for s in secrets if s and len(s) >= 3), key=len, reverse=True):
+        text = text.replace(secret, "********")
+    return text

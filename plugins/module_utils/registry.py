@@ -1,0 +1,628 @@
+# -*- coding: utf-8 -*-
+# Copyright: archfleet.multiarch contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one registry client every module uses (OCI distribution API over HTTP).
+
+One ``requests.Session`` per task (connection reuse), safe to share between threads.
+It owns: scheme selection (HTTPS, plain HTTP for insecure and loopback registries), auth
+(anonymous, Basic, Bearer token flow with several scopes per token and reuse until expiry),
+retries with backoff and ``Retry-After``, digest verification of every body it reads, the
+4 MiB manifest limit, and turning registry errors into one sentence.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+import random
+import threading
+import time
+import traceback
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported by the modules through missing_required_lib
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils.auth import (
+    CredentialError,
+    Credentials,
+    DockerConfig,
+    basic_auth_value,
+    parse_www_authenticate,
+    scope_string,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import registry_hostname
+
+MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MANIFEST_MEDIA_TYPES = (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST, MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST)
+INDEX_MEDIA_TYPES = (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST)
+IMAGE_MEDIA_TYPES = (MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST)
+ACCEPT_MANIFESTS = ", ".join(MANIFEST_MEDIA_TYPES)
+
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+MAX_CONFIG_SIZE = 8 * 1024 * 1024
+RETRY_STATUSES = frozenset((429, 502, 503, 504))
+RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "docker-ratelimit-source",
+                      "x-ratelimit-limit", "x-ratelimit-remaining", "retry-after")
+MAX_RETRY_DELAY = 60.0
+TOKEN_SCOPES_PER_REQUEST = 25
+TOKEN_EXPIRY_MARGIN = 10
+DEFAULT_TOKEN_LIFETIME = 60
+USER_AGENT = "archfleet.multiarch (ansible; python-requests)"
+
+
+class RegistryError(Exception):
+    """A registry operation failed. ``str()`` is one sentence naming the reference and the error code."""
+
+    def __init__(self, message, code=None, status=None):
+        super(RegistryError, self).__init__(message)
+        self.code = code
+        self.status = status
+
+
+def sha256_digest(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def verify_digest(data, digest, what):
+    """Raise RegistryError unless ``data`` hashes to ``digest`` (sha256 / sha512 over the exact bytes)."""
+    algorithm = digest.split(":", 1)[0]
+    if algorithm not in ("sha256", "sha512"):
+        raise RegistryError("%s: unsupported digest algorithm in %s" % (what, digest), code="DIGEST_INVALID")
+    actual = algorithm + ":" + hashlib.new(algorithm, data).hexdigest()
+    if actual != digest:
+        raise RegistryError("%s: the registry sent bytes whose digest is %s, not the %s that was asked for; "
+                            "refusing the content" % (what, actual, digest), code="DIGEST_MISMATCH")
+
+
+def retry_delay(attempt, headers=None, base=0.5, cap=MAX_RETRY_DELAY, jitter=random.random):
+    """Seconds to wait before retry number ``attempt`` (1-based).
+
+    ``Retry-After`` (seconds or an HTTP date) wins when present; otherwise exponential backoff
+    ``base * 2**(attempt-1)`` with up to 25 % jitter. Never more than ``cap``.
+    """
+    value = None
+    if headers:
+        value = headers.get("Retry-After") or headers.get("retry-after")
+    if value:
+        seconds = parse_retry_after(value)
+        if seconds is not None:
+            return min(max(seconds, 0.0), cap)
+    delay = base * (2 ** (attempt - 1))
+    return min(delay * (1 + 0.25 * jitter()), cap)
+
+
+def parse_retry_after(value, now=None):
+    """``Retry-After`` as seconds: an integer, or an HTTP date. None when unparsable."""
+    value = value.strip()
+    try:
+        return float(int(value))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(when.timestamp() - now, 0.0)
+
+
+def should_retry(status):
+    return status in RETRY_STATUSES
+
+
+def parse_error_body(body, content_type=""):
+    """``(code, message)`` from a registry error body (JSON ``errors`` list or plain text)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            return first.get("code") or None, (first.get("message") or "").strip() or None
+        if data.get("details") or data.get("message"):
+            return None, (data.get("details") or data.get("message"))
+    text = " ".join(text.split())
+    if "<html" in text.lower():
+        text = ""
+    return None, (text[:200] or None)
+
+
+_STATUS_CODES = {401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND", 405: "UNSUPPORTED", 429: "TOOMANYREQUESTS"}
+
+
+class _RegistryState:
+    """What the client learned about one registry: base URL, TLS verification and auth challenge."""
+
+    __slots__ = ("registry", "base_url", "verify", "scheme", "realm", "service", "credentials", "lock")
+
+    def __init__(self, registry):
+        self.registry = registry
+        self.base_url = None
+        self.verify = True
+        self.scheme = None
+        self.realm = None
+        self.service = None
+        self.credentials = None
+        self.lock = threading.Lock()
+
+
+class ManifestResponse:
+    """A manifest read from a registry. ``body`` is None after a HEAD."""
+
+    __slots__ = ("digest", "media_type", "size", "body")
+
+    def __init__(self, digest, media_type, size, body=None):
+        self.digest = digest
+        self.media_type = media_type
+        self.size = size
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+
+class RegistryClient:
+    """Talk to one or more registries for one task."""
+
+    def __init__(self, username=None, password=None, docker_config=None, validate_certs=True, ca_path=None,
+                 insecure_registries=None, timeout=30, retries=3, pool_size=10, sleep=time.sleep,
+                 docker_config_required=False):
+        if not HAS_REQUESTS:
+            raise RegistryError("the Python library 'requests' is required")
+        self.username = username
+        self.password = password
+        self.validate_certs = validate_certs
+        self.ca_path = ca_path
+        self.insecure_registries = set(insecure_registries or ())
+        self.timeout = timeout
+        self.max_retries = retries
+        self._sleep = sleep
+        self._docker_config_path = docker_config
+        self._docker_config_required = docker_config_required
+        self._docker_config = None
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = HTTPAdapter(pool_connections=max(pool_size, 4), pool_maxsize=max(pool_size, 4), max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self._states = {}
+        self._tokens = {}
+        self._lock = threading.Lock()
+        self._token_lock = threading.Lock()
+        self.request_counts = {}
+        self.retries = 0
+        self.rate_limits = {}
+
+    # ------------------------------------------------------------------ bookkeeping
+    def close(self):
+        self.session.close()
+
+    def _count(self, method, kind):
+        key = "%s %s" % (method, kind)
+        with self._lock:
+            self.request_counts[key] = self.request_counts.get(key, 0) + 1
+
+    def stats(self):
+        """Requests made (by method and kind), retries, and the rate-limit headers seen per registry."""
+        with self._lock:
+            return {
+                "requests": dict(sorted(self.request_counts.items())),
+                "total_requests": sum(self.request_counts.values()),
+                "retries": self.retries,
+                "rate_limits": dict(self.rate_limits),
+            }
+
+    def secrets(self):
+        """Every secret this client holds, so callers can scrub text before showing it."""
+        values = []
+        if self.password:
+            values.append(self.password)
+        for state in list(self._states.values()):
+            if state.credentials is not None:
+                values.extend(state.credentials.secrets())
+        for token, _expires, _actions in list(self._tokens.values()):
+            values.append(token)
+        return values
+
+    # ------------------------------------------------------------------ HTTP with retries
+    def _send(self, method, url, registry, kind, headers=None, verify=True, stream=False, data=None,
+              allow_redirects=True, retry=True):
+        attempt = 0
+        while True:
+            attempt += 1
+            self._count(method, kind)
+            try:
+                response = self.session.request(method, url, headers=headers, verify=verify, stream=stream,
+                                                data=data, timeout=self.timeout, allow_redirects=allow_redirects)
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
+                if isinstance(exc, requests.exceptions.SSLError) or not retry or attempt > self.max_retries:
+                    raise
+                self._backoff(attempt, None)
+                continue
+            self._note_rate_limits(registry, response)
+            if retry and should_retry(response.status_code) and attempt <= self.max_retries:
+                response.close()
+                self._backoff(attempt, response.headers)
+                continue
+            return response
+
+    def _backoff(self, attempt, headers):
+        with self._lock:
+            self.retries += 1
+        self._sleep(retry_delay(attempt, headers))
+
+    def _note_rate_limits(self, registry, response):
+        seen = {}
+        for name in RATE_LIMIT_HEADERS:
+            value = response.headers.get(name)
+            if value is not None:
+                seen[name] = value
+        if seen:
+            with self._lock:
+                self.rate_limits.setdefault(registry, {}).update(seen)
+
+    # ------------------------------------------------------------------ registry discovery
+    def docker_config(self):
+        if self._docker_config is None:
+            self._docker_config = DockerConfig.load(self._docker_config_path, required=self._docker_config_required)
+        return self._docker_config
+
+    def _credentials(self, registry):
+        if self.username:
+            return Credentials(self.username, self.password or "", source="the username/password options")
+        try:
+            return self.docker_config().credentials_for(registry)
+        except CredentialError as exc:
+            raise RegistryError(str(exc), code="CREDENTIALS")
+
+    def _is_insecure(self, registry):
+        host = registry_hostname(registry)
+        return registry in self.insecure_registries or host in self.insecure_registries
+
+    def _state(self, registry):
+        with self._lock:
+            state = self._states.get(registry)
+            if state is None:
+                state = self._states[registry] = _RegistryState(registry)
+        if state.base_url is None:
+            with state.lock:
+                if state.base_url is None:
+                    self._discover(state)
+        return state
+
+    def _discover(self, state):
+        """Ping ``/v2/`` to learn scheme, TLS verification and the auth challenge."""
+        registry = state.registry
+        api_host = "registry-1.docker.io" if registry == "docker.io" else registry
+        explicit_insecure = self._is_insecure(registry)
+        loopback = _is_loopback(registry)
+        verify = self.ca_path if (self.ca_path and self.validate_certs) else bool(self.validate_certs)
+        attempts = [("https", False if explicit_insecure else verify)]
+        if explicit_insecure or loopback:
+            attempts.append(("http", False))
+        last_error = None
+        response = None
+        for scheme, scheme_verify in attempts:
+            url = "%s://%s/v2/" % (scheme, api_host)
+            try:
+                response = self._send("GET", url, registry, "ping", verify=scheme_verify)
+            except requests.exceptions.SSLError as exc:
+                if _is_cert_error(exc) and not explicit_insecure:
+                    raise RegistryError(
+                        "TLS certificate of registry %s could not be verified (%s); set ca_path to the CA that signed "
+                        "it, or list the registry in insecure_registries" % (registry, _short_ssl_reason(exc)),
+                        code="TLS")
+                last_error = exc
+                continue
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                last_error = exc
+                continue
+            state.scheme, state.verify = scheme, scheme_verify
+            break
+        if response is None:
+            raise RegistryError("cannot reach registry %s: %s%s" % (
+                registry, _short_connection_reason(last_error),
+                "" if (explicit_insecure or loopback) else
+                " (plain HTTP is tried only for loopback hosts and hosts listed in insecure_registries)"),
+                code="UNREACHABLE")
+        state.base_url = "%s://%s" % (state.scheme, api_host)
+        state.credentials = self._credentials(registry)
+        if response.status_code == 401:
+            scheme, params = parse_www_authenticate(response.headers.get("WWW-Authenticate"))
+            if scheme == "bearer" and params.get("realm"):
+                state.realm, state.service = params["realm"], params.get("service")
+            elif scheme != "basic":
+                raise RegistryError("registry %s asks for an unsupported authentication scheme %r"
+                                    % (registry, scheme), code="UNSUPPORTED")
+            else:
+                state.realm = "basic"
+        elif response.status_code >= 400:
+            raise self._error(response, "contacting registry %s" % registry)
+        response.close()
+
+    # ------------------------------------------------------------------ auth
+    def authorize(self, registry, scopes):
+        """Fetch Bearer tokens for many ``(repository, actions)`` scopes in few token requests.
+
+        A no-op for open and Basic-auth registries. Scopes already covered by a live token are skipped.
+        """
+        state = self._state(registry)
+        if not state.realm or state.realm == "basic":
+            return
+        wanted = [(repo, tuple(actions)) for repo, actions in scopes if self._cached_token(registry, repo, actions)
+                  is None]
+        for start in range(0, len(wanted), TOKEN_SCOPES_PER_REQUEST):
+            self._fetch_token(state, wanted[start:start + TOKEN_SCOPES_PER_REQUEST])
+
+    def _cached_token(self, registry, repository, actions):
+        entry = self._tokens.get((registry, repository))
+        if entry is None:
+            return None
+        token, expires, granted = entry
+        if expires <= time.time() or not set(actions) <= granted:
+            return None
+        return token
+
+    def _fetch_token(self, state, scopes):
+        params = [("service", state.service)] if state.service else []
+        params += [("scope", scope_string(repo, actions)) for repo, actions in scopes]
+        credentials = state.credentials
+        kwargs = {"params": params}
+        method = "GET"
+        if credentials is not None and credentials.identity_token:
+            method = "POST"
+            form = {"grant_type": "refresh_token", "refresh_token": credentials.identity_token,
+                    "client_id": "archfleet.multiarch", "access_type": "offline"}
+            if state.service:
+                form["service"] = state.service
+            form["scope"] = " ".join(scope_string(repo, actions) for repo, actions in scopes)
+            kwargs = {"data": form}
+        elif credentials is not None and credentials.has_basic():
+            kwargs["auth"] = (credentials.username, credentials.password)
+        self._count(method, "token")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.session.request(method, state.realm, timeout=self.timeout,
+                                                verify=self._realm_verify(state), **kwargs)
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                if attempt > self.max_retries:
+                    raise RegistryError("cannot reach the token service %s of registry %s: %s"
+                                        % (state.realm.split("?")[0], state.registry, _short_connection_reason(exc)),
+                                        code="UNREACHABLE")
+                self._backoff(attempt, None)
+                self._count(method, "token")
+                continue
+            if should_retry(response.status_code) and attempt <= self.max_retries:
+                self._backoff(attempt, response.headers)
+                self._count(method, "token")
+                continue
+            break
+        if response.status_code in (401, 403):
+            who = ("as %r (credentials from %s)" % (credentials.username, credentials.source)
+                   if credentials is not None and credentials.username else "anonymously")
+            raise RegistryError("the token service of registry %s refused to authenticate %s: %d %s"
+                                % (state.registry, who, response.status_code, "UNAUTHORIZED"),
+                                code="UNAUTHORIZED", status=response.status_code)
+        if response.status_code >= 400:
+            raise self._error(response, "requesting a token from registry %s" % state.registry)
+        try:
+            answer = response.json()
+            token = answer.get("token") or answer.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not token:
+            raise RegistryError("the token service of registry %s answered without a token" % state.registry,
+                                code="UNAUTHORIZED")
+        lifetime = answer.get("expires_in") or DEFAULT_TOKEN_LIFETIME
+        try:
+            lifetime = int(lifetime)
+        except (TypeError, ValueError):
+            lifetime = DEFAULT_TOKEN_LIFETIME
+        expires = time.time() + max(lifetime - TOKEN_EXPIRY_MARGIN, 1)
+        with self._token_lock:
+            for repo, actions in scopes:
+                self._tokens[(state.registry, repo)] = (token, expires, frozenset(actions))
+        return token
+
+    def _realm_verify(self, state):
+        if self._is_insecure(state.registry):
+            return False
+        return state.verify if state.realm.startswith("https://") else True
+
+    def _auth_headers(self, state, repository, actions):
+        if state.realm is None:
+            return {}
+        if state.realm == "basic":
+            credentials = state.credentials
+            if credentials is not None and credentials.has_basic():
+                return {"Authorization": "Basic " + basic_auth_value(credentials.username, credentials.password)}
+            return {}
+        token = self._cached_token(state.registry, repository, actions)
+        if token is None:
+            with self._token_lock:
+                token = self._cached_token(state.registry, repository, actions)
+            if token is None:
+                token = self._fetch_token(state, [(repository, tuple(actions))])
+        return {"Authorization": "Bearer " + token}
+
+    def _drop_token(self, registry, repository):
+        with self._token_lock:
+            self._tokens.pop((registry, repository), None)
+
+    # ------------------------------------------------------------------ requests against a repository
+    def request(self, method, ref, path, kind, actions=("pull",), headers=None, stream=False, data=None,
+                what=None, allow_redirects=True):
+        """Send ``method`` to ``/v2/<repository>/<path>`` with auth; retries once with a fresh token on 401."""
+        state = self._state(ref.registry)
+        url = "%s/v2/%s/%s" % (state.base_url, ref.repository, path)
+        for fresh_token in (False, True):
+            all_headers = dict(headers or {})
+            all_headers.update(self._auth_headers(state, ref.repository, actions))
+            response = self._send(method, url, ref.registry, kind, headers=all_headers, verify=state.verify,
+                                  stream=stream, data=data, allow_redirects=allow_redirects)
+            if response.status_code == 401 and state.realm not in (None, "basic") and not fresh_token:
+                response.close()
+                self._drop_token(ref.registry, ref.repository)
+                continue
+            return response
+        return response
+
+    def get_manifest(self, ref, what="reading manifest"):
+        """GET the manifest ``ref`` points at; None when the tag or repository does not exist."""
+        response = self.request("GET", ref, "manifests/" + ref.manifest_reference, "manifest",
+                                headers={"Accept": ACCEPT_MANIFESTS}, stream=True)
+        try:
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise self._error(response, "%s of %s" % (what, ref.canonical))
+            body = _read_limited(response, MAX_MANIFEST_SIZE,
+                                 "%s of %s: the manifest is larger than the 4 MiB limit" % (what, ref.canonical))
+        finally:
+            response.close()
+        return self._manifest_from(ref, response, body, what)
+
+    def head_manifest(self, ref, what="checking manifest"):
+        """HEAD the manifest: digest, media type and size without a body (GET fallback on 405 or no digest)."""
+        response = self.request("HEAD", ref, "manifests/" + ref.manifest_reference, "manifest",
+                                headers={"Accept": ACCEPT_MANIFESTS})
+        response.close()
+        if response.status_code == 404:
+            return None
+        digest = response.headers.get("Docker-Content-Digest")
+        if response.status_code == 405 or (response.status_code == 200 and not digest):
+            return self.get_manifest(ref, what)
+        if response.status_code != 200:
+            raise self._error(response, "%s of %s" % (what, ref.canonical))
+        if ref.digest and digest != ref.digest:
+            raise RegistryError("%s of %s: the registry reports digest %s for it" % (what, ref.canonical, digest),
+                                code="DIGEST_MISMATCH")
+        size = response.headers.get("Content-Length")
+        return ManifestResponse(digest, _media_type(response.headers.get("Content-Type")),
+                                int(size) if size and size.isdigit() else None)
+
+    def _manifest_from(self, ref, response, body, what):
+        label = "%s of %s" % (what, ref.canonical)
+        if ref.digest:
+            verify_digest(body, ref.digest, label)
+            digest = ref.digest
+        else:
+            digest = sha256_digest(body)
+            announced = response.headers.get("Docker-Content-Digest")
+            if announced and announced.startswith("sha256:") and announced != digest:
+                raise RegistryError("%s: the registry announced digest %s but the bytes it sent hash to %s; "
+                                    "refusing the content" % (label, announced, digest), code="DIGEST_MISMATCH")
+        media_type = None
+        try:
+            document = json.loads(body.decode("utf-8"))
+            if isinstance(document, dict):
+                media_type = document.get("mediaType")
+        except ValueError:
+            raise RegistryError("%s: the manifest is not valid JSON" % label, code="MANIFEST_INVALID")
+        media_type = media_type or _media_type(response.headers.get("Content-Type"))
+        return ManifestResponse(digest, media_type, len(body), body)
+
+    def get_blob(self, ref, digest, max_size=MAX_CONFIG_SIZE, what="reading blob"):
+        """GET a (small) blob into memory, verified against its digest."""
+        response = self.request("GET", ref, "blobs/" + digest, "blob", stream=True)
+        label = "%s %s of %s" % (what, digest, ref.name)
+        try:
+            if response.status_code != 200:
+                raise self._error(response, label)
+            body = _read_limited(response, max_size, "%s: larger than %d bytes" % (label, max_size))
+        finally:
+            response.close()
+        verify_digest(body, digest, label)
+        return body
+
+    # ------------------------------------------------------------------ errors
+    def _error(self, response, what):
+        """One sentence: what failed, the HTTP status and the registry's error code and message."""
+        try:
+            body = response.content[:4096]
+        except (requests.exceptions.RequestException, RuntimeError):  # a body we cannot read adds nothing
+            body = b""
+        code, message = parse_error_body(body, response.headers.get("Content-Type", ""))
+        code = code or _STATUS_CODES.get(response.status_code) or "HTTP_%d" % response.status_code
+        text = "%s failed: the registry answered %d %s" % (what, response.status_code, code)
+        if message and message.lower() != code.lower().replace("_", " "):
+            text += " (%s)" % message
+        if code == "TOOMANYREQUESTS" or response.status_code == 429:
+            text += "; retried %d times, rate-limit headers: %s" % (
+                self.max_retries, _rate_limit_summary(response.headers))
+        return RegistryError(text, code=code, status=response.status_code)
+
+
+def _read_limited(response, limit, message):
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > limit:
+        raise RegistryError(message, code="SIZE_INVALID")
+    chunks = []
+    total = 0
+    for chunk in response.iter_content(65536):
+        total += len(chunk)
+        if total > limit:
+            raise RegistryError(message, code="SIZE_INVALID")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _media_type(content_type):
+    if not content_type:
+        return None
+    return content_type.split(";", 1)[0].strip() or None
+
+
+def _is_loopback(registry):
+    host = registry_hostname(registry)
+    return host in ("localhost", "[::1]") or host.startswith("127.")
+
+
+def _is_cert_error(exc):
+    text = str(exc)
+    return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text or "hostname" in text.lower()
+
+
+def _short_ssl_reason(exc):
+    text = str(exc)
+    for marker in ("certificate verify failed: ", "CERTIFICATE_VERIFY_FAILED"):
+        if marker in text:
+            tail = text.split(marker, 1)[1]
+            return ("certificate verify failed: " + tail.split("(_ssl")[0].strip(" )'\"")).strip(": ")
+    return text[:160]
+
+
+def _short_connection_reason(exc):
+    if exc is None:
+        return "no answer"
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host",
+                   "Temporary failure in name resolution", "Connection reset"):
+        if marker.lower() in text.lower():
+            return marker.lower()
+    return text[:200]
+
+
+def _rate_limit_summary(headers):
+    seen = ["%s=%s" % (name, headers.get(name)) for name in RATE_LIMIT_HEADERS if headers.get(name) is not None]
+    return ", ".join(seen) or "none"

@@ -1,0 +1,263 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: archfleet.multiarch contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: docker_manifest_info
+short_description: Inspect image manifests, manifest lists and OCI indexes straight from the registry
+version_added: 0.1.0
+description:
+  - Reads the manifest each image reference points at from the registry API and returns facts,
+    namely digest, media type, platforms, per-platform child manifests, buildx attestation entries and annotations.
+  - Inspects many images in one task with bounded concurrency; one manifest request per reference
+    when nothing more is asked, plus one token request per batch of repositories on token-auth registries.
+  - A missing tag or repository is a fact (RV(images[].exists=false)), not a failure.
+  - Needs no docker daemon or CLI.
+author:
+  - archfleet.multiarch contributors
+extends_documentation_fragment:
+  - archfleet.multiarch.registry
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; it runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing is changed, so there is nothing to diff.
+  idempotent:
+    support: full
+    description: Reads only.
+  platform:
+    platforms: posix
+    description: Runs on any host that can reach the registries, usually the controller.
+options:
+  images:
+    description:
+      - Image references, as Docker writes them (C(busybox), C(registry.example.com:5000/team/app:1.2),
+        C(ghcr.io/org/app@sha256:...)). A reference without tag or digest means C(:latest).
+    type: list
+    elements: str
+    required: true
+  require_platforms:
+    description:
+      - Platforms every image should have (C(linux/amd64), C(linux/arm64), C(arm/v7), ...).
+      - When set, each image gets RV(images[].missing_platforms). Platforms are compared normalised
+        (C(arm64) is C(arm64/v8), C(aarch64) is C(arm64), C(armhf) is C(arm/v7)).
+    type: list
+    elements: str
+    default: []
+  config:
+    description:
+      - Also read each platform's image config and return its creation date, labels, entrypoint, command,
+        layer count and compressed size (RV(images[].manifests[].config)). Costs a manifest and a blob request
+        per platform.
+    type: bool
+    default: false
+  concurrency:
+    description:
+      - How many references are inspected at once.
+    type: int
+    default: 8
+"""
+
+EXAMPLES = r"""
+- name: Inspect two images
+  archfleet.multiarch.docker_manifest_info:
+    images:
+      - registry.example.com/team/app:1.4.2
+      - docker.io/library/busybox:1.36
+  register: manifests
+
+- name: Show the digest of each platform of the first image
+  ansible.builtin.debug:
+    msg: "{{ manifests.images[0].manifests | items2dict(key_name='platform_string', value_name='digest') }}"
+
+- name: Audit a plain-HTTP registry with platform requirements and config details
+  archfleet.multiarch.docker_manifest_info:
+    images: "{{ release_images }}"
+    require_platforms: [linux/amd64, linux/arm64, linux/arm/v7]
+    config: true
+    insecure_registries: [registry.lan:5000]
+    concurrency: 16
+  register: audit
+
+- name: Fail when a release lacks a platform
+  ansible.builtin.assert:
+    that: audit.images | map(attribute='missing_platforms') | flatten | length == 0
+    fail_msg: "Missing platforms: {{ audit.images | selectattr('missing_platforms') | items2dict(key_name='canonical', value_name='missing_platforms') }}"
+
+- name: Use credentials from a specific docker config file
+  archfleet.multiarch.docker_manifest_info:
+    images: [ghcr.io/example/app:latest]
+    docker_config: /etc/ci/docker/config.json
+"""
+
+RETURN = r"""
+images:
+  description: One entry per O(images) item, in the same order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    reference:
+      description: The reference as given.
+      type: str
+      sample: busybox:1.36
+    canonical:
+      description: The fully qualified reference (C(registry/repository[:tag][@digest])).
+      type: str
+      sample: docker.io/library/busybox:1.36
+    registry:
+      description: Registry domain as Docker normalises it.
+      type: str
+      sample: docker.io
+    repository:
+      description: Repository path.
+      type: str
+      sample: library/busybox
+    tag:
+      description: Tag as written; V(null) when none was written.
+      type: str
+    exists:
+      description: Whether the tag or digest exists in the registry.
+      type: bool
+    digest:
+      description: Digest of the manifest or index the reference points at.
+      type: str
+      sample: sha256:0a1b...
+    media_type:
+      description: Media type of that manifest or index.
+      type: str
+      sample: application/vnd.oci.image.index.v1+json
+    size:
+      description: Size in bytes of the manifest or index document.
+      type: int
+    kind:
+      description: V(index) (manifest list or OCI index), V(image) (single-platform manifest) or V(unknown).
+      type: str
+    platforms:
+      description:
+        - Platforms as C(os/architecture[/variant]), as written in the index, or from the image config for a
+          single-platform image. Attestation entries are excluded.
+      type: list
+      elements: str
+      sample: [linux/amd64, linux/arm64, linux/arm/v7]
+    manifests:
+      description: Child manifests (for a single-platform image, the image itself).
+      type: list
+      elements: dict
+      contains:
+        digest:
+          description: Digest of the child manifest.
+          type: str
+        size:
+          description: Size of the child manifest in bytes.
+          type: int
+        media_type:
+          description: Media type of the child manifest.
+          type: str
+        platform:
+          description: Platform with keys C(os), C(architecture), C(variant), C(os_version), C(os_features).
+          type: dict
+        platform_string:
+          description: The platform as C(os/architecture[/variant]).
+          type: str
+        annotations:
+          description: Descriptor annotations.
+          type: dict
+        config:
+          description:
+            - Only with O(config=true). Keys C(created), C(labels), C(entrypoint), C(cmd), C(layers)
+              (count), C(size) (compressed bytes of all layers), C(config_digest).
+          type: dict
+    attestations:
+      description: buildx attestation entries (provenance, SBOM), each with C(reference_digest), the image it describes.
+      type: list
+      elements: dict
+    annotations:
+      description: Index-level (or manifest-level) annotations.
+      type: dict
+    missing_platforms:
+      description: Platforms from O(require_platforms) the image does not have (as given). Only when requested.
+      type: list
+      elements: str
+    config:
+      description: For a single-platform image with O(config=true), the same as its RV(images[].manifests[].config).
+      type: dict
+registry_stats:
+  description: Requests made by method and kind, retries, and the rate-limit headers seen per registry.
+  returned: always
+  type: dict
+  sample:
+    requests: {"GET manifest": 3, "GET ping": 1, "GET token": 1}
+    total_requests: 5
+    retries: 0
+    rate_limits: {}
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils.common import (
+    REGISTRY_REQUIRED_TOGETHER,
+    OptionError,
+    check_requests,
+    client_from_params,
+    parse_references,
+    registry_argument_spec,
+    scrub,
+    validate_registry_options,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils.facts import ManifestFacts
+from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import PlatformError, parse_platform
+from ansible_collections.archfleet.multiarch.plugins.module_utils.registry import RegistryError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=registry_argument_spec(
+            images=dict(type="list", elements="str", required=True),
+            require_platforms=dict(type="list", elements="str", default=[]),
+            config=dict(type="bool", default=False),
+            concurrency=dict(type="int", default=8),
+        ),
+        required_together=REGISTRY_REQUIRED_TOGETHER,
+        supports_check_mode=True,
+    )
+    check_requests(module)
+    params = module.params
+    try:
+        validate_registry_options(params)
+        if not 1 <= params["concurrency"] <= 64:
+            raise OptionError("concurrency must be between 1 and 64, got %d" % params["concurrency"])
+        refs = parse_references(params["images"], "images")
+        for index, text in enumerate(params["require_platforms"]):
+            try:
+                parse_platform(text)
+            except PlatformError as exc:
+                raise OptionError("require_platforms[%d]: %s" % (index, exc))
+    except OptionError as exc:
+        module.fail_json(msg=str(exc))
+
+    client = client_from_params(params, pool_size=params["concurrency"])
+    try:
+        facts = ManifestFacts(client, fetch_config=params["config"], required_platforms=params["require_platforms"])
+        images = facts.gather(refs, concurrency=params["concurrency"])
+    except RegistryError as exc:
+        module.fail_json(msg=scrub(exc, client.secrets()), error_code=exc.code, registry_stats=client.stats())
+    except Exception as exc:  # anything unexpected still must not leak a secret
+        module.fail_json(msg=scrub("unexpected error: %s" % exc, client.secrets()),
+                         exception=scrub(traceback.format_exc(), client.secrets()))
+    finally:
+        client.close()
+    module.exit_json(changed=False, images=images, registry_stats=client.stats())
+
+
+if __name__ == "__main__":
+    main()

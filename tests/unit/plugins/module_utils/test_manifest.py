@@ -1,0 +1,45 @@
+"""Index documents to facts (attestations excluded from platforms)."""
+from ansible_collections.archfleet.multiarch.plugins.module_utils.manifest import config_facts, index_facts
+
+D1, D2, D3 = ("sha256:" + c * 64 for c in "123")
+
+
+def test_index_facts_with_attestation():
+    document = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "annotations": {"org.opencontainers.image.source": "https://example.org/app"},
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": D1, "size": 500,
+             "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": D2, "size": 501,
+             "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": D3, "size": 300,
+             "platform": {"os": "unknown", "architecture": "unknown"},
+             "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                             "vnd.docker.reference.digest": D1}},
+        ],
+    }
+    facts = index_facts(document)
+    assert facts["platforms"] == ["linux/amd64", "linux/arm64/v8"]
+    assert [m["digest"] for m in facts["manifests"]] == [D1, D2]
+    assert facts["manifests"][1]["platform"]["variant"] == "v8"
+    assert facts["attestations"] == [{
+        "digest": D3, "size": 300, "media_type": "application/vnd.oci.image.manifest.v1+json",
+        "reference_digest": D1, "reference_type": "attestation-manifest",
+        "annotations": {"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": D1}}]
+    assert facts["annotations"] == {"org.opencontainers.image.source": "https://example.org/app"}
+
+
+def test_unknown_child_media_type_is_reported_not_fatal():
+    facts = index_facts({"manifests": [{"mediaType": "application/x-weird", "digest": D1, "size": 1}]})
+    assert facts["platforms"] == [] and facts["manifests"][0]["media_type"] == "application/x-weird"
+
+
+def test_config_facts():
+    config = {"created": "2026-01-01T00:00:00Z", "architecture": "arm64",
+              "config": {"Labels": {"a": "b"}, "Entrypoint": ["/bin/sh"], "Cmd": None}}
+    manifest = {"config": {"digest": D1}, "layers": [{"size": 10}, {"size": 32}]}
+    assert config_facts(config, manifest) == {
+        "created": "2026-01-01T00:00:00Z", "labels": {"a": "b"}, "entrypoint": ["/bin/sh"], "cmd": None,
+        "layers": 2, "size": 42, "config_digest": D1}

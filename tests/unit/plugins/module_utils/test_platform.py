@@ -1,0 +1,114 @@
+"""Platforms parse and normalise as containerd's platforms.Parse."""
+import pytest
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import (
+    PlatformError,
+    format_key,
+    format_platform,
+    host_platform,
+    match_key,
+    oci_platform,
+    parse_platform,
+)
+
+
+@pytest.mark.parametrize("text, os_name, arch, variant", [
+    ("linux/amd64", "linux", "amd64", None),
+    ("Linux/x86_64", "linux", "amd64", None),
+    ("linux/x86-64", "linux", "amd64", None),
+    ("amd64", "linux", "amd64", None),
+    ("x86_64", "linux", "amd64", None),
+    ("linux/amd64/v1", "linux", "amd64", None),
+    ("linux/amd64/v3", "linux", "amd64", "v3"),
+    ("aarch64", "linux", "arm64", None),
+    ("linux/arm64", "linux", "arm64", None),
+    ("linux/arm64/v8", "linux", "arm64", "v8"),
+    ("linux/aarch64/8", "linux", "arm64", "v8"),
+    ("linux/arm64/v9.0", "linux", "arm64", "v9"),
+    ("armhf", "linux", "arm", None),
+    ("linux/armhf", "linux", "arm", None),
+    ("armel", "linux", "arm", "v6"),
+    ("linux/arm", "linux", "arm", None),
+    ("linux/arm/7", "linux", "arm", "v7"),
+    ("linux/arm/v7", "linux", "arm", "v7"),
+    ("linux/arm/6", "linux", "arm", "v6"),
+    ("linux/arm/v5", "linux", "arm", "v5"),
+    ("i386", "linux", "386", None),
+    ("linux/386", "linux", "386", None),
+    ("ppc64le", "linux", "ppc64le", None),
+    ("s390x", "linux", "s390x", None),
+    ("riscv64", "linux", "riscv64", None),
+    ("macos/arm64", "darwin", "arm64", None),
+    ("windows/amd64", "windows", "amd64", None),
+    ("LINUX/ARM64", "linux", "arm64", None),
+])
+def test_parse(text, os_name, arch, variant):
+    platform = parse_platform(text)
+    assert (platform["os"], platform["architecture"], platform["variant"]) == (os_name, arch, variant)
+    assert platform["os_version"] is None and platform["os_features"] == []
+
+
+def test_os_only_takes_host_architecture():
+    platform = parse_platform("linux")
+    assert platform["os"] == "linux"
+    assert platform["architecture"] == host_platform()["architecture"]
+
+
+def test_os_version_and_features():
+    platform = parse_platform("windows(10.0.17763+win32k)/amd64")
+    assert platform["os"] == "windows"
+    assert platform["os_version"] == "10.0.17763"
+    assert platform["os_features"] == ["win32k"]
+    assert oci_platform(platform) == {"os": "windows", "architecture": "amd64", "os.version": "10.0.17763",
+                                      "os.features": ["win32k"]}
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("", "empty"),
+    ("/amd64", "empty component"),
+    ("linux/", "empty component"),
+    ("linux//amd64", "empty component"),
+    ("linux/amd64/v8/x", "at most three"),
+    ("linux/am d64", "may contain only"),
+    ("linux/*", "wildcards"),
+    ("sparcv42", "unknown operating system or architecture"),
+    ("linux/arm64$", "may contain only"),
+    ("arm/v7", "did you mean 'linux/arm/v7'"),
+    ("plan10/amd64", "unknown operating system 'plan10'"),
+])
+def test_invalid(text, reason):
+    with pytest.raises(PlatformError, match=reason.replace("*", r"\*")):
+        parse_platform(text)
+
+
+@pytest.mark.parametrize("left, right", [
+    ("arm64", "linux/arm64/v8"),
+    ("aarch64", "linux/arm64"),
+    ("armhf", "linux/arm/v7"),
+    ("linux/arm", "linux/arm/v7"),
+    ("x86_64", "linux/amd64"),
+    ("Linux/AMD64", "amd64"),
+    ("i386", "linux/386"),
+])
+def test_equivalent_platforms_match(left, right):
+    assert match_key(left) == match_key(right)
+
+
+@pytest.mark.parametrize("left, right", [
+    ("linux/arm/v6", "linux/arm/v7"),
+    ("linux/arm64", "linux/amd64"),
+    ("windows/amd64", "linux/amd64"),
+])
+def test_different_platforms_differ(left, right):
+    assert match_key(left) != match_key(right)
+
+
+def test_match_key_of_index_platform_objects():
+    assert match_key({"os": "linux", "architecture": "arm64", "variant": "v8"}) == ("linux", "arm64", "")
+    assert match_key({"os": "linux", "architecture": "arm"}) == ("linux", "arm", "v7")
+
+
+def test_format_keeps_what_is_written():
+    assert format_platform({"os": "linux", "architecture": "arm64", "variant": "v8"}) == "linux/arm64/v8"
+    assert format_platform({"os": "linux", "architecture": "amd64"}) == "linux/amd64"
+    assert format_key(("linux", "arm", "v7")) == "linux/arm/v7"
