@@ -57,7 +57,7 @@ def run_playbook(playbook, *, extra_vars=None, inventory="localhost,", check=Fal
         else:
             path = Path(playbook)
         record = tmp / "results.json"
-        cmd = ["ansible-playbook", "-i", inventory, str(path)]
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, str(path)]
         if inventory == "localhost,":
             cmd += ["-c", "local"]
         if extra_vars:
