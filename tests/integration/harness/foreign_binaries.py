@@ -1,0 +1,260 @@
+"""Foreign-architecture test binaries from Debian, and the binfmt_misc state around tests.
+
+* ``busybox(target)`` returns the path of Debian's static busybox for a QEMU target
+  (``aarch64``, ``arm``, ``s390x``, ``ppc64le``), downloaded once into
+  ``build/cache/foreign`` with apt-get against a private apt state (its own lists
+  and APT::Architectures), so the host's dpkg architectures and apt lists stay as
+  they are. Later calls only check the cache.
+* ``busybox_image_tar(target, tag, dest)`` writes a ``docker load`` tarball of a
+  one-layer image holding that busybox, with the platform set in its config, so a
+  test can ``docker run --platform linux/arm64 --network none TAG uname -m``.
+* ``BinfmtState.capture()`` / ``.restore()`` snapshot and restore every
+  binfmt_misc entry and ``/etc/binfmt.d`` file, so tests leave the kernel as found.
+"""
+from __future__ import annotations
+
+import fcntl
+import glob
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HARNESS = Path(__file__).resolve().parent
+COLLECTION_ROOT = HARNESS.parents[2]
+CACHE = COLLECTION_ROOT / "build" / "cache" / "foreign"
+
+# QEMU target -> (Debian architecture, OCI architecture, OCI variant, `uname -m` under QEMU)
+TARGETS = {
+    "aarch64": ("arm64", "arm64", "", "aarch64"),
+    "arm": ("armhf", "arm", "v7", "armv7l"),
+    "s390x": ("s390x", "s390x", "", "s390x"),
+    "ppc64le": ("ppc64el", "ppc64le", "", "ppc64le"),
+}
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+BINFMT_D = Path("/etc/binfmt.d")
+
+
+def platform_of(target: str) -> str:
+    _, arch, variant, _ = TARGETS[target]
+    return "linux/" + arch + ("/" + variant if variant else "")
+
+
+def uname_of(target: str) -> str:
+    return TARGETS[target][3]
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _apt_options(state: Path, archs) -> list:
+    sources = "/etc/apt/sources.list.d/debian.sources"
+    if not os.path.exists(sources):
+        sources = "/etc/apt/sources.list"
+    opts = [
+        "-o", f"Dir::State::Lists={state / 'lists'}",
+        "-o", f"Dir::Cache::archives={state / 'archives'}",
+        "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=",
+        "-o", f"Dir::Etc::sourcelist={sources}", "-o", "Dir::Etc::sourceparts=-",
+        "-o", "APT::Sandbox::User=root", "-o", "Acquire::Retries=3",
+    ]
+    for arch in archs:
+        opts += ["-o", f"APT::Architectures::={arch}"]
+    return opts
+
+
+def fetch_busybox(targets=tuple(TARGETS)) -> dict:
+    """Download and unpack busybox-static for ``targets``; returns {target: path}."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with _locked(CACHE / ".lock"):
+        missing = [t for t in targets if not (CACHE / t / "bin" / "busybox").exists()]
+        if missing:
+            state = CACHE / "apt"
+            for sub in ("lists/partial", "archives/partial"):
+                (state / sub).mkdir(parents=True, exist_ok=True)
+            archs = [TARGETS[t][0] for t in missing]
+            opts = _apt_options(state, archs)
+            # A failing security or updates index must not stop us: busybox is in main.
+            subprocess.run(["apt-get", "-q", *opts, "update"], capture_output=True, text=True)
+            debs = CACHE / "debs"
+            debs.mkdir(exist_ok=True)
+            pkgs = [f"busybox-static:{a}" for a in archs]
+            proc = subprocess.run(["apt-get", "-q", *opts, "download", *pkgs], cwd=debs,
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"apt-get download {' '.join(pkgs)} failed:\n{proc.stdout}{proc.stderr}")
+            for target in missing:
+                arch = TARGETS[target][0]
+                deb = sorted(glob.glob(str(debs / f"busybox-static_*_{arch}.deb")))[-1]
+                tmp = CACHE / f".{target}.tmp"
+                shutil.rmtree(tmp, ignore_errors=True)
+                subprocess.run(["dpkg-deb", "-x", deb, str(tmp)], check=True)
+                shutil.rmtree(CACHE / target, ignore_errors=True)
+                tmp.rename(CACHE / target)
+    return {t: CACHE / t / "bin" / "busybox" for t in targets}
+
+
+def busybox(target: str) -> Path:
+    return fetch_busybox((target,))[target]
+
+
+def _tar_bytes(members) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def busybox_image_tar(target: str, tag: str, dest: Path) -> Path:
+    """Write a ``docker load`` archive: busybox as /bin/busybox with sh and uname links."""
+    binary = busybox(target).read_bytes()
+    members = []
+    bin_dir = tarfile.TarInfo("bin")
+    bin_dir.type, bin_dir.mode = tarfile.DIRTYPE, 0o755
+    members.append((bin_dir, None))
+    info = tarfile.TarInfo("bin/busybox")
+    info.size, info.mode = len(binary), 0o755
+    members.append((info, binary))
+    for applet in ("sh", "uname", "echo", "cat"):
+        link = tarfile.TarInfo("bin/" + applet)
+        link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+        members.append((link, None))
+    layer = _tar_bytes(members)
+    layer_digest = hashlib.sha256(layer).hexdigest()
+    _, arch, variant, _ = TARGETS[target]
+    config = {
+        "architecture": arch, "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + layer_digest]},
+        "history": [{"created_by": "archfleet test harness: Debian busybox-static"}],
+    }
+    if variant:
+        config["variant"] = variant
+    config_bytes = json.dumps(config, sort_keys=True).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag],
+                            "Layers": [layer_digest + "/layer.tar"]}]).encode()
+    entries = []
+    for name, data in ((config_name, config_bytes), (layer_digest + "/layer.tar", layer),
+                       ("manifest.json", manifest)):
+        info = tarfile.TarInfo(name)
+        info.size, info.mode = len(data), 0o644
+        entries.append((info, data))
+    dest = Path(dest)
+    dest.write_bytes(_tar_bytes(entries))
+    return dest
+
+
+# --- binfmt_misc state ---------------------------------------------------------
+
+def _read_entries() -> dict:
+    entries = {}
+    if not (BINFMT_DIR / "register").exists():
+        return entries
+    for path in BINFMT_DIR.iterdir():
+        if path.name in ("register", "status"):
+            continue
+        try:
+            entries[path.name] = path.read_text()
+        except OSError:
+            continue
+    return entries
+
+
+def _parse(text: str) -> dict:
+    info = {"enabled": False, "flags": "", "offset": "0", "magic": "", "mask": "", "extension": None}
+    for line in text.splitlines():
+        line = line.strip()
+        if line in ("enabled", "disabled"):
+            info["enabled"] = line == "enabled"
+        elif line.startswith("flags:"):
+            info["flags"] = line[len("flags:"):].strip()
+        elif " " in line:
+            key, value = line.split(" ", 1)
+            info[key] = value
+    return info
+
+
+def _register_line(name: str, text: str) -> str:
+    info = _parse(text)
+
+    def esc(hexstr):
+        return "".join("\\x" + hexstr[i:i + 2] for i in range(0, len(hexstr), 2))
+
+    flags = info["flags"].replace("O", "") if "C" in info["flags"] else info["flags"]
+    if info.get("extension"):
+        return f":{name}:E::{info['extension'].lstrip('.')}::{info['interpreter']}:{flags}"
+    return (f":{name}:M:{info['offset']}:{esc(info['magic'])}:{esc(info['mask'])}:"
+            f"{info['interpreter']}:{flags}")
+
+
+@dataclass
+class BinfmtState:
+    mounted: bool
+    entries: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+
+    @classmethod
+    def capture(cls) -> "BinfmtState":
+        files = {}
+        if BINFMT_D.is_dir():
+            files = {p.name: p.read_bytes() for p in BINFMT_D.iterdir() if p.is_file()}
+        return cls((BINFMT_DIR / "register").exists(), _read_entries(), files)
+
+    def restore(self) -> list:
+        """Put back what was captured, touching only entries that differ. Returns the names fixed."""
+        if not (BINFMT_DIR / "register").exists():
+            subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], check=True)
+        fixed = []
+        now = _read_entries()
+        for name in set(now) - set(self.entries):
+            (BINFMT_DIR / name).write_text("-1")
+            fixed.append(name)
+        for name, text in self.entries.items():
+            if now.get(name) == text:
+                continue
+            if name in now:
+                (BINFMT_DIR / name).write_text("-1")
+            (BINFMT_DIR / "register").write_text(_register_line(name, text))
+            if not _parse(text)["enabled"]:
+                (BINFMT_DIR / name).write_text("0")
+            fixed.append(name)
+        if BINFMT_D.is_dir() or self.files:
+            BINFMT_D.mkdir(parents=True, exist_ok=True)
+            for path in BINFMT_D.iterdir():
+                if path.is_file() and path.name not in self.files:
+                    path.unlink()
+            for name, data in self.files.items():
+                path = BINFMT_D / name
+                if not path.exists() or path.read_bytes() != data:
+                    path.write_bytes(data)
+        after = _read_entries()
+        if after != self.entries:
+            raise RuntimeError(f"binfmt_misc state not restored: {sorted(set(after) ^ set(self.entries))}")
+        return fixed
+
+
+def remove_entry(name: str) -> None:
+    path = BINFMT_DIR / name
+    if path.exists():
+        path.write_text("-1")
+
+
+def register(line: str) -> None:
+    (BINFMT_DIR / "register").write_text(line)
