@@ -1,0 +1,252 @@
+"""qemu_binfmt against the real kernel: registrations, foreign busybox, errors.
+
+Needs root, binfmt_misc and Debian's qemu-user-static. The binfmt_misc entries and
+/etc/binfmt.d files found at the start are restored at the end of the module.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import foreign_binaries as fb
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="binfmt_misc registration needs root"),
+    pytest.mark.skipif(not Path("/usr/bin/qemu-aarch64-static").exists(),
+                       reason="Debian package qemu-user-static is not installed"),
+]
+
+TARGETS = ("aarch64", "arm", "s390x", "ppc64le")
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def binfmt_state():
+    """Snapshot the kernel's binfmt_misc entries and /etc/binfmt.d; put them back afterwards."""
+    if not (BINFMT / "register").exists():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], check=True)
+    state = fb.BinfmtState.capture()
+    yield state
+    state.restore()
+
+
+@pytest.fixture(scope="module")
+def busyboxes():
+    return fb.fetch_busybox(TARGETS)
+
+
+def play(args: dict, name="binfmt", become=False) -> str:
+    # JSON is YAML: the module arguments go in verbatim, no templating involved.
+    return f"""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: {name}
+      archfleet.multiarch.qemu_binfmt: {json.dumps(args)}
+"""
+
+
+def run_busybox(path: Path, *args):
+    """(rc, output) of running a foreign busybox through the kernel; rc None = not executable."""
+    try:
+        proc = subprocess.run([str(path), *args], capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        return None, str(exc)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def entry(name: str):
+    path = BINFMT / name
+    return path.read_text() if path.exists() else None
+
+
+def failure_msg(run, task="binfmt") -> str:
+    assert run.rc != 0, run.output
+    return run.result(task)["msg"]
+
+
+def test_register_run_busybox_then_remove(playbook, busyboxes):
+    for target in TARGETS:
+        fb.remove_entry("qemu-" + target)
+        assert run_busybox(busyboxes[target], "true")[0] is None
+    args = {"architectures": ["linux/arm64", "arm/v7", "s390x", "ppc64le"], "persistent": True}
+
+    first = playbook(play(args), diff=True)
+    assert first.rc == 0, first.output
+    result = first.result("binfmt")
+    assert result["changed"]
+    assert result["requested"] == {"linux/arm64": "aarch64", "arm/v7": "arm",
+                                   "s390x": "s390x", "ppc64le": "ppc64le"}
+    for target in TARGETS:
+        item = result["entries"][target]
+        assert item["state"] == "present" and item["enabled"] and item["persistent"]
+        assert item["changes"] == ["missing"]
+        assert "F" in item["flags"]
+        rc, out = run_busybox(busyboxes[target], "uname", "-m")
+        assert (rc, out.strip()) == (0, fb.uname_of(target)), out
+        # The kernel's own view matches what the module reports.
+        text = entry("qemu-" + target)
+        assert f"interpreter {item['interpreter']}" in text and f"magic {item['magic']}" in text
+        conf = Path(f"/etc/binfmt.d/qemu-{target}.conf").read_text()
+        assert f":qemu-{target}:M::" in conf and conf.rstrip().endswith(":" + item["flags"])
+    assert "binfmt_misc/qemu-aarch64" in first.output  # diff output names the entry
+
+    second = playbook(play(args))
+    assert second.rc == 0 and second.changed_total() == 0, second.output
+
+    removed = playbook(play(dict(args, state="absent")))
+    assert removed.rc == 0 and removed.result("binfmt")["changed"], removed.output
+    for target in TARGETS:
+        assert entry("qemu-" + target) is None
+        assert not Path(f"/etc/binfmt.d/qemu-{target}.conf").exists()
+        rc, out = run_busybox(busyboxes[target], "uname", "-m")
+        assert rc is None and "Exec format error" in out, out
+    again = playbook(play(dict(args, state="absent")))
+    assert again.rc == 0 and again.changed_total() == 0, again.output
+
+
+def test_check_mode_registers_nothing(playbook):
+    fb.remove_entry("qemu-s390x")
+    run = playbook(play({"architectures": ["s390x"], "persistent": True}), check=True, diff=True)
+    assert run.rc == 0, run.output
+    result = run.result("binfmt")
+    assert result["changed"] and result["entries"]["s390x"]["changes"] == ["missing"]
+    assert entry("qemu-s390x") is None
+    assert not Path("/etc/binfmt.d/qemu-s390x.conf").exists()
+    assert "+interpreter: /usr/libexec/qemu-binfmt/s390x-binfmt-P" in run.output
+
+
+def test_only_differences_are_changed_and_others_untouched(playbook):
+    playbook(play({"architectures": ["aarch64", "riscv64"]}))
+    others = {p.name: p.read_text() for p in BINFMT.iterdir()
+              if p.name not in ("register", "status", "qemu-aarch64", "qemu-riscv64")}
+    (BINFMT / "qemu-riscv64").write_text("0")  # disabled: only needs enabling
+    run = playbook(play({"architectures": ["aarch64", "riscv64"], "flags": "FOP"}))
+    assert run.rc == 0, run.output
+    entries = run.result("binfmt")["entries"]
+    assert entries["aarch64"]["changes"] == [] and entries["riscv64"]["changes"] == ["enabled"]
+    assert entry("qemu-riscv64").startswith("enabled")
+    assert others == {p.name: p.read_text() for p in BINFMT.iterdir()
+                      if p.name not in ("register", "status", "qemu-aarch64", "qemu-riscv64")}
+    assert (BINFMT / "status").read_text().strip() == "enabled"
+
+
+def test_conflict_fail_and_replace(playbook):
+    magic = r"\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00"
+    mask = r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
+    fb.remove_entry("qemu-aarch64")
+    fb.register(f":qemu-aarch64:M::{magic}:{mask}:/usr/bin/qemu-aarch64-static:F")
+    before = entry("qemu-aarch64")
+
+    run = playbook(play({"architectures": ["arm64"], "conflict": "fail"}))
+    msg = failure_msg(run)
+    assert "qemu-aarch64 already exists with a different interpreter" in msg and "conflict=replace" in msg
+    assert entry("qemu-aarch64") == before
+
+    run = playbook(play({"architectures": ["arm64"]}), diff=True)
+    assert run.rc == 0, run.output
+    item = run.result("binfmt")["entries"]["aarch64"]
+    assert item["changes"] == ["interpreter", "flags"]
+    assert item["interpreter"] == "/usr/libexec/qemu-binfmt/aarch64-binfmt-P"
+    assert "interpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P" in entry("qemu-aarch64")
+    assert "-interpreter: /usr/bin/qemu-aarch64-static" in run.output
+
+
+def test_emulator_dir_with_custom_flags_and_verify(playbook, tmp_path):
+    (tmp_path / "qemu-riscv64-static").symlink_to("/usr/bin/qemu-riscv64-static")
+    args = {"architectures": ["riscv64"], "emulator_dir": str(tmp_path), "flags": "F", "verify": True}
+    run = playbook(play(args))
+    assert run.rc == 0, run.output
+    item = run.result("binfmt")["entries"]["riscv64"]
+    assert item["interpreter"] == str(tmp_path / "qemu-riscv64-static")
+    assert item["flags"] == "F" and item["verified"] is True
+    assert "flags: F" in entry("qemu-riscv64")
+    assert playbook(play(args)).changed_total() == 0
+
+
+def test_all_skips_the_host_family(playbook):
+    run = playbook(play({"architectures": ["all"]}), check=True)
+    assert run.rc == 0, run.output
+    targets = set(run.result("binfmt")["entries"])
+    assert {"aarch64", "arm", "s390x", "ppc64le", "riscv64", "mips64el"} <= targets
+    assert not targets & {"x86_64", "i386"}
+
+
+@pytest.mark.parametrize("arch", ["amd64", "x86_64", "linux/386"])
+def test_refuses_the_native_architecture(playbook, arch):
+    msg = failure_msg(playbook(play({"architectures": [arch]})))
+    assert msg.startswith(f"Refusing to register '{arch}'") and "own architecture family" in msg
+
+
+@pytest.mark.parametrize("args, expected", [
+    ({"architectures": ["sparc99"]}, "Unknown architecture 'sparc99': use a QEMU target"),
+    ({"architectures": ["arm/v9"]}, "Unknown architecture 'arm/v9'"),
+    ({"architectures": ["aarch64"], "flags": "PQ"}, "Invalid binfmt_misc flags 'PQ': only P"),
+    ({"architectures": ["aarch64"], "emulator_dir": "/nonexistent"},
+     "The emulator for aarch64 is not installed: there is no qemu-aarch64-static in /nonexistent; "
+     "install the qemu-user-static package"),
+])
+def test_errors_are_one_clear_sentence(playbook, args, expected):
+    before = fb.BinfmtState.capture().entries
+    msg = failure_msg(playbook(play(args)))
+    assert msg.startswith(expected), msg
+    assert fb.BinfmtState.capture().entries == before
+
+
+def test_dynamic_emulator_refused_with_flag_f(playbook, tmp_path):
+    dynamic = tmp_path / "qemu-aarch64"
+    dynamic.write_bytes(Path("/bin/true").read_bytes())
+    dynamic.chmod(0o755)
+    msg = failure_msg(playbook(play({"architectures": ["aarch64"], "emulator_dir": str(tmp_path)})))
+    assert msg.startswith(f"The emulator {dynamic} for aarch64 is dynamically linked, but flag F")
+
+
+def interpreter_wrapper(tmp_path: Path, script: str) -> dict:
+    """Extra vars that run the module through ``script`` (sh; "$@" is the python command).
+
+    Pipelining feeds the module on stdin, so the wrapper may change user or namespaces.
+    """
+    wrapper = tmp_path / "python-wrapper"
+    wrapper.write_text("#!/bin/sh\n" + script + "\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    tmp_path.chmod(0o755)
+    return {"ansible_python_interpreter": str(wrapper)}
+
+
+def test_not_root(playbook, tmp_path):
+    # /usr/bin/python3 is readable by nobody; the payload carries ansible itself.
+    extra = interpreter_wrapper(
+        tmp_path, 'exec setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 "$@"')
+    run = playbook(play({"architectures": ["aarch64"]}), extra_vars=extra,
+                   env={"ANSIBLE_PIPELINING": "true"})
+    msg = failure_msg(run)
+    assert msg.startswith("qemu_binfmt must run as root (use become: true)") and "uid 65534" in msg
+
+
+def test_mounts_binfmt_misc_when_unmounted(playbook, tmp_path):
+    playbook(play({"architectures": ["aarch64"]}))
+    extra = interpreter_wrapper(
+        tmp_path, f'exec unshare --mount --propagation private sh -c '
+                  f'\'umount {BINFMT} && test ! -e {BINFMT}/register && exec "$@"\' sh {sys.executable} "$@"')
+    run = playbook(play({"architectures": ["aarch64"]}), extra_vars=extra,
+                   env={"ANSIBLE_PIPELINING": "true"})
+    assert run.rc == 0, run.output
+    # Only the mount was missing: the entry itself already matched.
+    result = run.result("binfmt")
+    assert result["changed"] and result["entries"]["aarch64"]["changes"] == []
+
+
+def test_binfmt_misc_unavailable(playbook, tmp_path):
+    extra = interpreter_wrapper(
+        tmp_path, f'exec unshare --mount --propagation private sh -c '
+                  f'\'mount -t tmpfs none /proc/sys/fs && exec "$@"\' sh {sys.executable} "$@"')
+    run = playbook(play({"architectures": ["aarch64"]}), extra_vars=extra,
+                   env={"ANSIBLE_PIPELINING": "true"})
+    msg = failure_msg(run)
+    assert msg.startswith("binfmt_misc is unavailable: /proc/sys/fs/binfmt_misc does not exist"), msg
