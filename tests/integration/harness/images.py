@@ -25,7 +25,8 @@ import os
 import subprocess
 import tarfile
 import tempfile
-from typing import Iterable, Protocol
+from pathlib import Path
+from typing import Iterable, Iterator, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -64,6 +65,7 @@ class RegistryEndpoint(Protocol):
     url: str
     auth_tuple: tuple[str, str] | None
     verify: str | bool
+    cert_dir: Path | None
 
 
 def sha256_digest(data: bytes) -> str:
@@ -337,6 +339,34 @@ def push_index(registry_url: str, repo: str, tag: str, children: Iterable[dict],
 
 
 # -- the real docker CLI ------------------------------------------------------------------
+@contextlib.contextmanager
+def docker_cli_env(host: str, auth: tuple[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """Environment for running the docker CLI against ``host`` without touching ~/.docker.
+
+    A throwaway DOCKER_CONFIG holds the credentials (``auths.<host>.auth``) and the CLI's
+    manifest cache; DOCKER_HOST names a socket that does not exist, so a command that
+    needed a daemon would fail loudly. ``docker manifest inspect|create|push`` need none.
+    """
+    with tempfile.TemporaryDirectory(prefix="af-docker-config-") as config_dir:
+        config: dict = {"auths": {}}
+        if auth:
+            config["auths"][host] = {"auth": base64.b64encode(":".join(auth).encode()).decode()}
+        with open(os.path.join(config_dir, "config.json"), "w") as handle:
+            json.dump(config, handle)
+        yield {**os.environ, "DOCKER_CONFIG": config_dir,
+               "DOCKER_HOST": f"unix://{config_dir}/no-daemon.sock",
+               # Some 20.10 builds still gate `docker manifest` behind experimental CLI features.
+               "DOCKER_CLI_EXPERIMENTAL": "enabled"}
+
+
+def skopeo_args(registry: RegistryEndpoint) -> list[str]:
+    """skopeo flags to read from ``registry``: TLS trust (or plain HTTP) and credentials."""
+    args = [f"--cert-dir={registry.cert_dir}"] if registry.url.startswith("https:") else ["--tls-verify=false"]
+    if registry.auth_tuple:
+        args.append("--creds=" + ":".join(registry.auth_tuple))
+    return args
+
+
 def docker_cli_manifest_list(registry: RegistryEndpoint, repo: str, tag: str, sources: Iterable[str],
                              docker: str = DOCKER_CLI) -> dict:
     """Create and push a manifest list with ``docker manifest create`` + ``docker manifest push``.
@@ -359,18 +389,8 @@ def docker_cli_manifest_list(registry: RegistryEndpoint, repo: str, tag: str, so
     """
     with contextlib.ExitStack() as stack:
         endpoint = stack.enter_context(Proxy(registry)) if registry.url.startswith("https:") else registry
+        env = stack.enter_context(docker_cli_env(endpoint.host, registry.auth_tuple))
         sources = [s.split("/", 1)[1] if s.startswith(registry.host + "/") else s for s in sources]
-        config_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="af-docker-config-"))
-        config: dict = {"auths": {}}
-        if registry.auth_tuple:
-            encoded = base64.b64encode(":".join(registry.auth_tuple).encode()).decode()
-            config["auths"][endpoint.host] = {"auth": encoded}
-        with open(os.path.join(config_dir, "config.json"), "w") as handle:
-            json.dump(config, handle)
-        env = {**os.environ, "DOCKER_CONFIG": config_dir,
-               "DOCKER_HOST": f"unix://{config_dir}/no-daemon.sock",
-               # Some 20.10 builds still gate `docker manifest` behind experimental CLI features.
-               "DOCKER_CLI_EXPERIMENTAL": "enabled"}
         target = f"{endpoint.host}/{repo}:{tag}"
         for command in (["manifest", "create", "--insecure", target, *(f"{endpoint.host}/{s}" for s in sources)],
                         ["manifest", "push", "--insecure", target]):

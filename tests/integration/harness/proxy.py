@@ -30,6 +30,7 @@ import re
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from collections import Counter
@@ -146,6 +147,15 @@ class _Upstream:
         return http.client.HTTPConnection(self.host, self.port, timeout=UPSTREAM_TIMEOUT)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # Clients that give up (timeouts, injected faults) are expected; anything else is a bug.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class Proxy:
     """Proxy for ``registry`` (a harness Registry, or anything with ``url``, ``ca_path``
     and ``token_server``) on 127.0.0.1, free port. Context manager, or call stop()."""
@@ -163,8 +173,7 @@ class Proxy:
         self.log: list[LoggedRequest] = []
         self._sequence = 0
         self._connections: set[socket.socket] = set()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, name="registry-proxy", daemon=True)
         self._thread.start()
 
@@ -361,6 +370,8 @@ class Proxy:
                     self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 sent = 0
+                if bodyless:
+                    response.read()   # b"", but marks the response done so the connection is reusable
                 while not bodyless:
                     data = response.read(CHUNK)
                     if not data:

@@ -112,6 +112,7 @@ class Registry:
         self.dir: Path | None = None
         self.port: int | None = None
         self.ca_path: Path | None = None
+        self.cert_dir: Path | None = None
         self.log_path: Path | None = None
         self.token_server: TokenServer | None = None
         self._proc: subprocess.Popen | None = None
@@ -176,7 +177,7 @@ class Registry:
             self.token_server = None
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
+            self.dir = self.ca_path = self.cert_dir = None
         _live.discard(self)
 
     def __enter__(self) -> Registry:
@@ -217,6 +218,10 @@ class Registry:
         if self.tls:
             tls_files = pki.make_server_tls(self.dir / "tls")
             self.ca_path = tls_files.ca_path
+            # containers-style certs dir (skopeo --cert-dir): any *.crt in it is a trusted CA.
+            self.cert_dir = self.dir / "certs"
+            self.cert_dir.mkdir()
+            shutil.copyfile(self.ca_path, self.cert_dir / "ca.crt")
         if self.auth == "htpasswd":
             (self.dir / "htpasswd").write_text(
                 "".join(_htpasswd_line(user, pw) for user, pw in self.users.items()))
