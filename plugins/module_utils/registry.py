@@ -14,12 +14,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+import binascii
 import hashlib
 import json
 import random
 import threading
 import time
 import traceback
+
+from urllib.parse import urljoin
 
 try:
     import requests
@@ -555,6 +559,137 @@ class RegistryClient:
         verify_digest(body, digest, label)
         return body
 
+    # ------------------------------------------------------------------ writes
+    def granted_actions(self, registry, repository):
+        """Actions the cached Bearer token grants on ``repository``, when the token says (a JWT); else None."""
+        entry = self._tokens.get((registry, repository))
+        if entry is None:
+            return None
+        return jwt_granted_actions(entry[0], repository)
+
+    def put_manifest(self, ref, body, media_type, what="writing manifest"):
+        """PUT manifest bytes unchanged at ``ref`` (tag or digest); returns the digest the registry reports."""
+        label = "%s %s" % (what, ref.canonical)
+        response = self.request("PUT", ref, "manifests/" + ref.manifest_reference, "manifest",
+                                actions=("pull", "push"), headers={"Content-Type": media_type}, data=body)
+        response.close()
+        if response.status_code not in (200, 201, 202):
+            raise self._write_error(response, label, ref)
+        expected = sha256_digest(body)
+        reported = response.headers.get("Docker-Content-Digest")
+        if reported and reported != expected:
+            raise RegistryError("%s: the registry stored digest %s but the bytes sent hash to %s"
+                                % (label, reported, expected), code="DIGEST_MISMATCH")
+        return expected
+
+    def blob_exists(self, ref, digest):
+        response = self.request("HEAD", ref, "blobs/" + digest, "blob", actions=("pull", "push"))
+        response.close()
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise self._error(response, "checking blob %s in %s" % (digest, ref.name))
+
+    def mount_blob(self, target, digest, source_repository):
+        """Cross-repository mount. True when mounted; False when the registry opened an upload instead."""
+        response = self.request("POST", target, "blobs/uploads/?mount=%s&from=%s" % (digest, source_repository),
+                                "upload", actions=("pull", "push"), allow_redirects=False)
+        response.close()
+        if response.status_code == 201:
+            return True
+        if response.status_code == 202:
+            self._cancel_upload(target, response)
+            return False
+        raise self._write_error(response, "mounting blob %s from %s into %s" % (digest, source_repository,
+                                                                              target.name), target)
+
+    def copy_blob(self, source, target, digest):
+        """Stream a blob from ``source`` (any registry) into ``target``; never holds it whole in memory."""
+        label = "copying blob %s from %s to %s" % (digest, source.name, target.name)
+        download = self.request("GET", source, "blobs/" + digest, "blob", stream=True)
+        try:
+            if download.status_code != 200:
+                raise self._error(download, label)
+            start = self.request("POST", target, "blobs/uploads/", "upload", actions=("pull", "push"),
+                                 allow_redirects=False)
+            start.close()
+            if start.status_code != 202:
+                raise self._write_error(start, label, target)
+            location = self._location(target, start)
+            hasher = _Hasher(digest)
+            state = self._state(target.registry)
+            headers = {"Content-Type": "application/octet-stream"}
+            headers.update(self._auth_headers(state, target.repository, ("pull", "push")))
+            patch = self._send("PATCH", location, target.registry, "upload", headers=headers, verify=state.verify,
+                               data=hasher.wrap(download.iter_content(1024 * 1024)), retry=False)
+            patch.close()
+            if patch.status_code not in (202, 204):
+                raise self._write_error(patch, label, target)
+            hasher.check(label)
+            location = self._location(target, patch)
+            separator = "&" if "?" in location else "?"
+            headers = dict(self._auth_headers(state, target.repository, ("pull", "push")))
+            headers["Content-Length"] = "0"
+            done = self._send("PUT", location + separator + "digest=" + digest, target.registry, "upload",
+                              headers=headers, verify=state.verify)
+            done.close()
+            if done.status_code != 201:
+                raise self._write_error(done, label, target)
+        finally:
+            download.close()
+
+    def _location(self, ref, response):
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError("the registry opened an upload in %s without a Location header" % ref.name,
+                                code="BLOB_UPLOAD_INVALID")
+        return urljoin(self._state(ref.registry).base_url + "/", location)
+
+    def _cancel_upload(self, ref, response):
+        location = response.headers.get("Location")
+        if not location:
+            return
+        state = self._state(ref.registry)
+        try:
+            self._send("DELETE", urljoin(state.base_url + "/", location), ref.registry, "upload",
+                       headers=self._auth_headers(state, ref.repository, ("pull", "push")), verify=state.verify,
+                       retry=False).close()
+        except requests.exceptions.RequestException:
+            pass  # an abandoned upload session expires on the registry by itself
+
+    def delete_manifest(self, ref, digest):
+        """DELETE a manifest by digest. Returns False when it was already gone."""
+        target = ref.with_digest(digest)
+        response = self.request("DELETE", target, "manifests/" + digest, "manifest", actions=("pull", "push"))
+        response.close()
+        if response.status_code in (200, 202):
+            return True
+        if response.status_code == 404:
+            return False
+        if response.status_code == 405 or _error_code(response) == "UNSUPPORTED":
+            raise RegistryError("deleting %s failed: registry %s does not allow deletes (answered %d UNSUPPORTED; "
+                                "for the distribution registry set storage.delete.enabled)"
+                                % (ref.canonical, ref.registry, response.status_code), code="UNSUPPORTED",
+                                status=response.status_code)
+        raise self._write_error(response, "deleting %s" % ref.canonical, ref)
+
+    def _write_error(self, response, what, ref):
+        """A failed write; permission problems say plainly that push is not allowed and why."""
+        error = self._error(response, what)
+        if response.status_code in (401, 403) or error.code in ("DENIED", "UNAUTHORIZED"):
+            granted = self.granted_actions(ref.registry, ref.repository)
+            if granted is not None and "push" not in granted:
+                why = "the token service granted only %s, not push" % (
+                    ",".join(sorted(granted)) or "no access")
+            elif self._state(ref.registry).realm in (None, "basic"):
+                why = "the registry refused the write for these credentials"
+            else:
+                why = "the token service did not grant push"
+            return RegistryError("no push permission on %s: %s (%s)" % (ref.name, why, error),
+                                 code=error.code, status=response.status_code)
+        return error
+
     # ------------------------------------------------------------------ errors
     def _error(self, response, what):
         """One sentence: what failed, the HTTP status and the registry's error code and message."""
@@ -571,6 +706,52 @@ class RegistryClient:
             text += "; retried %d times, rate-limit headers: %s" % (
                 self.max_retries, _rate_limit_summary(response.headers))
         return RegistryError(text, code=code, status=response.status_code)
+
+
+class _Hasher:
+    """Hash a stream while it passes through, to check a copied blob against its digest."""
+
+    def __init__(self, digest):
+        self.digest = digest
+        self.algorithm = digest.split(":", 1)[0]
+        self._hash = hashlib.new(self.algorithm)
+
+    def wrap(self, chunks):
+        for chunk in chunks:
+            self._hash.update(chunk)
+            yield chunk
+
+    def check(self, what):
+        actual = self.algorithm + ":" + self._hash.hexdigest()
+        if actual != self.digest:
+            raise RegistryError("%s: the source sent bytes whose digest is %s; refusing them" % (what, actual),
+                                code="DIGEST_MISMATCH")
+
+
+def jwt_granted_actions(token, repository):
+    """Actions a registry JWT's ``access`` claim grants on ``repository``; None when the token is opaque."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")).decode("utf-8"))
+    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error):
+        return None
+    if not isinstance(claims, dict) or not isinstance(claims.get("access"), list):
+        return None
+    granted = set()
+    for entry in claims["access"]:
+        if isinstance(entry, dict) and entry.get("type") == "repository" and entry.get("name") == repository:
+            granted.update(a for a in entry.get("actions") or [] if isinstance(a, str))
+    return granted
+
+
+def _error_code(response):
+    try:
+        return parse_error_body(response.content[:4096])[0]
+    except (requests.exceptions.RequestException, RuntimeError):
+        return None
 
 
 def _read_limited(response, limit, message):
