@@ -84,6 +84,31 @@ def _htpasswd_line(user: str, password: str) -> str:
     return out.stdout.strip() + "\n"
 
 
+def base_config(storage: Path, port: int, *, delete_enabled: bool = True) -> dict:
+    """distribution config for an open, plain-HTTP registry on 127.0.0.1:``port``.
+
+    Text log at info level so the access log (method, path, status) is always written.
+    Written out as JSON, which is YAML: no YAML library needed.
+    """
+    return {
+        "version": 0.1,
+        "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": False}},
+        "storage": {
+            "filesystem": {"rootdirectory": str(storage)},
+            "delete": {"enabled": delete_enabled},
+            "cache": {"blobdescriptor": "inmemory"},
+            # No background upload purging: it only adds log noise.
+            "maintenance": {"uploadpurging": {"enabled": False}},
+        },
+        "http": {
+            "addr": f"127.0.0.1:{port}",
+            # A set secret silences distribution's warning about a random one.
+            "secret": secrets.token_hex(16),
+            "headers": {"X-Content-Type-Options": ["nosniff"]},
+        },
+    }
+
+
 class Registry:
     """A running ``docker-registry``. See the module docstring for the variants.
 
@@ -234,24 +259,7 @@ class Registry:
 
     def _config(self, port: int) -> dict:
         assert self.dir is not None
-        config: dict = {
-            "version": 0.1,
-            # Text formatter at info level: the access log (method, path, status) is always on.
-            "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": False}},
-            "storage": {
-                "filesystem": {"rootdirectory": str(self.dir / "storage")},
-                "delete": {"enabled": self.delete_enabled},
-                "cache": {"blobdescriptor": "inmemory"},
-                # No background upload purging: it would only add log noise in short tests.
-                "maintenance": {"uploadpurging": {"enabled": False}},
-            },
-            "http": {
-                "addr": f"127.0.0.1:{port}",
-                # A fixed secret silences the warning and keeps upload state valid across restarts.
-                "secret": secrets.token_hex(16),
-                "headers": {"X-Content-Type-Options": ["nosniff"]},
-            },
-        }
+        config = base_config(self.dir / "storage", port, delete_enabled=self.delete_enabled)
         if self.tls:
             config["http"]["tls"] = {"certificate": str(self.dir / "tls" / "server.pem"),
                                      "key": str(self.dir / "tls" / "server-key.pem")}
@@ -273,7 +281,6 @@ class Registry:
         last_error = ""
         for _ in range(PORT_ATTEMPTS):
             port = free_port()
-            # JSON is YAML: no YAML library needed.
             config_path.write_text(json.dumps(self._config(port), indent=2))
             self.port = port
             self._proc = subprocess.Popen(
