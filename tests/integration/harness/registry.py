@@ -15,8 +15,10 @@ The registry's own log (stdout+stderr) goes to ``.log_path``; it includes the ac
 can count requests by method and path.
 
 Processes never outlive the test run: stop() is called by the context manager, by an
-atexit hook, and the child asks the kernel to SIGTERM it if the thread that started it
-dies (``PR_SET_PDEATHSIG``), which covers a pytest killed by a timeout.
+atexit hook, and the child asks the kernel to SIGTERM it when the thread that started it
+ends (``PR_SET_PDEATHSIG``), which covers a pytest killed by a timeout. Hence: start a
+Registry from a thread that outlives it (pytest's main thread does; a short-lived
+worker thread does not).
 """
 from __future__ import annotations
 

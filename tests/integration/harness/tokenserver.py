@@ -44,6 +44,11 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128     # concurrent clients must not hit the default backlog of 5
+
+
 @dataclass(frozen=True)
 class TokenRequest:
     """What one token request asked for and what it got (for assertions)."""
@@ -77,8 +82,7 @@ class TokenServer:
         self._x5c = [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")]
         self._lock = threading.Lock()
         self.log: list[TokenRequest] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, name="tokenserver", daemon=True)
         self._thread.start()
 
