@@ -1,0 +1,121 @@
+"""The build_host role applied to localhost with real ansible-playbook.
+
+This host has no service manager (or the tests must not disturb it), so the test starts
+its own dockerd on a private socket and points the role at it: the role installs the
+packages, registers the emulators persistently, writes that dockerd's daemon.json and
+reloads it through its handler, verifies a built-in program of every platform, and runs
+--platform containers built from Debian's busybox-static. A second run changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import foreign_binaries as fb
+from harness.ansible_run import COLLECTION_ROOT
+from harness.dockerd import Dockerd
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="the role needs root"),
+    pytest.mark.skipif(shutil.which("dockerd") is None, reason="Debian package docker.io is not installed"),
+]
+
+PROVISION = COLLECTION_ROOT / "playbooks" / "provision.yml"
+TARGETS = ("aarch64", "arm", "s390x", "ppc64le")
+CONTAINER_TARGETS = ("aarch64", "arm")
+INSECURE = "127.0.0.1:5999"
+ROLE = "archfleet.multiarch.build_host : "  # how the callback names role tasks
+
+
+@pytest.fixture(scope="module", autouse=True)
+def binfmt_state():
+    state = fb.BinfmtState.capture()
+    yield state
+    state.restore()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    # The role writes this daemon.json; the test's dockerd reads it (and is HUPed on change).
+    config = tmp_path_factory.mktemp("dockerconf") / "daemon.json"
+    with Dockerd(config_file=config) as dockerd:
+        for target in CONTAINER_TARGETS:
+            tar = fb.busybox_image_tar(target, f"archfleet-test/busybox:{target}",
+                                       dockerd.root / f"{target}.tar")
+            dockerd.docker("load", "-i", str(tar))
+        yield dockerd
+
+
+def role_vars(daemon):
+    return {
+        "provision_hosts": "localhost",
+        "build_host_platforms": [fb.platform_of(t) for t in TARGETS],
+        "build_host_docker_host": daemon.host,
+        "build_host_docker_daemon_json_path": str(daemon.config_file),
+        "build_host_docker_daemon_options": {"insecure-registries": [INSECURE], "debug": False},
+        "build_host_dockerd_pidfile": str(daemon.root / "dockerd.pid"),
+        "build_host_verify_container_images": {
+            fb.platform_of(t): f"archfleet-test/busybox:{t}" for t in CONTAINER_TARGETS},
+    }
+
+
+def test_role_provisions_localhost_and_is_idempotent(playbook, daemon):
+    for target in TARGETS:
+        fb.remove_entry("qemu-" + target)
+        Path(f"/etc/binfmt.d/qemu-{target}.conf").unlink(missing_ok=True)
+    extra = role_vars(daemon)
+
+    first = playbook(PROVISION, extra_vars=extra)
+    assert first.rc == 0, first.output
+
+    # Packages are installed.
+    for package in ("docker.io", "qemu-user-static", "python3-requests"):
+        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
+                                capture_output=True, text=True).stdout
+        assert status == "install ok installed", package
+
+    # Emulators registered persistently, and verified by the role itself.
+    registered = first.result(ROLE + "Register the emulators for the build platforms with binfmt_misc")
+    assert registered["changed"]
+    verified = first.result(ROLE + "Run a test program of every build platform through binfmt_misc")
+    for target in TARGETS:
+        assert verified["entries"][target]["verified"] is True
+        assert Path(f"/etc/binfmt.d/qemu-{target}.conf").exists()
+        rc = subprocess.run([str(fb.busybox(target)), "uname", "-m"], capture_output=True, text=True)
+        assert rc.stdout.strip() == fb.uname_of(target)
+
+    # daemon.json written from the dict, and the unmanaged dockerd reloaded by the handler.
+    assert json.loads(daemon.config_file.read_text()) == {"insecure-registries": [INSECURE], "debug": False}
+    assert first.result(ROLE + "Make that dockerd reload daemon.json")["changed"]
+    info = json.loads(daemon.docker("info", "--format", "{{json .RegistryConfig.IndexConfigs}}").stdout)
+    assert info[INSECURE]["Secure"] is False
+
+    # --platform containers ran under emulation, checked by the role's assert.
+    runs = first.result(ROLE + "Run a container of each verification platform")["results"]
+    assert sorted((r["item"]["key"], r["stdout"]) for r in runs) == sorted(
+        (fb.platform_of(t), fb.uname_of(t)) for t in CONTAINER_TARGETS)
+    out = daemon.docker("run", "--rm", "--platform", "linux/arm64", "--network", "none",
+                        "archfleet-test/busybox:aarch64", "uname", "-m").stdout
+    assert out.strip() == "aarch64"
+
+    second = playbook(PROVISION, extra_vars=extra)
+    assert second.rc == 0, second.output
+    assert second.changed_total() == 0, second.output
+
+    check = playbook(PROVISION, extra_vars=extra, check=True)
+    assert check.rc == 0 and check.changed_total() == 0, check.output
+
+
+def test_role_fails_clearly_when_a_container_does_not_run_emulated(playbook, daemon):
+    extra = role_vars(daemon)
+    extra["build_host_install_packages"] = False
+    # An arm64 image asked to run as s390x: docker refuses it, and the role says so.
+    extra["build_host_verify_container_images"] = {"linux/s390x": "archfleet-test/busybox:aarch64"}
+    run = playbook(PROVISION, extra_vars=extra)
+    assert run.rc != 0
+    assert "Emulation of linux/s390x does not work in containers" in run.output, run.output
