@@ -18,7 +18,8 @@ description:
     they are returned as RV(_value.os_version) and RV(_value.os_features).
   - A bare architecture gets C(linux) as its OS; a bare OS gets the architecture of the controller, as containerd does.
   - C(linux/arm) has no variant (v7 is implied) and C(linux/arm64/v8) keeps its variant, as containerd returns them.
-  - An invalid string fails the task with a message that says why.
+  - An invalid string fails the task with a message that says why. Unlike containerd, an unknown OS or
+    architecture (a typo such as C(linux/arm46)) is an error rather than a new platform.
 author:
   - archfleet.multiarch contributors
 positional: _input

@@ -98,6 +98,9 @@ def parse_platform(text):
     Mirrors containerd ``platforms.Parse``: a single component is an OS (the architecture then
     defaults to the host's) or an architecture (the OS is ``linux``); ``arm`` means ``arm/v7``
     and is written without variant, ``os/arm64/v8`` keeps its variant.
+
+    Stricter than containerd in one way: an unknown OS or architecture (a typo such as
+    ``linux/arm46`` or ``arm/v7`` for ``linux/arm/v7``) is an error, not a new platform.
     """
     if not isinstance(text, str):
         raise PlatformError("invalid platform %r: expected a string such as 'linux/arm64', got %s"
@@ -146,6 +149,9 @@ def parse_platform(text):
             hint = "; did you mean 'linux/%s'?" % text
         raise PlatformError("invalid platform %r: unknown operating system %r (expected e.g. 'linux/arm64')%s"
                             % (text, os_part, hint))
+    if normalize_arch(parts[1], "")[0] not in KNOWN_ARCH:
+        raise PlatformError("invalid platform %r: unknown architecture %r (known: %s)"
+                            % (text, parts[1], ", ".join(sorted(KNOWN_ARCH))))
     if len(parts) == 2:
         arch, variant = normalize_arch(parts[1], "")
         if arch == "arm" and variant == "v7":

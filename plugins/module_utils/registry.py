@@ -499,7 +499,7 @@ class RegistryClient:
             if response.status_code == 404:
                 return None
             if response.status_code != 200:
-                raise self._error(response, "%s of %s" % (what, ref.canonical))
+                raise self._error(response, "%s of %s" % (what, ref.canonical), ref.registry)
             body = _read_limited(response, MAX_MANIFEST_SIZE,
                                  "%s of %s: the manifest is larger than the 4 MiB limit" % (what, ref.canonical))
         finally:
@@ -517,7 +517,7 @@ class RegistryClient:
         if response.status_code == 405 or (response.status_code == 200 and not digest):
             return self.get_manifest(ref, what)
         if response.status_code != 200:
-            raise self._error(response, "%s of %s" % (what, ref.canonical))
+            raise self._error(response, "%s of %s" % (what, ref.canonical), ref.registry)
         if ref.digest and digest != ref.digest:
             raise RegistryError("%s of %s: the registry reports digest %s for it" % (what, ref.canonical, digest),
                                 code="DIGEST_MISMATCH")
@@ -552,7 +552,7 @@ class RegistryClient:
         label = "%s %s of %s" % (what, digest, ref.name)
         try:
             if response.status_code != 200:
-                raise self._error(response, label)
+                raise self._error(response, label, ref.registry)
             body = _read_limited(response, max_size, "%s: larger than %d bytes" % (label, max_size))
         finally:
             response.close()
@@ -589,7 +589,7 @@ class RegistryClient:
             return True
         if response.status_code == 404:
             return False
-        raise self._error(response, "checking blob %s in %s" % (digest, ref.name))
+        raise self._error(response, "checking blob %s in %s" % (digest, ref.name), ref.registry)
 
     def mount_blob(self, target, digest, source_repository):
         """Cross-repository mount. True when mounted; False when the registry opened an upload instead."""
@@ -610,7 +610,7 @@ class RegistryClient:
         download = self.request("GET", source, "blobs/" + digest, "blob", stream=True)
         try:
             if download.status_code != 200:
-                raise self._error(download, label)
+                raise self._error(download, label, source.registry)
             start = self.request("POST", target, "blobs/uploads/", "upload", actions=("pull", "push"),
                                  allow_redirects=False)
             start.close()
@@ -676,7 +676,7 @@ class RegistryClient:
 
     def _write_error(self, response, what, ref):
         """A failed write; permission problems say plainly that push is not allowed and why."""
-        error = self._error(response, what)
+        error = self._error(response, what, ref.registry)
         if response.status_code in (401, 403) or error.code in ("DENIED", "UNAUTHORIZED"):
             granted = self.granted_actions(ref.registry, ref.repository)
             if granted is not None and "push" not in granted:
@@ -691,7 +691,7 @@ class RegistryClient:
         return error
 
     # ------------------------------------------------------------------ errors
-    def _error(self, response, what):
+    def _error(self, response, what, registry=None):
         """One sentence: what failed, the HTTP status and the registry's error code and message."""
         try:
             body = response.content[:4096]
@@ -702,6 +702,14 @@ class RegistryClient:
         text = "%s failed: the registry answered %d %s" % (what, response.status_code, code)
         if message and message.lower() != code.lower().replace("_", " "):
             text += " (%s)" % message
+        if response.status_code == 401 and registry is not None:
+            state = self._states.get(registry)
+            credentials = state.credentials if state is not None else None
+            if credentials is not None and credentials.username:
+                text += "; the credentials of %r (from %s) were not accepted" % (credentials.username,
+                                                                                credentials.source)
+            else:
+                text += "; no credentials were found for %s (set username/password or docker_config)" % registry
         if code == "TOOMANYREQUESTS" or response.status_code == 429:
             text += "; retried %d times, rate-limit headers: %s" % (
                 self.max_retries, _rate_limit_summary(response.headers))

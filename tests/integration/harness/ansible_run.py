@@ -90,3 +90,19 @@ def run_playbook(playbook, *, extra_vars=None, inventory="localhost,", check=Fal
                               cwd=cwd or tmp, timeout=timeout)
         data = json.loads(record.read_text()) if record.exists() else {"tasks": [], "stats": {}}
         return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, data["tasks"], data["stats"])
+
+
+def play(*tasks, hosts="localhost", gather_facts=False, **play_keys) -> str:
+    """A one-play playbook (as YAML text; JSON is YAML) running ``tasks`` in order."""
+    document = {"hosts": hosts, "gather_facts": gather_facts, "tasks": list(tasks)}
+    document.update(play_keys)
+    return json.dumps([document], indent=1)
+
+
+def task(name: str, module: str, ignore_errors: bool = False, **args) -> dict:
+    """A task calling ``archfleet.multiarch.<module>`` (or a FQCN) with ``args``."""
+    fqcn = module if "." in module else "archfleet.multiarch." + module
+    entry = {"name": name, fqcn: args}
+    if ignore_errors:
+        entry["ignore_errors"] = True
+    return entry

@@ -35,7 +35,7 @@ class CallbackModule(CallbackBase):
             "action": result._task.action,
             "host": result._host.get_name(),
             "status": status,
-            "result": self._clean(result._result),
+            "result": self._clean(dict(result._result, failed=status in ("failed", "ignored"))),
         })
 
     @staticmethod

@@ -75,6 +75,8 @@ def test_os_version_and_features():
     ("linux/arm64$", "may contain only"),
     ("arm/v7", "did you mean 'linux/arm/v7'"),
     ("plan10/amd64", "unknown operating system 'plan10'"),
+    ("linux/arm46", "unknown architecture 'arm46'"),
+    ("linux/sparc42/v1", "unknown architecture 'sparc42'"),
 ])
 def test_invalid(text, reason):
     with pytest.raises(PlatformError, match=reason.replace("*", r"\*")):
