@@ -55,7 +55,8 @@ def docker_inspect(registry: Registry, ref: str, docker: str = DEBIAN_DOCKER) ->
 
 
 @pytest.fixture(scope="module")
-def open_registry():
+def seeded_open():
+    """An open registry with the fixtures, for this module only (returns registry, seeding result)."""
     with Registry() as registry:
         yield registry, seed_fixtures(registry)
 
@@ -84,8 +85,8 @@ def test_variant_starts_seeds_and_interoperates(variant):
             assert registry.token_server.requests > 0
 
 
-def test_fixture_facts(open_registry):
-    registry, seeded = open_registry
+def test_fixture_facts(seeded_open):
+    registry, seeded = seeded_open
     with PushClient(registry.url) as client:
         index = client.get_manifest("fixtures/multi", "latest")
         assert index.headers["Content-Type"] == OCI_INDEX
@@ -120,8 +121,8 @@ def test_fixture_facts(open_registry):
             assert response.status_code == 404
 
 
-def test_seeding_is_deterministic_and_idempotent(open_registry):
-    registry, seeded = open_registry
+def test_seeding_is_deterministic_and_idempotent(seeded_open):
+    registry, seeded = seeded_open
     before = len(registry.access_log())
     again = push_image(registry.url, "fixtures/single", "arm64", platform="linux/arm64",
                        labels={"org.opencontainers.image.source": "https://example.invalid/archfleet/fixtures"})
@@ -132,10 +133,10 @@ def test_seeding_is_deterministic_and_idempotent(open_registry):
     assert all(e.from_harness for e in new)
 
 
-def test_debian_docker_cli_cannot_read_oci_children(open_registry):
+def test_debian_docker_cli_cannot_read_oci_children(seeded_open):
     """Documents a limit of the Debian 20.10 CLI: it never accepts OCI manifests, so the OCI
     index (OCI children) is "no such manifest" to it. A newer CLI reads it."""
-    registry, seeded = open_registry
+    registry, seeded = seeded_open
     with docker_cli_env(registry.host) as env:
         result = subprocess.run([DEBIAN_DOCKER, "manifest", "inspect", "--insecure",
                                  f"{registry.host}/fixtures/multi:latest"], env=env, capture_output=True, text=True)
@@ -180,8 +181,8 @@ def test_token_server_grants_only_what_the_acl_allows():
         assert tokens.requests == before + 1                 # one token, reused for every request
 
 
-def test_proxy_counts_streams_and_keeps_alive(open_registry):
-    registry, seeded = open_registry
+def test_proxy_counts_streams_and_keeps_alive(seeded_open):
+    registry, seeded = seeded_open
     with Proxy(registry, delay=0.01) as proxy:
         push_image(proxy.url, "proxied/image", "v1", layers=2)
         assert proxy.count("POST", "upload") == 2 + 1        # two layers and the config
@@ -218,8 +219,8 @@ def test_proxy_counts_streams_and_keeps_alive(open_registry):
         assert proxy.count(kind="manifest") == 3
 
 
-def test_proxy_faults(open_registry):
-    registry, _ = open_registry
+def test_proxy_faults(seeded_open):
+    registry, _ = seeded_open
     faults = {}
     with Proxy(registry, fault=lambda request: faults.pop(request.number, None)) as proxy:
         url = f"{proxy.url}/v2/fixtures/multi/manifests/latest"
