@@ -238,6 +238,7 @@ requested:
 import os
 import platform
 import shutil
+import subprocess
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -489,13 +490,19 @@ class QemuBinfmt(object):
             with open(path, "wb") as handle:
                 handle.write(program)
             os.chmod(path, 0o755)
-            rc, out, err = self.module.run_command([path])
+            try:
+                proc = subprocess.Popen([path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                out, err = proc.communicate(timeout=120)
+                rc, out, err = proc.returncode, to_native(out), to_native(err)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                # ENOEXEC: no entry matched; EACCES: the temporary directory is noexec.
+                rc, out, err = -1, "", to_native(exc)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         if rc != binfmt.PROBE_EXIT_CODE:
             self.module.fail_json(
                 msg="Emulation of %s does not work: a %s test program run through binfmt_misc "
-                    "entry %s exited with %d instead of %d (%s)." % (
+                    "entry %s ended with %d instead of exiting with %d (%s)." % (
                         target, target, entry["name"], rc, binfmt.PROBE_EXIT_CODE,
                         (err or out).strip() or "no output"),
                 entries={target: entry})

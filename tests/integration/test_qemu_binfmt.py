@@ -250,3 +250,12 @@ def test_binfmt_misc_unavailable(playbook, tmp_path):
                    env={"ANSIBLE_PIPELINING": "true"})
     msg = failure_msg(run)
     assert msg.startswith("binfmt_misc is unavailable: /proc/sys/fs/binfmt_misc does not exist"), msg
+
+
+def test_verify_fails_clearly_when_the_emulator_does_not_emulate(playbook, tmp_path):
+    # A static binary that is not QEMU: registration works, emulation does not.
+    (tmp_path / "qemu-riscv64-static").symlink_to("/bin/busybox")
+    args = {"architectures": ["riscv64"], "emulator_dir": str(tmp_path), "flags": "F", "verify": True}
+    msg = failure_msg(playbook(play(args)))
+    assert msg.startswith("Emulation of riscv64 does not work: a riscv64 test program run through "
+                          "binfmt_misc entry qemu-riscv64 ended with"), msg
