@@ -99,10 +99,10 @@ def play(*tasks, hosts="localhost", gather_facts=False, **play_keys) -> str:
     return json.dumps([document], indent=1)
 
 
-def task(name: str, module: str, ignore_errors: bool = False, **args) -> dict:
-    """A task calling ``archfleet.multiarch.<module>`` (or a FQCN) with ``args``."""
+def task(title: str, module: str, ignore_errors: bool = False, **args) -> dict:
+    """A task named ``title`` calling ``archfleet.multiarch.<module>`` (or a FQCN) with ``args``."""
     fqcn = module if "." in module else "archfleet.multiarch." + module
-    entry = {"name": name, fqcn: args}
+    entry = {"name": title, fqcn: args}
     if ignore_errors:
         entry["ignore_errors"] = True
     return entry

@@ -101,7 +101,7 @@ def parse_platform(platform: str | dict) -> dict:
 
 
 def platform_string(platform: dict) -> str:
-    return "/".join(p for p in (platform["os"], platform["architecture"], platform.get("variant")) if p)
+    return "/".join(p for p in (platform.get("os"), platform.get("architecture"), platform.get("variant")) if p)
 
 
 # -- a minimal push client --------------------------------------------------------------
