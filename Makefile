@@ -14,7 +14,7 @@ COLL_ROOT   := $(BUILD)/collections
 COLL_LINK   := $(COLL_ROOT)/ansible_collections/archfleet/multiarch
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := docker-registry skopeo docker.io qemu-user-static apache2-utils openssl \
-                binfmt-support busybox-static python3-venv openssh-server openssh-client
+                binfmt-support busybox-static python3-venv openssh-server openssh-client shellcheck
 
 DEMO_DIR    := $(BUILD)/demo
 DEMO_PORT   ?= 5000
@@ -65,13 +65,21 @@ test: deps
 	$(MAKE) lint
 
 test-unit: deps
-	cd $(COLL_LINK) && $(VENV)/bin/python -m pytest -q tests/unit
+	$(VENV)/bin/python -m pytest -q tests/unit
 
 test-integration: deps
-	cd $(COLL_LINK) && $(VENV)/bin/python -m pytest -q -rs tests/integration
+	$(VENV)/bin/python -m pytest -q -rs tests/integration
 
-sanity: deps
-	tools/sanity.sh
+# ansible-test --requirements installs each sanity test's pinned tools into the venv it runs
+# from: give it a venv of its own so the test venv keeps its pins.
+SANITY_VENV := $(BUILD)/sanity-venv
+$(SANITY_VENV)/.stamp: requirements.txt
+	$(PYTHON) -m venv $(SANITY_VENV)
+	$(SANITY_VENV)/bin/pip install -q --disable-pip-version-check "$$(grep '^ansible-core==' requirements.txt)"
+	@touch $@
+
+sanity: deps $(SANITY_VENV)/.stamp
+	SANITY_VENV=$(SANITY_VENV) tools/sanity.sh
 
 lint: deps
 	cd $(ROOT) && $(VENV)/bin/ansible-lint --profile production --offline

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Start, seed and stop the local registry that `make demo` runs against.
 
     demo_registry.py start --port 5000 --dir build/demo   # detached; pid, config, log, storage in --dir
@@ -137,7 +136,7 @@ def stop(state_dir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     commands = parser.add_subparsers(dest="command", required=True)
     start_cmd = commands.add_parser("start", help="start the registry, detached")
     start_cmd.add_argument("--port", type=int, default=5000)

@@ -72,7 +72,7 @@ def parse_www_authenticate(header):
     if not header:
         return None, {}
     header = header.strip()
-    scheme, _, rest = header.partition(" ")
+    scheme, _space, rest = header.partition(" ")
     params = {}
     position = 0
     while position < len(rest):

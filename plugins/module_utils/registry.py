@@ -601,8 +601,8 @@ class RegistryClient:
         if response.status_code == 202:
             self._cancel_upload(target, response)
             return False
-        raise self._write_error(response, "mounting blob %s from %s into %s" % (digest, source_repository,
-                                                                              target.name), target)
+        what = "mounting blob %s from %s into %s" % (digest, source_repository, target.name)
+        raise self._write_error(response, what, target)
 
     def copy_blob(self, source, target, digest):
         """Stream a blob from ``source`` (any registry) into ``target``; never holds it whole in memory."""
@@ -706,8 +706,8 @@ class RegistryClient:
             state = self._states.get(registry)
             credentials = state.credentials if state is not None else None
             if credentials is not None and credentials.username:
-                text += "; the credentials of %r (from %s) were not accepted" % (credentials.username,
-                                                                                credentials.source)
+                text += "; the credentials of %r (from %s) were not accepted" % (
+                    credentials.username, credentials.source)
             else:
                 text += "; no credentials were found for %s (set username/password or docker_config)" % registry
         if code == "TOOMANYREQUESTS" or response.status_code == 429:

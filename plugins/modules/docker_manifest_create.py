@@ -21,16 +21,16 @@ description:
     tag never points at an index whose children are missing; a failure part-way leaves the previous index in place.
   - The index bytes are deterministic (fixed key order, two-space indentation, entries in source order), so the
     same sources give the same digest on any host and any run.
-  - When the tag already holds the index that would be written, nothing is written and RV(changed=false);
+  - When the tag already holds the index that would be written, nothing is written and the task is not changed;
     such a re-run reads the current index once and sends one HEAD per source given by tag (plus one per extra tag).
 author:
-  - archfleet.multiarch contributors
+  - archfleet maintainers (@archfleet)
 extends_documentation_fragment:
   - archfleet.multiarch.registry
 attributes:
   check_mode:
     support: full
-    description: Computes the same index and digest and reports RV(changed) without writing anything.
+    description: Computes the same index and digest and reports whether it would change anything, without writing.
   diff_mode:
     support: full
     description: Shows the index before and after as C(platform -> digest) lines.
@@ -38,6 +38,7 @@ attributes:
     support: full
     description: An unchanged re-run writes nothing.
   platform:
+    support: full
     platforms: posix
     description: Runs on any host that can reach the registries, usually the controller.
 options:

@@ -19,7 +19,7 @@ description:
   - A missing tag or repository is a fact (RV(images[].exists=false)), not a failure.
   - Needs no docker daemon or CLI.
 author:
-  - archfleet.multiarch contributors
+  - archfleet maintainers (@archfleet)
 extends_documentation_fragment:
   - archfleet.multiarch.registry
 attributes:
@@ -33,6 +33,7 @@ attributes:
     support: full
     description: Reads only.
   platform:
+    support: full
     platforms: posix
     description: Runs on any host that can reach the registries, usually the controller.
 options:

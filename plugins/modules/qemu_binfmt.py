@@ -27,7 +27,7 @@ description:
     unusable.
   - Must run as root, so use C(become=true).
 author:
-  - archfleet maintainers
+  - archfleet maintainers (@archfleet)
 options:
   architectures:
     description:
@@ -238,7 +238,6 @@ requested:
 import os
 import platform
 import shutil
-import subprocess
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -433,7 +432,7 @@ class QemuBinfmt(object):
                     self.module.fail_json(
                         msg="The kernel did not keep entry %s as registered: read back %r." % (name, after))
         persistent = self.sync_persistent(name, binfmt.persistent_content(wanted))
-        result = dict(wanted, state="present", changes=[c for c in changes])
+        result = dict(wanted, state="present", changes=list(changes))
         result.update(self.persistent_info(name, persistent))
         return result
 
@@ -491,10 +490,8 @@ class QemuBinfmt(object):
                 handle.write(program)
             os.chmod(path, 0o755)
             try:
-                proc = subprocess.Popen([path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                out, err = proc.communicate(timeout=120)
-                rc, out, err = proc.returncode, to_native(out), to_native(err)
-            except (OSError, subprocess.TimeoutExpired) as exc:
+                rc, out, err = self.module.run_command([path], handle_exceptions=False)
+            except OSError as exc:
                 # ENOEXEC: no entry matched; EACCES: the temporary directory is noexec.
                 rc, out, err = -1, "", to_native(exc)
         finally:

@@ -41,7 +41,7 @@ def sha256(data: bytes) -> str:
 
 def skopeo_raw(registry: Registry, ref: str) -> bytes:
     result = subprocess.run(["skopeo", "inspect", "--raw", *skopeo_args(registry), f"docker://{registry.host}/{ref}"],
-                            capture_output=True, timeout=60)
+                            capture_output=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr.decode()
     return result.stdout
 
@@ -49,7 +49,7 @@ def skopeo_raw(registry: Registry, ref: str) -> bytes:
 def docker_inspect(registry: Registry, ref: str, docker: str = DEBIAN_DOCKER) -> dict:
     with docker_cli_env(registry.host, registry.auth_tuple) as env:
         result = subprocess.run([docker, "manifest", "inspect", "--insecure", f"{registry.host}/{ref}"],
-                                env=env, capture_output=True, text=True, timeout=60)
+                                env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -139,7 +139,7 @@ def test_debian_docker_cli_cannot_read_oci_children(seeded_open):
     registry, seeded = seeded_open
     with docker_cli_env(registry.host) as env:
         result = subprocess.run([DEBIAN_DOCKER, "manifest", "inspect", "--insecure",
-                                 f"{registry.host}/fixtures/multi:latest"], env=env, capture_output=True, text=True)
+                                 f"{registry.host}/fixtures/multi:latest"], env=env, capture_output=True, text=True, check=False)
     assert result.returncode != 0 and "no such manifest" in result.stderr
     if not os.access(NEWER_DOCKER, os.X_OK):
         pytest.skip(f"{NEWER_DOCKER} not installed")
@@ -220,7 +220,7 @@ def test_proxy_counts_streams_and_keeps_alive(seeded_open):
 
 
 def test_proxy_faults(seeded_open):
-    registry, _ = seeded_open
+    registry, _fixtures = seeded_open
     faults = {}
     with Proxy(registry, fault=lambda request: faults.pop(request.number, None)) as proxy:
         url = f"{proxy.url}/v2/fixtures/multi/manifests/latest"

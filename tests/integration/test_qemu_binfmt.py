@@ -55,7 +55,7 @@ def play(args: dict, name="binfmt", become=False) -> str:
 def run_busybox(path: Path, *args):
     """(rc, output) of running a foreign busybox through the kernel; rc None = not executable."""
     try:
-        proc = subprocess.run([str(path), *args], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run([str(path), *args], capture_output=True, text=True, timeout=60, check=False)
     except OSError as exc:
         return None, str(exc)
     return proc.returncode, proc.stdout + proc.stderr

@@ -87,7 +87,7 @@ def run_playbook(playbook, *, extra_vars=None, inventory="localhost,", check=Fal
         if env:
             run_env.update(env)
         proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env,
-                              cwd=cwd or tmp, timeout=timeout)
+                              cwd=cwd or tmp, timeout=timeout, check=False)
         data = json.loads(record.read_text()) if record.exists() else {"tasks": [], "stats": {}}
         return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, data["tasks"], data["stats"])
 

@@ -101,7 +101,7 @@ class Dockerd:
         env = dict(os.environ, DOCKER_HOST=self.host)
         env.pop("DOCKER_CONTEXT", None)
         proc = subprocess.run(["docker", *args], capture_output=True, text=True, env=env,
-                              timeout=timeout, input=input)
+                              timeout=timeout, input=input, check=False)
         if check and proc.returncode != 0:
             raise DockerdError(f"docker {' '.join(args)} failed ({proc.returncode}):\n"
                                f"{proc.stdout}{proc.stderr}")
@@ -140,7 +140,7 @@ class Dockerd:
             except OSError:
                 mounts = []
             for target in sorted((m for m in mounts if m.startswith(str(base))), key=len, reverse=True):
-                subprocess.run(["umount", "-l", target], capture_output=True)
+                subprocess.run(["umount", "-l", target], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
         self.root = None
 

@@ -42,7 +42,7 @@ BINFMT_D = Path("/etc/binfmt.d")
 
 
 def platform_of(target: str) -> str:
-    _, arch, variant, _ = TARGETS[target]
+    _debian_arch, arch, variant, _qemu = TARGETS[target]
     return "linux/" + arch + ("/" + variant if variant else "")
 
 
@@ -89,12 +89,12 @@ def fetch_busybox(targets=tuple(TARGETS)) -> dict:
             archs = [TARGETS[t][0] for t in missing]
             opts = _apt_options(state, archs)
             # A failing security or updates index must not stop us: busybox is in main.
-            subprocess.run(["apt-get", "-q", *opts, "update"], capture_output=True, text=True)
+            subprocess.run(["apt-get", "-q", *opts, "update"], capture_output=True, text=True, check=False)
             debs = CACHE / "debs"
             debs.mkdir(exist_ok=True)
             pkgs = [f"busybox-static:{a}" for a in archs]
             proc = subprocess.run(["apt-get", "-q", *opts, "download", *pkgs], cwd=debs,
-                                  capture_output=True, text=True)
+                                  capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise RuntimeError(f"apt-get download {' '.join(pkgs)} failed:\n{proc.stdout}{proc.stderr}")
             for target in missing:
@@ -137,7 +137,7 @@ def busybox_image_tar(target: str, tag: str, dest: Path) -> Path:
         members.append((link, None))
     layer = _tar_bytes(members)
     layer_digest = hashlib.sha256(layer).hexdigest()
-    _, arch, variant, _ = TARGETS[target]
+    _debian_arch, arch, variant, _qemu = TARGETS[target]
     config = {
         "architecture": arch, "os": "linux",
         "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},

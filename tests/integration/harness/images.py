@@ -140,7 +140,7 @@ class PushClient:
         response = self.session.request(method, url, headers=self._with_auth(scope, headers), **kwargs)
         if response.status_code != 401:
             return response
-        scheme, _, params = response.headers.get("WWW-Authenticate", "").partition(" ")
+        scheme, _space, params = response.headers.get("WWW-Authenticate", "").partition(" ")
         if scheme.lower() == "basic" and self.credentials:
             self._use_basic = True
         elif scheme.lower() == "bearer":
@@ -205,7 +205,7 @@ def _parse_challenge(params: str) -> dict:
     """``realm="...",service="...",scope="..."`` to a dict (values never contain quotes here)."""
     result = {}
     for part in params.split('",'):
-        key, _, value = part.strip().partition("=")
+        key, _equals, value = part.strip().partition("=")
         result[key.strip()] = value.strip().strip('"')
     return result
 
@@ -237,7 +237,7 @@ def push_image(registry_url: str, repo: str, tag: str | None = None, *, platform
     ``platform`` is the descriptor platform dict, so the result can be passed as an index child.
     The default payload differs per platform, so every platform has its own digest.
     """
-    manifest_type, config_type, layer_type, _ = MEDIA[media]
+    manifest_type, config_type, layer_type, _index_type = MEDIA[media]
     platform_obj = parse_platform(platform)
     created = created or DEFAULT_CREATED
     if payload is None:
@@ -394,7 +394,7 @@ def docker_cli_manifest_list(registry: RegistryEndpoint, repo: str, tag: str, so
         target = f"{endpoint.host}/{repo}:{tag}"
         for command in (["manifest", "create", "--insecure", target, *(f"{endpoint.host}/{s}" for s in sources)],
                         ["manifest", "push", "--insecure", target]):
-            result = subprocess.run([docker, *command], env=env, capture_output=True, text=True, timeout=120)
+            result = subprocess.run([docker, *command], env=env, capture_output=True, text=True, timeout=120, check=False)
             if result.returncode != 0:
                 raise RuntimeError(f"docker {' '.join(command)} failed ({result.returncode}): "
                                    f"{result.stderr.strip() or result.stdout.strip()}")

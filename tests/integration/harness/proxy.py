@@ -197,7 +197,7 @@ class Proxy:
     def writes(self) -> int:
         """PUT, POST, PATCH and DELETE requests seen."""
         with self._lock:
-            return sum(n for (method, _), n in self.counts.items() if method in WRITE_METHODS)
+            return sum(n for (method, _kind), n in self.counts.items() if method in WRITE_METHODS)
 
     def count(self, method: str | None = None, kind: str | None = None) -> int:
         """Requests seen, optionally only of one method and/or kind."""
@@ -298,7 +298,7 @@ class Proxy:
                     self._reset_connection()
                     return
                 if fault is not None and fault.action == "respond":
-                    for _ in self._request_body():   # drain, so the connection stays usable
+                    for _chunk in self._request_body():   # drain, so the connection stays usable
                         pass
                     self._send_fault(fault)
                     proxy._record(self.command, self.path, kind, fault.status)

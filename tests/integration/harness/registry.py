@@ -281,7 +281,7 @@ class Registry:
         config_path = self.dir / "config.yml"
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         last_error = ""
-        for _ in range(PORT_ATTEMPTS):
+        for _attempt in range(PORT_ATTEMPTS):
             port = free_port()
             config_path.write_text(json.dumps(self._config(port), indent=2))
             self.port = port

@@ -166,11 +166,11 @@ class TokenServer:
         """(ok, account). No header is anonymous; a wrong password is not ok."""
         if not authorization:
             return True, None
-        scheme, _, value = authorization.partition(" ")
+        scheme, _space, value = authorization.partition(" ")
         if scheme.lower() != "basic":
             return False, None
         try:
-            user, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+            user, _colon, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False, None
         if user in self.users and self.users[user] == password:

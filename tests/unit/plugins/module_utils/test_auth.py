@@ -54,8 +54,8 @@ def write_config(tmp_path, data):
 
 def test_auths_entry_base64(tmp_path):
     auth = base64.b64encode(b"alice:s3cr:et").decode()
-    config = DockerConfig.load(write_config(tmp_path, {"auths": {"https://index.docker.io/v1/": {"auth": auth},
-                                                                  "127.0.0.1:5000": {"auth": auth}}}))
+    auths = {"https://index.docker.io/v1/": {"auth": auth}, "127.0.0.1:5000": {"auth": auth}}
+    config = DockerConfig.load(write_config(tmp_path, {"auths": auths}))
     creds = config.credentials_for("docker.io")
     assert (creds.username, creds.password) == ("alice", "s3cr:et")
     assert config.credentials_for("127.0.0.1:5000").username == "alice"
