@@ -1,0 +1,187 @@
+"""Benchmark: publishing multi-arch images with docker_manifest_create vs docker manifest create + push.
+
+Seeds per-architecture builds the way a CI pipeline leaves them: N (default 20) repositories
+``builds/app-NN`` with one Docker image per platform tag (``:amd64``, ``:arm64``, ``:armv7``,
+``:ppc64le``). Each contender then publishes every app as a 4-platform manifest list into a
+repository of its own (``release/app-NN:1.0`` for the module, ``release-cli/app-NN:1.0`` for
+the docker CLI), so every blob is a cross-repository mount. All traffic goes through a
+delaying, counting proxy (~20 ms per request, a model of a remote registry).
+
+* ``docker_manifest_create``: ONE ansible-playbook with ONE task looping over the N apps
+  (one module run per app, as a playbook would publish a release).
+* docker CLI 20.10: ``docker manifest create --insecure`` + ``docker manifest push --insecure``
+  per app, with a fresh DOCKER_CONFIG (empty manifest cache) per run, as on a fresh CI runner.
+
+Each contender runs twice: the first run publishes, the re-run publishes the same sources
+again (nothing changed). Results go to build/bench/create.json and Markdown to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from benchlib import Measurement, concurrently, measure, proxy_without_nagle_stall, ratio, run_command, \
+    timed_playbook, verdict, write_results
+from harness.ansible_run import play
+from harness.images import DOCKER_CLI, PushClient, docker_cli_env, push_image
+from harness.proxy import Proxy
+from harness.registry import Registry
+
+PLATFORM_TAGS = {"amd64": "linux/amd64", "arm64": "linux/arm64/v8", "armv7": "linux/arm/v7",
+                 "ppc64le": "linux/ppc64le"}
+RELEASE_TAG = "1.0"
+TARGET_VS_DOCKER = 3.0
+
+
+def seed(registry: Registry, apps: int) -> dict[str, dict[str, str]]:
+    """Push every app's per-platform builds; return ``{app: {platform tag: child digest}}``.
+
+    Straight to the registry, concurrently. Docker media types with 3-space indentation
+    (push_image's ``media="docker"``), because docker CLI 20.10 re-indents the children it
+    copies and can only read Docker v2 children. A per-app label gives each app its own digests.
+    """
+    names = [f"app-{index:02d}" for index in range(apps)]
+    jobs = [(name, tag) for name in names for tag in PLATFORM_TAGS]
+
+    def push(job: tuple[str, str]) -> str:
+        name, tag = job
+        return push_image(registry.url, f"builds/{name}", tag, platform=PLATFORM_TAGS[tag], media="docker",
+                          labels={"org.opencontainers.image.title": name})["digest"]
+
+    digests = dict(zip(jobs, concurrently(push, jobs)))
+    return {name: {tag: digests[(name, tag)] for tag in PLATFORM_TAGS} for name in names}
+
+
+def sources(host: str, app: str) -> list[str]:
+    return [f"{host}/builds/{app}:{tag}" for tag in PLATFORM_TAGS]
+
+
+def publish_with_module(host: str, apps: list[str], expect_changed: bool) -> tuple[list[dict], float]:
+    """One playbook, one task looping over the apps; returns (each item's result, task seconds)."""
+    items = [{"name": f"{host}/release/{app}:{RELEASE_TAG}", "sources": sources(host, app)} for app in apps]
+    publish = {"name": "publish", "archfleet.multiarch.docker_manifest_create":
+               {"name": "{{ item.name }}", "sources": "{{ item.sources }}"},
+               "loop": items, "loop_control": {"label": "{{ item.name }}"}}
+    run, timings = timed_playbook(play(publish))
+    results = run.result("publish")["results"]
+    unexpected = [r["item"]["name"] for r in results if r["changed"] is not expect_changed]
+    if unexpected:
+        raise RuntimeError(f"docker_manifest_create: changed was not {expect_changed} for {unexpected}")
+    return results, timings["publish"]
+
+
+def publish_with_docker(host: str, apps: list[str]) -> None:
+    """`docker manifest create` + `push` per app, from an empty manifest cache (fresh DOCKER_CONFIG)."""
+    with docker_cli_env(host) as env:
+        for app in apps:
+            target = f"{host}/release-cli/{app}:{RELEASE_TAG}"
+            run_command([DOCKER_CLI, "manifest", "create", "--insecure", target, *sources(host, app)], env=env)
+            run_command([DOCKER_CLI, "manifest", "push", "--insecure", target], env=env)
+
+
+def check_published(registry: Registry, builds: dict[str, dict[str, str]]) -> None:
+    """Both contenders' lists hold exactly the builds' digests (read straight from the registry)."""
+    with PushClient(registry.url) as client:
+        for app, children in builds.items():
+            for repository in (f"release/{app}", f"release-cli/{app}"):
+                published = client.get_manifest(repository, RELEASE_TAG).json()
+                if sorted(m["digest"] for m in published["manifests"]) != sorted(children.values()):
+                    raise RuntimeError(f"{repository}:{RELEASE_TAG} does not hold the builds of {app}")
+
+
+def run(apps: int = 20, delay: float = 0.02) -> dict:
+    with Registry() as registry:
+        started = time.monotonic()
+        builds = seed(registry, apps)
+        seed_seconds = time.monotonic() - started
+        names = list(builds)
+        proxy_without_nagle_stall()
+        with Proxy(registry, delay=delay) as proxy:
+            host = proxy.host
+            measurements = {}
+            for run_name, expect_changed in (("first run", True), ("re-run", False)):
+                ours, (results, task_seconds) = measure(
+                    f"docker_manifest_create, {run_name}", proxy,
+                    lambda expect=expect_changed: publish_with_module(host, names, expect))
+                ours.module_seconds = task_seconds
+                ours.extra["registry_stats_first_item"] = results[0]["registry_stats"]
+                docker, _ = measure(f"docker manifest create + push, {run_name}", proxy,
+                                    lambda: publish_with_docker(host, names))
+                measurements[run_name] = (ours, docker)
+        check_published(registry, builds)
+    return summarise(apps, delay, seed_seconds, measurements)
+
+
+def summarise(apps: int, delay: float, seed_seconds: float,
+              measurements: dict[str, tuple[Measurement, Measurement]]) -> dict:
+    first_ours, first_docker = measurements["first run"]
+    rerun_ours, _ = measurements["re-run"]
+    speedup = ratio(first_docker.seconds, first_ours.seconds)
+    heads = rerun_ours.requests.get("HEAD manifest", 0) / apps
+    other_manifest = (rerun_ours.manifest_requests - rerun_ours.requests.get("HEAD manifest", 0)) / apps
+    return {
+        "benchmark": "create",
+        "publishes": apps,
+        "platforms_per_publish": len(PLATFORM_TAGS),
+        "delay_seconds": delay,
+        "seed_seconds": seed_seconds,
+        "runs": {run_name: [m.as_dict(apps) for m in pair] for run_name, pair in measurements.items()},
+        "ratios": {
+            "first_run_docker_vs_playbook": speedup,
+            "first_run_docker_vs_task": ratio(first_docker.seconds, first_ours.module_seconds),
+            "rerun_docker_vs_playbook": ratio(measurements["re-run"][1].seconds, rerun_ours.seconds),
+        },
+        "targets": {
+            "first_run_3x": {"target": TARGET_VS_DOCKER, "actual": speedup, "met": speedup >= TARGET_VS_DOCKER},
+            "rerun_zero_writes": {"target": 0, "actual": rerun_ours.writes, "met": rerun_ours.writes == 0},
+            "rerun_heads_per_source": {"target": 1, "actual": heads / len(PLATFORM_TAGS),
+                                       "met": heads <= len(PLATFORM_TAGS)},
+            "rerun_tag_requests": {"target": 1, "actual": other_manifest, "met": other_manifest <= 1},
+        },
+    }
+
+
+def markdown(results: dict) -> str:
+    count = results["publishes"]
+    lines = [f"Publishing {count} images of {results['platforms_per_publish']} platforms each "
+             f"(cross-repository sources), {results['delay_seconds'] * 1000:.0f} ms per request at the proxy:", "",
+             "| Contender | Wall time (s) | Requests / publish | Manifest req. / publish | HEAD manifest / publish "
+             "| Writes / publish | Requests by kind (total) |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for contenders in results["runs"].values():
+        for contender in contenders:
+            per = contender["per_unit"]
+            name = contender["name"]
+            if contender["module_seconds"] is not None:
+                name += f" (task alone: {contender['module_seconds']:.2f} s)"
+            kinds = ", ".join(f"{key} {n}" for key, n in contender["requests"].items())
+            lines.append(f"| {name} | {contender['seconds']:.2f} | {per['total']:.2f} | {per['manifest']:.2f} | "
+                         f"{contender['requests'].get('HEAD manifest', 0) / count:.2f} | {per['writes']:.2f} "
+                         f"| {kinds} |")
+    ratios, targets = results["ratios"], results["targets"]
+    lines += ["", "| Target | Wanted | Actual | Verdict |", "|---|---:|---:|---|",
+              f"| first run, docker CLI / ours (whole ansible-playbook) | >= {TARGET_VS_DOCKER:.0f}x | "
+              f"{ratios['first_run_docker_vs_playbook']:.1f}x | {verdict(targets['first_run_3x']['met'])} |",
+              f"| first run, docker CLI / ours (task alone) | | {ratios['first_run_docker_vs_task']:.1f}x | |",
+              f"| re-run writes | 0 | {targets['rerun_zero_writes']['actual']} | "
+              f"{verdict(targets['rerun_zero_writes']['met'])} |",
+              f"| re-run HEAD per source | <= 1 | {targets['rerun_heads_per_source']['actual']:.2f} | "
+              f"{verdict(targets['rerun_heads_per_source']['met'])} |",
+              f"| re-run other manifest requests per publish (the tag) | <= 1 | "
+              f"{targets['rerun_tag_requests']['actual']:.2f} | {verdict(targets['rerun_tag_requests']['met'])} |"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--apps", type=int, default=20, help="multi-arch images to publish (default 20)")
+    parser.add_argument("--delay", type=float, default=0.02, help="seconds the proxy waits per request")
+    args = parser.parse_args()
+    results = run(args.apps, args.delay)
+    path = write_results("create", results)
+    print(markdown(results))
+    print(f"\n(results written to {path})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Benchmark: inspecting many manifest lists with docker_manifest_info vs docker CLI and skopeo loops.
+
+Seeds N (default 120) Docker manifest lists of 4 platforms each, one per repository
+(``fleet/app-NNN:1.0``), straight into a local registry, then puts a delaying, counting
+proxy (~20 ms per request, a model of a remote registry) in front of it and, in one run,
+inspects every list three ways through the proxy:
+
+* ``docker_manifest_info`` with all references in ONE task, by a real ansible-playbook;
+* a sequential loop of ``docker manifest inspect --insecure`` (Debian's docker CLI 20.10);
+* a sequential loop of ``skopeo inspect --raw --tls-verify=false``.
+
+The fixtures are Docker media types because docker CLI 20.10 cannot read an index whose
+children are OCI manifests. Each repository's children carry their own label, so every
+list has its own digest (nothing can be answered from a cache). Results go to
+build/bench/info.json and a Markdown table to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+
+from benchlib import Measurement, concurrently, measure, proxy_without_nagle_stall, ratio, run_command, \
+    timed_playbook, verdict, write_results
+from harness.ansible_run import play, task
+from harness.images import DOCKER_CLI, docker_cli_env, push_image, push_index
+from harness.proxy import Proxy
+from harness.registry import Registry
+
+PLATFORMS = ("linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/ppc64le")
+TAG = "1.0"
+TARGET_VS_DOCKER = 10.0
+TARGET_VS_SKOPEO = 2.0
+TARGET_MANIFEST_PER_REF = 1.05
+
+
+def seed(registry: Registry, count: int) -> list[str]:
+    """Push ``count`` Docker manifest lists (4 platforms each); return their repositories.
+
+    Straight to the registry, not through the proxy, and one thread per repository: the
+    layer of a platform is the same bytes everywhere (the registry stores it once), only
+    the small config differs per repository.
+    """
+    repositories = [f"fleet/app-{index:03d}" for index in range(count)]
+
+    def push_list(repository: str) -> None:
+        labels = {"org.opencontainers.image.title": repository}
+        children = [push_image(registry.url, repository, platform=platform, media="docker", labels=labels)
+                    for platform in PLATFORMS]
+        push_index(registry.url, repository, TAG, children, media="docker")
+
+    concurrently(push_list, repositories)
+    return repositories
+
+
+def inspect_with_module(references: list[str]) -> tuple[dict, float]:
+    """One ansible-playbook run, one task over every reference; returns (result, task seconds)."""
+    run, timings = timed_playbook(play(task("inspect", "docker_manifest_info", images=references)))
+    result = run.result("inspect")
+    broken = [i["reference"] for i in result["images"] if not i["exists"] or len(i["platforms"]) != len(PLATFORMS)]
+    if broken:
+        raise RuntimeError(f"docker_manifest_info did not see every list with {len(PLATFORMS)} platforms: {broken}")
+    return result, timings["inspect"]
+
+
+def inspect_with_docker(references: list[str], proxy_host: str) -> None:
+    # One throwaway DOCKER_CONFIG for the loop: `manifest inspect` of a remote list uses no cache.
+    with docker_cli_env(proxy_host) as env:
+        for reference in references:
+            run_command([DOCKER_CLI, "manifest", "inspect", "--insecure", reference], env=env)
+
+
+def inspect_with_skopeo(references: list[str]) -> list[str]:
+    """Digests of what skopeo read (sha256 of the raw bytes), to check all contenders agree."""
+    return ["sha256:" + hashlib.sha256(run_command(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{reference}"]).stdout).hexdigest()
+        for reference in references]
+
+
+def run(images: int = 120, delay: float = 0.02) -> dict:
+    with Registry() as registry:
+        started = time.monotonic()
+        repositories = seed(registry, images)
+        seed_seconds = time.monotonic() - started
+        proxy_without_nagle_stall()
+        with Proxy(registry, delay=delay) as proxy:
+            references = [f"{proxy.host}/{repository}:{TAG}" for repository in repositories]
+            ours, (module_result, task_seconds) = measure(
+                "docker_manifest_info (one task)", proxy, lambda: inspect_with_module(references))
+            ours.module_seconds = task_seconds
+            ours.extra["registry_stats"] = module_result["registry_stats"]
+            docker, _ = measure("docker manifest inspect loop", proxy,
+                                lambda: inspect_with_docker(references, proxy.host))
+            skopeo, skopeo_digests = measure("skopeo inspect --raw loop", proxy,
+                                             lambda: inspect_with_skopeo(references))
+    if skopeo_digests != [i["digest"] for i in module_result["images"]]:
+        raise RuntimeError("skopeo and docker_manifest_info disagree on a digest")
+    return summarise(images, delay, seed_seconds, ours, docker, skopeo)
+
+
+def summarise(images: int, delay: float, seed_seconds: float, ours: Measurement, docker: Measurement,
+              skopeo: Measurement) -> dict:
+    ratios = {
+        "docker_vs_playbook": ratio(docker.seconds, ours.seconds),
+        "skopeo_vs_playbook": ratio(skopeo.seconds, ours.seconds),
+        "docker_vs_task": ratio(docker.seconds, ours.module_seconds),
+        "skopeo_vs_task": ratio(skopeo.seconds, ours.module_seconds),
+    }
+    manifest_per_ref = ours.per(images)["manifest"]
+    return {
+        "benchmark": "info",
+        "references": images,
+        "platforms_per_list": len(PLATFORMS),
+        "delay_seconds": delay,
+        "seed_seconds": seed_seconds,
+        "contenders": [m.as_dict(images) for m in (ours, docker, skopeo)],
+        "ratios": ratios,
+        "targets": {
+            "docker_loop_10x": {"target": TARGET_VS_DOCKER, "actual": ratios["docker_vs_playbook"],
+                                "met": ratios["docker_vs_playbook"] >= TARGET_VS_DOCKER},
+            "skopeo_loop_2x": {"target": TARGET_VS_SKOPEO, "actual": ratios["skopeo_vs_playbook"],
+                               "met": ratios["skopeo_vs_playbook"] >= TARGET_VS_SKOPEO},
+            "manifest_requests_per_reference": {"target": TARGET_MANIFEST_PER_REF, "actual": manifest_per_ref,
+                                                "met": manifest_per_ref <= TARGET_MANIFEST_PER_REF},
+        },
+    }
+
+
+def markdown(results: dict) -> str:
+    """The results as the Markdown tables docs/performance.md shows."""
+    count = results["references"]
+    lines = [f"Inspecting {count} manifest lists ({results['platforms_per_list']} platforms each), "
+             f"{results['delay_seconds'] * 1000:.0f} ms per request at the proxy:", "",
+             "| Contender | Wall time (s) | Requests / ref | Manifest requests / ref | Requests (total) |",
+             "|---|---:|---:|---:|---:|"]
+    for contender in results["contenders"]:
+        per = contender["per_unit"]
+        name = contender["name"]
+        if contender["module_seconds"] is not None:
+            name += f" (task alone: {contender['module_seconds']:.2f} s)"
+        lines.append(f"| {name} | {contender['seconds']:.2f} | {per['total']:.2f} | {per['manifest']:.2f} | "
+                     f"{contender['total_requests']} |")
+    ratios, targets = results["ratios"], results["targets"]
+    lines += ["", "| Target | Wanted | Whole ansible-playbook | Task alone | Verdict |", "|---|---:|---:|---:|---|",
+              f"| docker loop / ours | >= {TARGET_VS_DOCKER:.0f}x | {ratios['docker_vs_playbook']:.1f}x | "
+              f"{ratios['docker_vs_task']:.1f}x | {verdict(targets['docker_loop_10x']['met'])} |",
+              f"| skopeo loop / ours | >= {TARGET_VS_SKOPEO:.0f}x | {ratios['skopeo_vs_playbook']:.1f}x | "
+              f"{ratios['skopeo_vs_task']:.1f}x | {verdict(targets['skopeo_loop_2x']['met'])} |",
+              f"| manifest requests / ref | <= {TARGET_MANIFEST_PER_REF} | "
+              f"{targets['manifest_requests_per_reference']['actual']:.2f} | | "
+              f"{verdict(targets['manifest_requests_per_reference']['met'])} |"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=120, help="manifest lists to inspect (default 120)")
+    parser.add_argument("--delay", type=float, default=0.02, help="seconds the proxy waits per request")
+    args = parser.parse_args()
+    results = run(args.images, args.delay)
+    path = write_results("info", results)
+    print(markdown(results))
+    print(f"\n(results written to {path})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Shared plumbing for the benchmarks in bench/: timing, request counts, results.
+
+The benchmarks reuse the integration-test harness (tests/integration/harness) unchanged:
+``Registry`` for a real registry, ``Proxy`` to add a per-request delay (a model of a remote
+registry) and to count requests, ``run_playbook`` for real ansible-playbook runs. This module
+only adds what a benchmark needs on top: wall-clock timing, per-task timing from inside
+ansible-playbook (to separate the module's time from ansible's start-up), request-count
+snapshots, and writing results to build/bench/*.json.
+"""
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, TypeVar
+
+REPO = Path(__file__).resolve().parents[1]
+HARNESS_PARENT = REPO / "tests" / "integration"
+sys.path.insert(0, str(HARNESS_PARENT))
+
+from harness.ansible_run import HARNESS, PlaybookRun, run_playbook  # noqa: E402
+
+RESULTS_DIR = REPO / "build" / "bench"
+TIMER_CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
+SEED_WORKERS = 16
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class Measurement:
+    """One contender's run: wall time and the requests the proxy saw while it ran."""
+
+    name: str
+    seconds: float
+    requests: dict[str, int]            # "METHOD kind" -> count
+    total_requests: int
+    manifest_requests: int
+    writes: int
+    module_seconds: float | None = None  # the task's own time, for ansible-playbook runs
+    extra: dict = field(default_factory=dict)
+
+    def per(self, units: int) -> dict[str, float]:
+        """Requests per reference/publish, the unit the targets are stated in."""
+        return {"total": self.total_requests / units, "manifest": self.manifest_requests / units,
+                "writes": self.writes / units}
+
+    def as_dict(self, units: int) -> dict:
+        return {**asdict(self), "per_unit": self.per(units)}
+
+
+def proxy_without_nagle_stall() -> None:
+    """Make the harness proxy answer without a ~40 ms stall per response; call before starting one.
+
+    The harness proxy (http.server) writes a response's headers and body as separate small
+    segments on a socket with Nagle's algorithm on; the client's delayed ACK then holds the
+    body back about 40 ms. That turns the intended 20 ms per request into about 60 ms for every
+    client alike, and hides what the delay is meant to model. TCP_NODELAY on the proxy's
+    accepted sockets (http.server's own ``disable_nagle_algorithm`` switch) removes it. This
+    process's only HTTP server is the proxy, so the switch is set on the base class; the proper
+    fix is ``disable_nagle_algorithm = True`` on the harness proxy's handler.
+    """
+    http.server.BaseHTTPRequestHandler.disable_nagle_algorithm = True
+
+
+def measure(name: str, proxy, action: Callable[[], T]) -> tuple[Measurement, T]:
+    """Run ``action`` with fresh proxy counts and return its timing, counts and return value.
+
+    The proxy records a request before relaying the answer, so the counts are complete
+    as soon as the client has its last response.
+    """
+    proxy.reset()
+    started = time.monotonic()
+    value = action()
+    seconds = time.monotonic() - started
+    requests = {f"{method} {kind}": count for (method, kind), count in sorted(proxy.counts.items())}
+    measurement = Measurement(name=name, seconds=seconds, requests=requests, total_requests=proxy.count(),
+                              manifest_requests=proxy.count(kind="manifest"), writes=proxy.writes)
+    return measurement, value
+
+
+def timed_playbook(playbook_text: str) -> tuple[PlaybookRun, dict[str, float]]:
+    """Run a playbook with the harness, plus a callback that times each task.
+
+    Returns the run and ``{task name: seconds}``; the task time is the module's own time
+    (including AnsiballZ start-up) without ansible-playbook's start-up and inventory work.
+    """
+    with_timer = {
+        "ANSIBLE_CALLBACK_PLUGINS": f"{HARNESS / 'callback_plugins'}:{TIMER_CALLBACKS}",
+        "ANSIBLE_CALLBACKS_ENABLED": "record_results,bench_task_timer",
+    }
+    timings_file = RESULTS_DIR / f".timings-{os.getpid()}.json"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        run = run_playbook(playbook_text, env={**with_timer, "BENCH_TIMINGS_FILE": str(timings_file)})
+        if run.rc != 0:
+            raise RuntimeError(f"ansible-playbook failed (rc {run.rc}):\n{run.output[-3000:]}")
+        return run, json.loads(timings_file.read_text())
+    finally:
+        timings_file.unlink(missing_ok=True)
+
+
+def run_command(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run one CLI command as a shell loop would, failing loudly: a failed contender is no figure."""
+    result = subprocess.run(argv, env=env, capture_output=True, timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): "
+                           f"{result.stderr.decode(errors='replace').strip()}")
+    return result
+
+
+def concurrently(function: Callable[[T], R], items: Iterable[T], workers: int = SEED_WORKERS) -> list[R]:
+    """Map in a thread pool: seeding is I/O-bound, and a benchmark should not wait on its fixtures."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(function, items))
+
+
+def write_results(name: str, results: dict) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+def ratio(slower: float, faster: float) -> float:
+    return slower / faster if faster else float("inf")
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"

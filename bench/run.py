@@ -1,0 +1,25 @@
+"""Run every benchmark in bench/ (what `make bench` does) and print the results as Markdown.
+
+Each benchmark starts its own registry and proxy and stops them before the next one
+starts, so they do not compete for the machine's cores. Results also go to
+build/bench/info.json and build/bench/create.json.
+"""
+from __future__ import annotations
+
+import bench_create
+import bench_info
+from benchlib import write_results
+
+
+def main() -> None:
+    sections = []
+    for title, benchmark, name in (("docker_manifest_info", bench_info, "info"),
+                                   ("docker_manifest_create", bench_create, "create")):
+        results = benchmark.run()
+        path = write_results(name, results)
+        sections.append(f"## {title}\n\n{benchmark.markdown(results)}\n\n(results: {path})")
+    print("\n\n".join(sections))
+
+
+if __name__ == "__main__":
+    main()
