@@ -89,8 +89,8 @@ def run(images: int = 120, delay: float = 0.02) -> dict:
                 "docker_manifest_info (one task)", proxy, lambda: inspect_with_module(references))
             ours.module_seconds = task_seconds
             ours.extra["registry_stats"] = module_result["registry_stats"]
-            docker, _ = measure("docker manifest inspect loop", proxy,
-                                lambda: inspect_with_docker(references, proxy.host))
+            docker = measure("docker manifest inspect loop", proxy,
+                             lambda: inspect_with_docker(references, proxy.host))[0]
             skopeo, skopeo_digests = measure("skopeo inspect --raw loop", proxy,
                                              lambda: inspect_with_skopeo(references))
     if skopeo_digests != [i["digest"] for i in module_result["images"]]:
@@ -153,7 +153,7 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--images", type=int, default=120, help="manifest lists to inspect (default 120)")
     parser.add_argument("--delay", type=float, default=0.02, help="seconds the proxy waits per request")
     args = parser.parse_args()

@@ -109,7 +109,7 @@ def timed_playbook(playbook_text: str) -> tuple[PlaybookRun, dict[str, float]]:
 
 def run_command(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run one CLI command as a shell loop would, failing loudly: a failed contender is no figure."""
-    result = subprocess.run(argv, env=env, capture_output=True, timeout=300)
+    result = subprocess.run(argv, env=env, capture_output=True, timeout=300, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): "
                            f"{result.stderr.decode(errors='replace').strip()}")
