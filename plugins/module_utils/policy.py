@@ -248,6 +248,15 @@ def _platform_cells(image, columns, required):
     return cells
 
 
+def is_truthy(value):
+    """JMESPath truthiness: false, null and empty strings, lists and objects are false; 0 is true."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, (str, list, dict)):
+        return len(value) > 0
+    return True
+
+
 def _worst(severities):
     """The most severe of ``severities`` (failed results), or ``pass`` when there are none."""
     for severity in SEVERITIES:
@@ -295,7 +304,7 @@ def audit(images, policies, now, require_platforms=None):
             except jmespath_exceptions.JMESPathError as exc:
                 raise PolicyError("policy %r: JMESPath expression %r failed on %s: %s"
                                   % (policy["name"], policy["expression"], image.get("canonical"), exc))
-            passed = value not in (None, False, "", [], {})
+            passed = is_truthy(value)
             image["results"].append({"policy": policy["name"], "severity": policy["severity"], "passed": passed,
                                      "value": value})
             if not passed:
