@@ -18,6 +18,7 @@ again (nothing changed). Results go to build/bench/create.json and Markdown to s
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from benchlib import Measurement, concurrently, measure, proxy_without_nagle_stall, ratio, run_command, \
@@ -125,6 +126,7 @@ def summarise(apps: int, delay: float, seed_seconds: float,
         "platforms_per_publish": len(PLATFORM_TAGS),
         "delay_seconds": delay,
         "seed_seconds": seed_seconds,
+        "load_average_1min": os.getloadavg()[0],
         "runs": {run_name: [m.as_dict(apps) for m in pair] for run_name, pair in measurements.items()},
         "ratios": {
             "first_run_docker_vs_playbook": speedup,
@@ -144,7 +146,8 @@ def summarise(apps: int, delay: float, seed_seconds: float,
 def markdown(results: dict) -> str:
     count = results["publishes"]
     lines = [f"Publishing {count} images of {results['platforms_per_publish']} platforms each "
-             f"(cross-repository sources), {results['delay_seconds'] * 1000:.0f} ms per request at the proxy:", "",
+             f"(cross-repository sources), {results['delay_seconds'] * 1000:.0f} ms per request at the proxy "
+             f"(load average {results['load_average_1min']:.1f} after the run):", "",
              "| Contender | Wall time (s) | Requests / publish | Manifest req. / publish | HEAD manifest / publish "
              "| Writes / publish | Requests by kind (total) |",
              "|---|---:|---:|---:|---:|---:|---|"]

@@ -17,6 +17,7 @@ build/bench/info.json and a Markdown table to stdout.
 from __future__ import annotations
 
 import argparse
+import os
 import hashlib
 import time
 
@@ -113,6 +114,7 @@ def summarise(images: int, delay: float, seed_seconds: float, ours: Measurement,
         "platforms_per_list": len(PLATFORMS),
         "delay_seconds": delay,
         "seed_seconds": seed_seconds,
+        "load_average_1min": os.getloadavg()[0],
         "contenders": [m.as_dict(images) for m in (ours, docker, skopeo)],
         "ratios": ratios,
         "targets": {
@@ -130,7 +132,8 @@ def markdown(results: dict) -> str:
     """The results as the Markdown tables docs/performance.md shows."""
     count = results["references"]
     lines = [f"Inspecting {count} manifest lists ({results['platforms_per_list']} platforms each), "
-             f"{results['delay_seconds'] * 1000:.0f} ms per request at the proxy:", "",
+             f"{results['delay_seconds'] * 1000:.0f} ms per request at the proxy "
+             f"(load average {results['load_average_1min']:.1f} after the run):", "",
              "| Contender | Wall time (s) | Requests / ref | Manifest requests / ref | Requests (total) |",
              "|---|---:|---:|---:|---:|"]
     for contender in results["contenders"]:
