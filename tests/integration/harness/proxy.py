@@ -10,7 +10,9 @@ connections, streaming bodies both ways (Content-Length or chunked), and:
 * rewrites absolute ``Location`` headers that point at the registry so they point at the
   proxy (distribution sends absolute upload URLs);
 * asks ``fault(request)`` before forwarding: None passes the request on, a :class:`Fault`
-  answers with a status, resets the connection, stalls, or truncates the response body.
+  answers with a status, resets the connection (before forwarding, or part-way through the
+  response body), stalls, truncates the response body, or replaces it (e.g. bytes that do not
+  match the digest asked for).
 
 Token requests: the token realm is fixed in the registry's config, so a client would go
 straight to the token service and the proxy would never see it. When the registry has a
@@ -84,12 +86,13 @@ class ProxyRequest:
 class Fault:
     """A fault hook's decision. Build with the class methods."""
 
-    action: str                              # respond | reset | stall | truncate
+    action: str                              # respond | reset | reset_after | stall | truncate | replace_body
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     seconds: float = 0.0
     after_bytes: int = 0
+    transform: Callable[[bytes], bytes] | None = None
 
     @classmethod
     def respond(cls, status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> Fault:
@@ -110,6 +113,16 @@ class Fault:
     def truncate(cls, after_bytes: int) -> Fault:
         """Forward, but close the connection after ``after_bytes`` bytes of the response body."""
         return cls("truncate", after_bytes=after_bytes)
+
+    @classmethod
+    def reset_after(cls, after_bytes: int) -> Fault:
+        """Forward, send the headers and ``after_bytes`` bytes of the response body, then reset (RST)."""
+        return cls("reset_after", after_bytes=after_bytes)
+
+    @classmethod
+    def replace_body(cls, transform: Callable[[bytes], bytes]) -> Fault:
+        """Forward, then answer with the registry's status and headers but ``transform(body)`` as the body."""
+        return cls("replace_body", transform=transform)
 
 
 FaultHook = Callable[[ProxyRequest], "Fault | None"]
@@ -307,7 +320,12 @@ class Proxy:
                     time.sleep(fault.seconds)
                 response = self._send_upstream(upstream)
                 proxy._record(self.command, self.path, kind, response.status)
-                self._relay(response, upstream, fault.after_bytes if fault and fault.action == "truncate" else None)
+                if fault is not None and fault.action == "replace_body":
+                    self._relay_replaced(response, upstream, fault.transform)
+                    return
+                cut = fault is not None and fault.action in ("truncate", "reset_after")
+                self._relay(response, upstream, fault.after_bytes if cut else None,
+                            reset=cut and fault.action == "reset_after")
 
             def _send_upstream(self, upstream: _Upstream) -> http.client.HTTPResponse:
                 chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
@@ -361,7 +379,7 @@ class Proxy:
                     yield data
 
             def _relay(self, response: http.client.HTTPResponse, upstream: _Upstream,
-                       truncate_after: int | None) -> None:
+                       truncate_after: int | None, reset: bool = False) -> None:
                 self.send_response_only(response.status, response.reason)
                 length = response.getheader("Content-Length")
                 for name, value in response.getheaders():
@@ -384,6 +402,8 @@ class Proxy:
                         self.wfile.flush()
                         response.close()
                         self._upstream_conns.pop(upstream).close()
+                        if reset:
+                            self._reset_connection()
                         self.close_connection = True
                         return
                     sent += len(data)
@@ -392,6 +412,20 @@ class Proxy:
                     self.wfile.write(b"0\r\n\r\n")
                 if response.will_close:
                     # The registry closed its side; the next request needs a new connection.
+                    self._upstream_conns.pop(upstream).close()
+
+            def _relay_replaced(self, response: http.client.HTTPResponse, upstream: _Upstream,
+                                transform: Callable[[bytes], bytes]) -> None:
+                body = transform(response.read())
+                self.send_response_only(response.status, response.reason)
+                for name, value in response.getheaders():
+                    if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                        self.send_header(name, proxy._rewrite_header(name, value, upstream))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+                if response.will_close:
                     self._upstream_conns.pop(upstream).close()
 
             def _send_fault(self, fault: Fault) -> None:
