@@ -77,8 +77,8 @@ def compile_expression(expression):
     """A compiled JMESPath expression; PolicyError with the parser's position and reason otherwise."""
     require_jmespath("JMESPath evaluation")
     if not isinstance(expression, str):
-        raise PolicyError("the JMESPath expression must be a string, got %s %r" % (type(expression).__name__,
-                                                                                 expression))
+        raise PolicyError("the JMESPath expression must be a string, got %s %r"
+                          % (type(expression).__name__, expression))
     try:
         return jmespath.compile(expression)
     except jmespath_exceptions.JMESPathError as exc:
@@ -130,9 +130,9 @@ def parse_timestamp(text):
     zone = match.group("zone")
     zone = "+00:00" if zone in ("Z", "z") else zone
     fraction = (match.group("fraction") or "0")[:6].ljust(6, "0")
+    normalised = "%sT%s.%s%s" % (match.group("date"), match.group("time"), fraction, zone.replace(":", ""))
     try:
-        return datetime.datetime.strptime("%sT%s.%s%s" % (match.group("date"), match.group("time"), fraction,
-                                                         zone.replace(":", "")), "%Y-%m-%dT%H:%M:%S.%f%z")
+        return datetime.datetime.strptime(normalised, "%Y-%m-%dT%H:%M:%S.%f%z")
     except ValueError:
         return None
 
@@ -182,8 +182,8 @@ def validate_policies(policies):
         label = "policy %r (policies[%d])" % (name, index)
         unknown = sorted(set(policy) - POLICY_KEYS)
         if unknown:
-            raise PolicyError("%s has unknown keys %s (allowed: %s)" % (label, ", ".join(unknown),
-                                                                       ", ".join(sorted(POLICY_KEYS))))
+            raise PolicyError("%s has unknown keys %s (allowed: %s)"
+                              % (label, ", ".join(unknown), ", ".join(sorted(POLICY_KEYS))))
         if name in seen:
             raise PolicyError("%s: the name is used by an earlier policy; names must be unique" % label)
         seen.add(name)

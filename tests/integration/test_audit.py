@@ -84,18 +84,19 @@ def test_reports_and_failing_error_policies(playbook, open_registry, tmp_path):
 
 def test_warnings_only_exit_zero_and_rerun_changes_nothing(playbook, open_registry, tmp_path):
     report_dir = tmp_path / "report"
-    variables = audit_vars(open_registry, report_dir, "fixtures/multi:latest", audit_max_age_days=30,
+    # A relative report directory is relative to where ansible-playbook runs.
+    variables = audit_vars(open_registry, "report", "fixtures/multi:latest", audit_max_age_days=30,
                            audit_require_platforms=["linux/amd64", "linux/arm64"])
-    run = playbook(AUDIT_PLAYBOOK, extra_vars=variables)
+    run = playbook(AUDIT_PLAYBOOK, extra_vars=variables, cwd=tmp_path)
     assert run.rc == 0, run.output
     summary = json.loads((report_dir / "audit.json").read_text())["summary"]
     assert summary["failed"] == {"error": 0, "warning": 2, "info": 0}
-    assert {(f["policy"], f["severity"]) for f in summary["failures"]} == {("platforms-fresh", "warning"),
-                                                                          ("source-annotation", "warning")}
+    failed = {(f["policy"], f["severity"]) for f in summary["failures"]}
+    assert failed == {("platforms-fresh", "warning"), ("source-annotation", "warning")}
     assert run.task("Fail when a policy of severity error failed")["status"] == "skipped"
     assert '<td class="cell warning">' in (report_dir / "audit.html").read_text()
 
-    again = playbook(AUDIT_PLAYBOOK, extra_vars=variables)
+    again = playbook(AUDIT_PLAYBOOK, extra_vars=variables, cwd=tmp_path)
     assert again.rc == 0 and again.changed_total() == 0, again.output
 
 

@@ -82,7 +82,8 @@ def test_plain_unwraps_subclasses_so_jmespath_functions_accept_them():
         pass
 
     data = WrappedDict(platforms=[WrappedStr("linux/amd64")], count=True)
-    assert type(plain(data)) is dict and type(plain(data)["platforms"][0]) is str
+    unwrapped = plain(data)
+    assert (unwrapped.__class__, unwrapped["platforms"][0].__class__) == (dict, str)
     assert search("length(platforms[0])", data) == 11
     with pytest.raises(PolicyError, match=r"input.when is a datetime, which is not JSON data"):
         plain({"when": datetime.datetime(2024, 1, 1)})
