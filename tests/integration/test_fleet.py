@@ -1,0 +1,211 @@
+"""playbooks/build_and_publish.yml against a fleet of three build hosts over real SSH.
+
+Three sshd instances on loopback ports (host and client keys made at test time) stand for
+three build hosts; all of them drive one private dockerd (harness.dockerd) through
+build_images_docker_host. Each host builds other platforms from a build context of
+Debian's static busybox per architecture (FROM scratch, emulated RUN steps), pushes them
+through a counting proxy to a real registry, and publish_manifests publishes the index.
+The test checks the index against the registry directly (not through the collection's
+client), a second run that changes and writes nothing, and inputs that must fail with one
+clear message naming the host and the value, publishing nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from harness import foreign_binaries as fb
+from harness.ansible_run import COLLECTION_ROOT
+from harness.dockerd import Dockerd
+from harness.images import ALL_MANIFEST_TYPES
+from harness.proxy import Proxy
+from harness.registry import Registry, free_port
+from harness.sshd import ClientKey, Sshd, close_control_masters
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="sshd and dockerd need root"),
+    pytest.mark.skipif(shutil.which("dockerd") is None, reason="Debian package docker.io is not installed"),
+    pytest.mark.skipif(not os.path.exists("/usr/sbin/sshd"), reason="Debian package openssh-server is not installed"),
+]
+
+PLAYBOOK = COLLECTION_ROOT / "playbooks" / "build_and_publish.yml"
+DOCKER_CLI = "/usr/bin/docker"   # Debian's 20.10 CLI: BuildKit without the buildx plugin
+NATIVE_BUSYBOX = Path("/bin/busybox")   # Debian busybox-static for this (amd64) machine
+FOREIGN = {"linux/arm64": "aarch64", "linux/arm/v7": "arm", "linux/ppc64le": "ppc64le", "linux/s390x": "s390x"}
+ASSIGNMENT = {
+    "host1": ["linux/amd64", "linux/arm64"],
+    "host2": ["linux/arm/v7", "linux/ppc64le"],
+    "host3": ["linux/s390x"],
+}
+REPOSITORY = "fleet/app"
+SOURCE_URL = "https://git.example.com/fleet/app"
+REVISION = "0123456789abcdef"
+REPORT_TASK = "archfleet.multiarch.build_images : Report the per-platform digests, and how to reach this host's docker"
+DOCKERFILE = """\
+FROM scratch
+ARG TARGETARCH
+ARG TARGETVARIANT
+COPY rootfs/${TARGETARCH}${TARGETVARIANT}/ /
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN uname -m > /etc/machine
+CMD ["cat", "/etc/machine"]
+"""
+
+
+def write_context(directory: Path) -> Path:
+    """A build context: a Dockerfile and one busybox rootfs per architecture."""
+    binaries = {"linux/amd64": NATIVE_BUSYBOX}
+    binaries.update({platform: fb.busybox(target) for platform, target in FOREIGN.items()})
+    for platform, binary in binaries.items():
+        bin_dir = directory / "rootfs" / "".join(platform.split("/")[1:]) / "bin"
+        bin_dir.mkdir(parents=True)
+        shutil.copy(binary, bin_dir / "busybox")
+    (directory / "Dockerfile").write_text(DOCKERFILE)
+    return directory
+
+
+class Fleet:
+    """The running parts, and an inventory writer for them."""
+
+    def __init__(self, tmp: Path, key: ClientKey, hosts: dict, proxy: Proxy, registry: Registry, daemon: Dockerd):
+        self.tmp, self.key, self.hosts = tmp, key, hosts
+        self.proxy, self.registry, self.daemon = proxy, registry, daemon
+        self.context = write_context(tmp / "context")
+        self.control_dir = tmp / "cp"
+        self.control_dir.mkdir()
+
+    def inventory(self, tag: str, **host_overrides) -> str:
+        hosts = {}
+        for name, sshd in self.hosts.items():
+            hosts[name] = {"ansible_port": sshd.port, "build_images_platforms": ASSIGNMENT[name]}
+            hosts[name].update(host_overrides.get(name, {}))
+        group_vars = {
+            "ansible_host": "127.0.0.1",
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(self.key.private_path),
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "build_images_image": f"{self.proxy.host}/{REPOSITORY}",
+            "build_images_tag": tag,
+            "build_images_context": str(self.context),
+            "build_images_docker_cli": DOCKER_CLI,
+            "build_images_docker_host": self.daemon.host,
+            "build_images_network": "none",     # the test dockerd has no bridge
+        }
+        path = self.tmp / f"inventory-{tag}.json"
+        path.write_text(json.dumps({"all": {"children": {"build_hosts": {"hosts": hosts, "vars": group_vars}}}}))
+        return str(path)
+
+    def run(self, playbook, inventory: str, **extra_vars):
+        extra = {"publish_manifests_tags": ["latest"], "publish_manifests_source": SOURCE_URL,
+                 "publish_manifests_revision": REVISION, "publish_manifests_verify_run": True}
+        extra.update(extra_vars)
+        env = {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.control_dir), "ANSIBLE_FORKS": "5"}
+        return playbook(PLAYBOOK, inventory=inventory, extra_vars=extra, env=env)
+
+    def manifest(self, tag: str):
+        """The manifest at ``tag``, read from the registry itself (not through the collection)."""
+        return requests.get(f"{self.registry.url}/v2/{REPOSITORY}/manifests/{tag}",
+                            headers={"Accept": ALL_MANIFEST_TYPES}, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fleet")
+    key = ClientKey.generate(tmp / "client")
+    hosts = {name: Sshd(tmp / name, key.public_path) for name in ASSIGNMENT}
+    with Registry() as registry, Proxy(registry) as proxy, Dockerd() as daemon:
+        try:
+            for sshd in hosts.values():
+                sshd.start()
+            fleet = Fleet(tmp, key, hosts, proxy, registry, daemon)
+            yield fleet
+        finally:
+            close_control_masters(tmp / "cp")
+            for sshd in hosts.values():
+                sshd.stop()
+
+
+def reported_digests(run) -> dict:
+    """{platform: (host, digest)} from the build_images_results each host reported."""
+    reported = {}
+    for host in ASSIGNMENT:
+        for result in run.result(REPORT_TASK, host)["ansible_facts"]["build_images_results"]:
+            assert result["host"] == host
+            reported[result["platform"]] = (host, result["digest"])
+    return reported
+
+
+def test_fleet_builds_publishes_and_rerun_changes_nothing(fleet, playbook):
+    inventory = fleet.inventory("1.0")
+    first = fleet.run(playbook, inventory)
+    assert first.rc == 0, first.output
+
+    reported = reported_digests(first)
+    assert {p: host for p, (host, _digest) in reported.items()} == {
+        p: host for host, platforms in ASSIGNMENT.items() for p in platforms}
+
+    response = fleet.manifest("1.0")
+    assert response.status_code == 200, response.text
+    index = response.json()
+    assert index["annotations"] == {"org.opencontainers.image.source": SOURCE_URL,
+                                    "org.opencontainers.image.revision": REVISION}
+    published = {"/".join(filter(None, (m["platform"]["os"], m["platform"]["architecture"],
+                                        m["platform"].get("variant")))): m["digest"] for m in index["manifests"]}
+    assert published == {p: digest for p, (_host, digest) in reported.items()}
+    assert fleet.manifest("latest").headers["Docker-Content-Digest"] == response.headers["Docker-Content-Digest"]
+
+    # Each platform ran on the host that built it, under emulation where foreign.
+    runs = first.result("archfleet.multiarch.publish_manifests : Run each platform on the build host that built it")
+    machines = {r["item"]["platform"]: r["stdout"].strip() for r in runs["results"]}
+    assert machines == {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm/v7": "armv7l",
+                        "linux/ppc64le": "ppc64le", "linux/s390x": "s390x"}
+
+    fleet.proxy.reset()
+    second = fleet.run(playbook, inventory)
+    assert second.rc == 0, second.output
+    assert second.changed_total() == 0, second.output
+    assert fleet.proxy.writes == 0, fleet.proxy.log
+    assert reported_digests(second) == reported
+
+
+def no_emulation_dir(fleet) -> str:
+    empty = fleet.tmp / "binfmt-empty"
+    empty.mkdir(exist_ok=True)
+    return str(empty)
+
+
+BAD_INPUTS = {
+    "unknown-platform": (
+        lambda fleet: {"host2": {"build_images_platforms": ["linux/arm/v7", "linux/arm46"]}},
+        ["Build host host2: invalid platform 'linux/arm46'"]),
+    "no-emulation": (
+        lambda fleet: {"host3": {"build_images_binfmt_dir": no_emulation_dir(fleet)}},
+        ["Build host host3 (x86_64) cannot run platform linux/s390x", "qemu-s390x"]),
+    "missing-context": (
+        lambda fleet: {"host1": {"build_images_context": "/nonexistent/context"}},
+        ["Build host host1: the build context /nonexistent/context (build_images_context) does not exist"]),
+    "unreachable-registry": (
+        lambda fleet: {name: {"build_images_image": f"127.0.0.1:{fleet.unused_port}/{REPOSITORY}"}
+                       for name in ASSIGNMENT},
+        ["cannot reach registry 127.0.0.1:{port}"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_fails_clearly_and_publishes_nothing(fleet, playbook, case):
+    fleet.unused_port = free_port()
+    overrides, messages = BAD_INPUTS[case]
+    tag = "bad-" + case
+    fleet.proxy.reset()
+    run = fleet.run(playbook, fleet.inventory(tag, **overrides(fleet)))
+    assert run.rc != 0, run.output
+    for message in messages:
+        assert message.format(port=fleet.unused_port) in run.output, run.output
+    assert fleet.proxy.writes == 0, fleet.proxy.log
+    assert fleet.manifest(tag).status_code == 404
