@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Render docs/errors.md from the bad input table tests/integration/error_cases.yml.
 
-    tools/errors_table.py           write docs/errors.md
-    tools/errors_table.py --check   exit 1 when docs/errors.md is out of date, or when a module,
-                                    filter, role or option of the collection is not in the table
+    .venv/bin/python tools/errors_table.py           write docs/errors.md
+    .venv/bin/python tools/errors_table.py --check   exit 1 when docs/errors.md is out of date, or when a module,
+                                                     filter, role or option of the collection is not in the table
 
 The same table drives tests/integration/test_errors_table.py, so the page and the tests agree.
 """
@@ -190,7 +189,7 @@ def main(argv=None) -> int:
         return 0
     problems = coverage_problems(table)
     if not PAGE.exists() or PAGE.read_text() != text:
-        problems.append(f"{PAGE.relative_to(ROOT)} is out of date: run tools/errors_table.py")
+        problems.append(f"{PAGE.relative_to(ROOT)} is out of date: run .venv/bin/python tools/errors_table.py")
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0
