@@ -27,13 +27,13 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils.index_plan imp
     merge_entries,
     same_index,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils.manifest import is_index, platform_from_config
-from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import oci_platform
-from ansible_collections.archfleet.multiarch.plugins.module_utils.registry import (
-    IMAGE_MEDIA_TYPES,
-    INDEX_MEDIA_TYPES,
-    RegistryError,
+from ansible_collections.archfleet.multiarch.plugins.module_utils.manifest import (
+    is_image_manifest,
+    is_index,
+    platform_from_config,
 )
+from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import oci_platform
+from ansible_collections.archfleet.multiarch.plugins.module_utils.registry import IMAGE_MEDIA_TYPES, RegistryError
 
 
 class Source:
@@ -74,18 +74,10 @@ class Publisher:
         self.concurrency = max(1, concurrency)
         self.force = force
         self.copied = {"manifests": 0, "blobs_mounted": 0, "blobs_copied": 0, "blobs_present": 0}
+        self._manifests = {}     # digest -> ManifestResponse read while planning (bytes reused on copy)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ plan (reads only)
-    def authorize(self, sources):
-        """One token request for the target (pull,push) and every same-registry source (pull)."""
-        scopes = {self.target.registry: {self.target.repository: ("pull", "push")}}
-        for source in sources:
-            repos = scopes.setdefault(source.ref.registry, {})
-            repos.setdefault(source.ref.repository, ("pull",))
-        for registry, repos in scopes.items():
-            self.client.authorize(registry, sorted(repos.items()))
-
     def plan(self, sources, mode="replace", media_type="auto", annotations=None, attestations="keep"):
         existing = self.client.get_manifest(self.target, what="reading the current index at")
         existing_document = existing.json() if existing is not None else None
@@ -125,51 +117,61 @@ class Publisher:
                     existing_document, tags_to_write)
 
     def _resolve(self, source, known, attestations):
+        """The index entries a source contributes. Reads as little as the situation allows.
+
+        Re-runs (the digest is in the current index) cost one HEAD per source given by tag;
+        a first publish GETs each source directly, since its body is needed anyway.
+        """
         ref = source.ref
         if ref.digest and ref.digest in known and source.platform is None:
             child = known[ref.digest]
             return entries_from_image(source.origin, ref, child.get("mediaType"), ref.digest, child.get("size"),
                                       child.get("platform"), source.annotations)
-        head = self.client.head_manifest(ref, what="checking source")
-        if head is None:
-            raise RegistryError("source %s does not exist in registry %s (MANIFEST_UNKNOWN)"
-                                % (source.origin, ref.registry), code="MANIFEST_UNKNOWN")
-        pinned = ref.with_digest(head.digest)
-        if head.media_type in IMAGE_MEDIA_TYPES:
-            if source.platform is not None:
-                platform = oci_platform(source.platform)
-            elif head.digest in known:
-                platform = known[head.digest].get("platform")
-            else:
-                platform = self._platform_from_config(source, pinned)
-            return entries_from_image(source.origin, ref, head.media_type, head.digest, head.size, platform,
-                                      source.annotations)
-        manifest = self.client.get_manifest(pinned, what="reading source")
-        if manifest is None:
-            raise RegistryError("source %s disappeared while it was being read" % source.origin,
-                                code="MANIFEST_UNKNOWN")
+        if known or source.platform is not None:
+            head = self.client.head_manifest(ref, what="checking source")
+            if head is None:
+                raise _missing_source(source)
+            if head.media_type in IMAGE_MEDIA_TYPES:
+                if source.platform is not None:
+                    platform = oci_platform(source.platform)
+                elif head.digest in known:
+                    platform = known[head.digest].get("platform")
+                else:
+                    platform = self._platform_from_config(source, self._read(ref.with_digest(head.digest), source))
+                return entries_from_image(source.origin, ref, head.media_type, head.digest, head.size, platform,
+                                          source.annotations)
+            ref = ref.with_digest(head.digest)
+        manifest = self._read(ref, source)
         document = manifest.json()
-        if manifest.media_type in INDEX_MEDIA_TYPES or is_index(manifest.media_type, document):
+        if is_index(manifest.media_type, document):
             if source.platform is not None:
                 raise PlanError("source %s is an index of several platforms; a platform override is only "
                                 "allowed for single-platform sources" % source.origin)
-            return entries_from_index(source.origin, ref, document, source.annotations, attestations)
-        if manifest.media_type in IMAGE_MEDIA_TYPES:
+            return entries_from_index(source.origin, source.ref, document, source.annotations, attestations)
+        if is_image_manifest(manifest.media_type, document):
             platform = (oci_platform(source.platform) if source.platform is not None
-                        else self._platform_from_config(source, pinned, document))
-            return entries_from_image(source.origin, ref, manifest.media_type, manifest.digest, manifest.size,
-                                      platform, source.annotations)
+                        else self._platform_from_config(source, manifest))
+            return entries_from_image(source.origin, source.ref, manifest.media_type, manifest.digest,
+                                      manifest.size, platform, source.annotations)
         raise PlanError("source %s has media type %s, which is neither an image manifest nor an index"
                         % (source.origin, manifest.media_type))
 
-    def _platform_from_config(self, source, pinned, document=None):
-        if document is None:
-            manifest = self.client.get_manifest(pinned, what="reading source")
-            document = manifest.json()
+    def _read(self, ref, source):
+        """GET a source manifest and keep its bytes: they are put unchanged into the target later."""
+        manifest = self.client.get_manifest(ref, what="reading source")
+        if manifest is None:
+            raise _missing_source(source)
+        with self._lock:
+            self._manifests[manifest.digest] = manifest
+        return manifest
+
+    def _platform_from_config(self, source, manifest):
+        document = manifest.json()
         digest = (document.get("config") or {}).get("digest")
         if not digest:
             raise PlanError("source %s has no image config to read its platform from; give it a platform"
                             % source.origin)
+        pinned = source.ref.with_digest(manifest.digest)
         config = json.loads(self.client.get_blob(pinned, digest, what="reading image config").decode("utf-8"))
         platform = platform_from_config(config)
         if not platform.get("architecture") or not platform.get("os"):
@@ -185,38 +187,61 @@ class Publisher:
                                 code="DENIED")
 
     def apply(self, plan):
-        """Bring every child into the target repository, then write the index and the tags."""
+        """Bring every child into the target repository, then write the index and the tags.
+
+        Three waves, each concurrent: find the children the target lacks (with their manifests),
+        bring all their blobs over, put the child manifests (images before the indexes that list
+        them). Only then is the index written, at the main tag first and the extra tags after.
+        """
         if not plan.changed:
             return
         # Children of the index at the tag already exist in the target repository.
         present = set(c.get("digest") for c in (plan.existing_document or {}).get("manifests") or []
                       if isinstance(c, dict))
         missing = [e for e in plan.entries if e.digest not in present and not self._same_repository(e.source_ref)]
-        list(self._map(lambda e: self._ensure_manifest(e.source_ref, e.digest), missing))
+        to_copy = {}
+        for found in self._map(lambda e: self._children_to_copy(e.source_ref, e.digest), missing):
+            for source_ref, manifest in found:
+                to_copy.setdefault(manifest.digest, (source_ref, manifest))
+        blobs = {}
+        for source_ref, manifest in to_copy.values():
+            document = manifest.json()
+            if not is_index(manifest.media_type, document):
+                for blob in [document.get("config") or {}] + list(document.get("layers") or []):
+                    if blob.get("digest") and not blob.get("urls"):
+                        blobs.setdefault(blob["digest"], source_ref)
+        self._map(lambda item: self._ensure_blob(item[1], item[0]), list(blobs.items()))
+        images = [item for item in to_copy.values() if not is_index(item[1].media_type, item[1].json())]
+        indexes = [item for item in to_copy.values() if is_index(item[1].media_type, item[1].json())]
+        for wave in (images, indexes):
+            self._map(lambda item: self._put_child(*item), wave)
         for tag_ref in plan.tags_to_write:
             self.client.put_manifest(tag_ref, plan.body, plan.media_type, what="writing index")
 
     def _same_repository(self, ref):
         return ref.registry == self.target.registry and ref.repository == self.target.repository
 
-    def _ensure_manifest(self, source_ref, digest):
-        target = self.target.with_digest(digest)
-        if self.client.head_manifest(target, what="checking child") is not None:
-            return
-        manifest = self.client.get_manifest(source_ref.with_digest(digest), what="reading child manifest")
+    def _children_to_copy(self, source_ref, digest):
+        """``[(source_ref, manifest)]`` for ``digest`` and, for a nested index, its children; [] if present."""
+        if self.client.head_manifest(self.target.with_digest(digest), what="checking child") is not None:
+            return []
+        manifest = self._manifests.get(digest)
+        if manifest is None:
+            manifest = self.client.get_manifest(source_ref.with_digest(digest), what="reading child manifest")
         if manifest is None:
             raise RegistryError("child manifest %s of source %s is missing from %s"
                                 % (digest, source_ref.canonical, source_ref.name), code="MANIFEST_UNKNOWN")
+        found = []
         document = manifest.json()
         if is_index(manifest.media_type, document):
             for child in document.get("manifests") or []:
-                self._ensure_manifest(source_ref, child["digest"])
-        else:
-            blobs = [document.get("config") or {}] + list(document.get("layers") or [])
-            for blob in blobs:
-                if blob.get("digest") and not blob.get("urls"):
-                    self._ensure_blob(source_ref, blob["digest"])
-        self.client.put_manifest(target, manifest.body, manifest.media_type, what="writing child manifest")
+                found.extend(self._children_to_copy(source_ref, child["digest"]))
+        found.append((source_ref, manifest))
+        return found
+
+    def _put_child(self, source_ref, manifest):
+        self.client.put_manifest(self.target.with_digest(manifest.digest), manifest.body, manifest.media_type,
+                                 what="writing child manifest")
         self._bump("manifests")
 
     def _ensure_blob(self, source_ref, digest):
@@ -237,8 +262,30 @@ class Publisher:
             self.copied[key] += 1
 
     def _map(self, function, items):
-        items = list(items)
-        if self.concurrency <= 1 or len(items) <= 1:
-            return [function(item) for item in items]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
-            return list(pool.map(function, items))
+        return parallel_map(function, items, self.concurrency)
+
+
+def parallel_map(function, items, concurrency):
+    """``[function(item) for item in items]``, ``concurrency`` at a time; the first exception propagates."""
+    items = list(items)
+    if concurrency <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+        return list(pool.map(function, items))
+
+
+def authorize(client, jobs):
+    """One token request per registry for every ``(target, sources)`` job: pull,push on targets, pull on sources."""
+    scopes = {}
+    for target, sources in jobs:
+        scopes.setdefault(target.registry, {})[target.repository] = ("pull", "push")
+    for target, sources in jobs:
+        for source in sources:
+            scopes.setdefault(source.ref.registry, {}).setdefault(source.ref.repository, ("pull",))
+    for registry, repositories in scopes.items():
+        client.authorize(registry, sorted(repositories.items()))
+
+
+def _missing_source(source):
+    return RegistryError("source %s does not exist in registry %s (MANIFEST_UNKNOWN)"
+                         % (source.origin, source.ref.registry), code="MANIFEST_UNKNOWN")

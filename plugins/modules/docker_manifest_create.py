@@ -46,8 +46,8 @@ options:
     description:
       - The target reference, with a tag (C(registry.example.com/team/app:1.4.2)). A reference without tag
         means C(:latest); a digest is not allowed.
+      - Required unless O(indexes) is used.
     type: str
-    required: true
   sources:
     description:
       - The per-platform images, in the order their entries are written.
@@ -62,6 +62,19 @@ options:
     description: Extra tags in the same repository that get the same index, written after O(name).
     type: list
     elements: str
+    default: []
+  indexes:
+    description:
+      - Publish several indexes in one task, sharing one HTTP session and one token request, read and
+        written concurrently. Each item is a dict with C(name), C(sources), and optional C(tags) and
+        C(annotations), with the same meaning as the top-level options, which must then be left unset.
+      - The other options (O(media_type), O(mode), O(attestations), O(state), O(force), registry options) apply
+        to every item.
+      - Every index is planned (all sources read and checked) before anything is written, so an invalid or
+        missing source anywhere writes nothing. Writing then happens per index; each index keeps the
+        write-order guarantee, and a failure names the item it belongs to.
+    type: list
+    elements: dict
     default: []
   media_type:
     description:
@@ -143,6 +156,18 @@ EXAMPLES = r"""
     attestations: drop
     insecure_registries: [registry.internal:5000]
 
+- name: Publish a whole release in one task
+  archfleet.multiarch.docker_manifest_create:
+    indexes: "{{ release_indexes }}"
+  vars:
+    release_indexes:
+      - name: registry.example.com/team/api:1.4.2
+        sources: [registry.example.com/builds/api:1.4.2-amd64, registry.example.com/builds/api:1.4.2-arm64]
+        tags: [latest]
+      - name: registry.example.com/team/worker:1.4.2
+        sources: [registry.example.com/builds/worker:1.4.2-amd64, registry.example.com/builds/worker:1.4.2-arm64]
+        tags: [latest]
+
 - name: Remove a release candidate
   archfleet.multiarch.docker_manifest_create:
     name: registry.example.com/team/app:1.5.0-rc1
@@ -150,41 +175,49 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+indexes:
+  description:
+    - With O(indexes), one result per item, in the same order, each with the keys documented here for a
+      single index (RV(digest), RV(media_type), RV(manifest), RV(platforms), RV(tags), RV(written_tags), RV(copied))
+      and its own C(changed).
+  returned: when O(indexes) is used
+  type: list
+  elements: dict
 digest:
   description: Digest of the index at O(name) (after the task; with O(state=absent), the digest removed or V(null)).
-  returned: always
+  returned: when O(name) is used
   type: str
   sample: sha256:9d0a...
 media_type:
   description: Media type of the index.
-  returned: when O(state=present)
+  returned: when O(state=present) and O(name) is used
   type: str
   sample: application/vnd.oci.image.index.v1+json
 manifest:
   description: The index document as written (or as it would be written in check mode).
-  returned: when O(state=present)
+  returned: when O(state=present) and O(name) is used
   type: dict
 platforms:
   description: Platforms of the index (C(os/architecture[/variant]), attestations excluded), in entry order.
-  returned: when O(state=present)
+  returned: when O(state=present) and O(name) is used
   type: list
   elements: str
   sample: [linux/amd64, linux/arm64, linux/arm/v7]
 tags:
   description: Every reference that holds the index (O(name) first, then O(tags)).
-  returned: always
+  returned: when O(name) is used
   type: list
   elements: str
 written_tags:
   description: The references that were (or in check mode would be) written.
-  returned: always
+  returned: when O(name) is used
   type: list
   elements: str
 copied:
   description:
     - What was brought into the target repository - C(manifests) (child manifests written), C(blobs_mounted),
       C(blobs_copied), C(blobs_present) (already there).
-  returned: when O(state=present)
+  returned: when O(state=present) and O(name) is used
   type: dict
 registry_stats:
   description: Requests made by method and kind, retries, and the rate-limit headers seen per registry.
@@ -208,7 +241,12 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils.common import 
 from ansible_collections.archfleet.multiarch.plugins.module_utils.index_plan import PlanError, platform_lines
 from ansible_collections.archfleet.multiarch.plugins.module_utils.manifest import index_facts
 from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import PlatformError, parse_platform
-from ansible_collections.archfleet.multiarch.plugins.module_utils.publish import Publisher, Source
+from ansible_collections.archfleet.multiarch.plugins.module_utils.publish import (
+    Publisher,
+    Source,
+    authorize,
+    parallel_map,
+)
 from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import (
     ReferenceError,
     parse_reference,
@@ -217,6 +255,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils.reference impo
 from ansible_collections.archfleet.multiarch.plugins.module_utils.registry import RegistryError
 
 SOURCE_KEYS = ("image", "platform", "annotations")
+INDEX_KEYS = ("name", "sources", "tags", "annotations")
 
 
 def parse_annotations(value, where):
@@ -231,58 +270,118 @@ def parse_annotations(value, where):
     return dict(value)
 
 
-def parse_sources(values):
+class Job:
+    """One index to publish: where its parts come from in the options, for messages."""
+
+    def __init__(self, label, target, sources, tags, annotations):
+        self.label = label
+        self.target = target
+        self.sources = sources
+        self.tags = tags
+        self.annotations = annotations
+
+
+def parse_sources(values, where="sources"):
+    if not isinstance(values, list):
+        raise OptionError("%s must be a list of references or dicts, got %s" % (where, type(values).__name__))
     sources = []
     for index, item in enumerate(values):
-        where = "sources[%d]" % index
+        item_where = "%s[%d]" % (where, index)
         if isinstance(item, str):
             item = {"image": item}
         if not isinstance(item, dict):
             raise OptionError("%s must be a reference string or a dict with image, platform, annotations; got %s"
-                              % (where, type(item).__name__))
+                              % (item_where, type(item).__name__))
         unknown = sorted(set(item) - set(SOURCE_KEYS))
         if unknown:
-            raise OptionError("%s has unknown keys %s (allowed: %s)" % (where, unknown, ", ".join(SOURCE_KEYS)))
+            raise OptionError("%s has unknown keys %s (allowed: %s)" % (item_where, unknown, ", ".join(SOURCE_KEYS)))
         if not isinstance(item.get("image"), str):
-            raise OptionError("%s needs 'image', a reference string" % where)
+            raise OptionError("%s needs 'image', a reference string" % item_where)
         try:
             ref = parse_reference(item["image"])
         except ReferenceError as exc:
-            raise OptionError("%s: %s" % (where, exc))
+            raise OptionError("%s: %s" % (item_where, exc))
         platform = None
         if item.get("platform") is not None:
             try:
                 platform = parse_platform(item["platform"])
             except PlatformError as exc:
-                raise OptionError("%s: %s" % (where, exc))
-        annotations = parse_annotations(item.get("annotations") or {}, where + ".annotations")
+                raise OptionError("%s: %s" % (item_where, exc))
+        annotations = parse_annotations(item.get("annotations") or {}, item_where + ".annotations")
         sources.append(Source(item["image"], ref, platform, annotations))
     return sources
 
 
-def parse_target(params):
+def parse_target(name, tags, where=""):
     try:
-        target = parse_reference(params["name"])
+        target = parse_reference(name)
     except ReferenceError as exc:
-        raise OptionError("name: %s" % exc)
+        raise OptionError("%sname: %s" % (where, exc))
     if target.digest:
-        raise OptionError("name %r must be a tag, not a digest: an index is published under a tag" % params["name"])
+        raise OptionError("%sname %r must be a tag, not a digest: an index is published under a tag" % (where, name))
     if target.tag is None:
         target = target.with_tag("latest")
-    for index, tag in enumerate(params["tags"]):
+    if not isinstance(tags, list):
+        raise OptionError("%stags must be a list of tags, got %s" % (where, type(tags).__name__))
+    for index, tag in enumerate(tags):
         try:
             validate_tag(tag)
         except ReferenceError as exc:
-            raise OptionError("tags[%d]: %s" % (index, exc))
+            raise OptionError("%stags[%d]: %s" % (where, index, exc))
     return target
+
+
+def parse_jobs(params):
+    """The indexes to publish: the top-level options, or each item of ``indexes``."""
+    if params["indexes"]:
+        clashing = [key for key in ("name", "sources", "tags", "annotations") if params[key]]
+        if clashing:
+            raise OptionError("indexes cannot be combined with %s: give those per item of indexes"
+                              % ", ".join(clashing))
+        items = []
+        for index, item in enumerate(params["indexes"]):
+            where = "indexes[%d]." % index
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise OptionError("indexes[%d] must be a dict with at least 'name' (a reference string)" % index)
+            unknown = sorted(set(item) - set(INDEX_KEYS))
+            if unknown:
+                raise OptionError("indexes[%d] has unknown keys %s (allowed: %s)"
+                                  % (index, unknown, ", ".join(INDEX_KEYS)))
+            items.append((where, item["name"], item.get("sources") or [], item.get("tags") or [],
+                          item.get("annotations") or {}))
+    else:
+        if not params["name"]:
+            raise OptionError("name is required (or indexes, to publish several at once)")
+        items = [("", params["name"], params["sources"], params["tags"], params["annotations"])]
+    jobs = []
+    seen = {}
+    for where, name, sources, tags, annotations in items:
+        target = parse_target(name, tags, where)
+        job = Job(where.rstrip(".") or target.canonical, target, parse_sources(sources, where + "sources"), tags,
+                  parse_annotations(annotations, where + "annotations"))
+        if params["state"] == "present" and not job.sources:
+            raise OptionError("%ssources must list at least one image when state=present" % where)
+        if params["media_type"] == "docker" and job.annotations:
+            raise OptionError("%sannotations cannot be written to a Docker manifest list (media_type=docker): use "
+                              "media_type=oci or auto, or remove annotations %s" % (where, sorted(job.annotations)))
+        for tag_ref in [target] + [target.with_tag(t) for t in tags]:
+            if tag_ref.canonical in seen:
+                if seen[tag_ref.canonical] == job.label:
+                    raise OptionError("%s is listed twice in %s (name and tags)" % (tag_ref.canonical, job.label))
+                raise OptionError("%s is published twice (by %s and %s)"
+                                  % (tag_ref.canonical, seen[tag_ref.canonical], job.label))
+            seen[tag_ref.canonical] = job.label
+        jobs.append(job)
+    return jobs
 
 
 def main():
     module = AnsibleModule(
         argument_spec=registry_argument_spec(
-            name=dict(type="str", required=True),
+            name=dict(type="str"),
             sources=dict(type="list", elements="raw", default=[]),
             tags=dict(type="list", elements="str", default=[]),
+            indexes=dict(type="list", elements="dict", default=[]),
             media_type=dict(type="str", choices=["auto", "oci", "docker"], default="auto"),
             annotations=dict(type="dict", default={}),
             mode=dict(type="str", choices=["replace", "merge"], default="replace"),
@@ -300,25 +399,22 @@ def main():
         validate_registry_options(params)
         if not 1 <= params["concurrency"] <= 64:
             raise OptionError("concurrency must be between 1 and 64, got %d" % params["concurrency"])
-        target = parse_target(params)
-        sources = parse_sources(params["sources"])
-        annotations = parse_annotations(params["annotations"], "annotations")
-        if params["state"] == "present" and not sources:
-            raise OptionError("sources must list at least one image when state=present")
-        if params["media_type"] == "docker" and annotations:
-            raise OptionError("annotations cannot be written to a Docker manifest list (media_type=docker): use "
-                              "media_type=oci or auto, or remove annotations %s" % sorted(annotations))
+        jobs = parse_jobs(params)
     except OptionError as exc:
         module.fail_json(msg=str(exc))
 
-    client = client_from_params(params, pool_size=params["concurrency"])
-    publisher = Publisher(client, target, params["tags"], params["concurrency"], params["force"])
-    tags = [target.canonical] + [r.canonical for r in publisher.extra_tags]
+    concurrency = params["concurrency"]
+    # Several indexes run side by side; each then reads and copies with its share of the concurrency.
+    outer = min(concurrency, len(jobs))
+    client = client_from_params(params, pool_size=concurrency * 2)
+    publishers = [Publisher(client, job.target, job.tags, max(1, concurrency // outer), params["force"])
+                  for job in jobs]
     try:
         if params["state"] == "absent":
-            result = absent(module, publisher)
+            results = parallel_map(lambda pair: labelled(pair[0], absent, module, pair[1]),
+                                   list(zip(jobs, publishers)), outer)
         else:
-            result = present(module, publisher, sources, annotations)
+            results = present(module, jobs, publishers, outer)
     except (RegistryError, PlanError) as exc:
         module.fail_json(msg=scrub(exc, client.secrets()), error_code=getattr(exc, "code", None),
                          registry_stats=client.stats())
@@ -327,19 +423,49 @@ def main():
                          exception=scrub(traceback.format_exc(), client.secrets()))
     finally:
         client.close()
-    result.update(tags=tags, registry_stats=client.stats())
-    module.exit_json(**result)
+    for result, publisher in zip(results, publishers):
+        result["tags"] = [publisher.target.canonical] + [r.canonical for r in publisher.extra_tags]
+    if params["indexes"]:
+        output = {"changed": any(r["changed"] for r in results), "indexes": results}
+        if module._diff:
+            output["diff"] = [r.pop("diff") for r in results if "diff" in r]
+    else:
+        output = results[0]
+    output["registry_stats"] = client.stats()
+    module.exit_json(**output)
 
 
-def present(module, publisher, sources, annotations):
+def labelled(job, function, *args):
+    """Run ``function``; in a batch, errors say which item of ``indexes`` they belong to."""
+    try:
+        return function(*args)
+    except RegistryError as exc:
+        if not job.label.startswith("indexes["):
+            raise
+        raise RegistryError("%s (%s): %s" % (job.label, job.target.canonical, exc), code=exc.code, status=exc.status)
+    except PlanError as exc:
+        if not job.label.startswith("indexes["):
+            raise
+        raise PlanError("%s (%s): %s" % (job.label, job.target.canonical, exc))
+
+
+def present(module, jobs, publishers, outer):
+    """Plan every index first (reads only), then write: a bad source anywhere writes nothing."""
     params = module.params
-    publisher.authorize(sources)
-    plan = publisher.plan(sources, mode=params["mode"], media_type=params["media_type"], annotations=annotations,
-                          attestations=params["attestations"])
-    if plan.changed:
-        publisher.ensure_push_permission()
-        if not module.check_mode:
-            publisher.apply(plan)
+    authorize(publishers[0].client, [(job.target, job.sources) for job in jobs])
+    pairs = list(zip(jobs, publishers))
+    plans = parallel_map(lambda pair: labelled(pair[0], pair[1].plan, pair[0].sources, params["mode"],
+                                               params["media_type"], pair[0].annotations, params["attestations"]),
+                         pairs, outer)
+    for (job, publisher), plan in zip(pairs, plans):
+        if plan.changed:
+            labelled(job, publisher.ensure_push_permission)
+    if not module.check_mode:
+        parallel_map(lambda item: labelled(item[0][0], item[0][1].apply, item[1]), list(zip(pairs, plans)), outer)
+    return [result_of(module, publisher, plan) for publisher, plan in zip(publishers, plans)]
+
+
+def result_of(module, publisher, plan):
     result = {
         "changed": plan.changed,
         "digest": plan.digest,

@@ -291,3 +291,58 @@ def test_source_the_credentials_cannot_read(playbook, open_registry):
     assert result["failed"] is True
     assert private.host in result["msg"] and "UNAUTHORIZED" in result["msg"]
     assert manifest_digest(open_registry, target) is None
+
+
+# --- several indexes in one task -------------------------------------------------------------
+def test_batch_publishes_several_indexes_and_reruns_without_writes(playbook, open_registry):
+    with Proxy(open_registry) as proxy:
+        h = proxy.host
+        names = [f"{h}/{unique('batch/app')}:1" for _unused in range(3)]
+        indexes = [{"name": name, "sources": [f"{h}/fixtures/single:amd64", f"{h}/fixtures/single:arm64"],
+                    "tags": ["latest"]} for name in names]
+        indexes[2]["annotations"] = {"org.opencontainers.image.source": "https://example.invalid/third"}
+        first = playbook(play(create(indexes=indexes)), diff=True)
+        assert first.rc == 0, first.output
+        results = first.result("publish")["indexes"]
+        assert [r["changed"] for r in results] == [True, True, True]
+        assert results[0]["digest"] == results[1]["digest"] != results[2]["digest"]
+        assert results[2]["tags"] == [names[2], names[2].replace(":1", ":latest")]
+        proxy.reset()
+        again = playbook(play(create(indexes=indexes)))
+        assert again.result("publish")["changed"] is False
+        assert proxy.writes == 0
+
+
+def test_batch_with_a_bad_source_writes_nothing(playbook, open_registry):
+    with Proxy(open_registry) as proxy:
+        h = proxy.host
+        good, bad = f"{h}/{unique('batch/good')}:1", f"{h}/{unique('batch/bad')}:1"
+        run = playbook(play(create(ignore_errors=True, indexes=[
+            {"name": good, "sources": [f"{h}/fixtures/single:amd64"]},
+            {"name": bad, "sources": [f"{h}/fixtures/single:amd64", f"{h}/fixtures/single:gone"]},
+        ])))
+        result = run.result("publish")
+        assert result["failed"] is True
+        assert f"indexes[1] ({bad}): source {h}/fixtures/single:gone does not exist" in result["msg"]
+        assert proxy.writes == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"indexes": [{"name": "127.0.0.1:9/a:1", "sources": ["127.0.0.1:9/s:1"]}], "name": "127.0.0.1:9/b:1"},
+     "indexes cannot be combined with name"),
+    ({"indexes": [{"name": "127.0.0.1:9/a:1", "sources": ["127.0.0.1:9/s:1"]},
+                  {"name": "127.0.0.1:9/b:2", "sources": ["127.0.0.1:9/s:1"], "tags": ["1"]},
+                  {"name": "127.0.0.1:9/b:1", "sources": ["127.0.0.1:9/s:1"]}]},
+     "127.0.0.1:9/b:1 is published twice (by indexes[1] and indexes[2])"),
+    ({"name": "127.0.0.1:9/a:1", "sources": ["127.0.0.1:9/s:1"], "tags": ["1"]},
+     "127.0.0.1:9/a:1 is listed twice in 127.0.0.1:9/a:1 (name and tags)"),
+    ({"indexes": [{"name": "127.0.0.1:9/a:1", "source": ["127.0.0.1:9/s:1"]}]},
+     "indexes[0] has unknown keys ['source']"),
+    ({"indexes": [{"name": "127.0.0.1:9/a:1", "sources": ["127.0.0.1:9/S:1"]}]},
+     "indexes[0].sources[0]: invalid image reference"),
+    ({"sources": ["127.0.0.1:9/s:1"]}, "name is required (or indexes"),
+])
+def test_batch_bad_input(playbook, args, message):
+    run = playbook(play(create(ignore_errors=True, **args)))
+    result = run.result("publish")
+    assert result["failed"] is True and message in result["msg"], result["msg"]
