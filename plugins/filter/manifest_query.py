@@ -12,7 +12,7 @@ short_description: Query manifest facts with a JMESPath expression
 version_added: 0.2.0
 description:
   - Evaluates a JMESPath expression (U(https://jmespath.org/specification.html)) over manifest facts,
-    typically the result of M(archfleet.multiarch.docker_manifest_info) or its RV(images) list.
+    typically the result of M(archfleet.multiarch.docker_manifest_info) or its RV(archfleet.multiarch.docker_manifest_info#module:images) list.
   - The input is converted to plain JSON data first, so JMESPath functions such as C(length) and
     C(contains) work on values Ansible has wrapped.
   - A malformed expression fails the task with one sentence naming the expression and the parser's

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import ssl
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils.auth import CredentialError, DockerConfig
 from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import ReferenceError, parse_reference
@@ -63,6 +64,10 @@ def validate_registry_options(params):
             raise OptionError("ca_path %s cannot be read: %s" % (ca_path, exc.strerror or exc))
         if b"-----BEGIN CERTIFICATE-----" not in head:
             raise OptionError("ca_path %s is not a PEM certificate file (no 'BEGIN CERTIFICATE' block)" % ca_path)
+        try:
+            ssl.create_default_context(cafile=ca_path)
+        except ssl.SSLError as exc:
+            raise OptionError("ca_path %s holds no valid PEM certificate (%s)" % (ca_path, exc.reason or exc))
     for entry in params.get("insecure_registries") or []:
         if not entry or "/" in entry or " " in entry:
             raise OptionError("insecure_registries entry %r is not a registry host (expected host or host:port, "

@@ -17,6 +17,8 @@ __metaclass__ = type
 import platform as _host_platform
 import re
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import builtin_type_name
+
 KNOWN_OS = frozenset((
     "aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux",
     "nacl", "netbsd", "openbsd", "plan9", "solaris", "wasip1", "windows", "zos",
@@ -104,7 +106,7 @@ def parse_platform(text):
     """
     if not isinstance(text, str):
         raise PlatformError("invalid platform %r: expected a string such as 'linux/arm64', got %s"
-                            % (text, type(text).__name__))
+                            % (text, builtin_type_name(text)))
     if text == "":
         raise PlatformError("invalid platform '': the platform is empty (expected e.g. 'linux/arm64' or 'arm/v7')")
     if len(text) > _MAX_LENGTH:

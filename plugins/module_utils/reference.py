@@ -65,6 +65,14 @@ class ReferenceError(ValueError):
     """An image reference or one of its parts is invalid; the message says why."""
 
 
+def builtin_type_name(value):
+    """The name of the built-in type behind ``value`` (Ansible wraps values in subclasses of them)."""
+    for cls in type(value).__mro__:
+        if cls.__module__ == "builtins" and cls is not object:
+            return cls.__name__
+    return type(value).__name__
+
+
 def validate_digest(digest, what="digest"):
     """Return ``digest`` if it is a valid ``algorithm:hex`` digest, else raise ReferenceError."""
     if not isinstance(digest, str) or ":" not in digest:
@@ -216,7 +224,7 @@ def parse_reference(text):
     Raises ReferenceError with a sentence that names the value and what is wrong.
     """
     if not isinstance(text, str):
-        raise ReferenceError("invalid image reference %r: expected a string, got %s" % (text, type(text).__name__))
+        raise ReferenceError("invalid image reference %r: expected a string, got %s" % (text, builtin_type_name(text)))
     if text == "":
         raise ReferenceError("invalid image reference '': the reference is empty")
     if text != text.strip() or any(c.isspace() for c in text):
