@@ -90,6 +90,7 @@ class Fleet:
             "ansible_ssh_private_key_file": str(self.key.private_path),
             "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
             "ansible_python_interpreter": "/usr/bin/python3",
+            "ansible_pipelining": True,
             "build_images_image": f"{self.proxy.host}/{REPOSITORY}",
             "build_images_tag": tag,
             "build_images_context": str(self.context),
@@ -123,8 +124,7 @@ def fleet(tmp_path_factory):
         try:
             for sshd in hosts.values():
                 sshd.start()
-            fleet = Fleet(tmp, key, hosts, proxy, registry, daemon)
-            yield fleet
+            yield Fleet(tmp, key, hosts, proxy, registry, daemon)
         finally:
             close_control_masters(tmp / "cp")
             for sshd in hosts.values():
@@ -182,16 +182,16 @@ def no_emulation_dir(fleet) -> str:
 
 BAD_INPUTS = {
     "unknown-platform": (
-        lambda fleet: {"host2": {"build_images_platforms": ["linux/arm/v7", "linux/arm46"]}},
+        lambda fleet, port: {"host2": {"build_images_platforms": ["linux/arm/v7", "linux/arm46"]}},
         ["Build host host2: invalid platform 'linux/arm46'"]),
     "no-emulation": (
-        lambda fleet: {"host3": {"build_images_binfmt_dir": no_emulation_dir(fleet)}},
+        lambda fleet, port: {"host3": {"build_images_binfmt_dir": no_emulation_dir(fleet)}},
         ["Build host host3 (x86_64) cannot run platform linux/s390x", "qemu-s390x"]),
     "missing-context": (
-        lambda fleet: {"host1": {"build_images_context": "/nonexistent/context"}},
+        lambda fleet, port: {"host1": {"build_images_context": "/nonexistent/context"}},
         ["Build host host1: the build context /nonexistent/context (build_images_context) does not exist"]),
     "unreachable-registry": (
-        lambda fleet: {name: {"build_images_image": f"127.0.0.1:{fleet.unused_port}/{REPOSITORY}"}
+        lambda fleet, port: {name: {"build_images_image": f"127.0.0.1:{port}/{REPOSITORY}"}
                        for name in ASSIGNMENT},
         ["cannot reach registry 127.0.0.1:{port}"]),
 }
@@ -199,13 +199,13 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_fails_clearly_and_publishes_nothing(fleet, playbook, case):
-    fleet.unused_port = free_port()
+    unused_port = free_port()
     overrides, messages = BAD_INPUTS[case]
     tag = "bad-" + case
     fleet.proxy.reset()
-    run = fleet.run(playbook, fleet.inventory(tag, **overrides(fleet)))
+    run = fleet.run(playbook, fleet.inventory(tag, **overrides(fleet, unused_port)))
     assert run.rc != 0, run.output
     for message in messages:
-        assert message.format(port=fleet.unused_port) in run.output, run.output
+        assert message.format(port=unused_port) in run.output, run.output
     assert fleet.proxy.writes == 0, fleet.proxy.log
     assert fleet.manifest(tag).status_code == 404
