@@ -79,7 +79,7 @@ class Publisher:
 
     # ------------------------------------------------------------------ plan (reads only)
     def plan(self, sources, mode="replace", media_type="auto", annotations=None, attestations="keep"):
-        existing = self.client.get_manifest(self.target, what="reading the current index at")
+        existing = self.client.get_manifest(self.target, what="reading the current index")
         existing_document = existing.json() if existing is not None else None
         if existing is not None and not is_index(existing.media_type, existing_document):
             if mode == "merge":

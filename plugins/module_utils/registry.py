@@ -68,10 +68,11 @@ USER_AGENT = "archfleet.multiarch (ansible; python-requests)"
 class RegistryError(Exception):
     """A registry operation failed. ``str()`` is one sentence naming the reference and the error code."""
 
-    def __init__(self, message, code=None, status=None):
+    def __init__(self, message, code=None, status=None, detail=None):
         super(RegistryError, self).__init__(message)
         self.code = code
         self.status = status
+        self.detail = detail or message
 
 
 def sha256_digest(data):
@@ -247,7 +248,12 @@ class RegistryClient:
 
     # ------------------------------------------------------------------ HTTP with retries
     def _send(self, method, url, registry, kind, headers=None, verify=True, stream=False, data=None,
-              allow_redirects=True, retry=True):
+              allow_redirects=True, retry=True, wrap_errors=True):
+        """One request, retried on 429/502/503/504 and transport errors up to ``max_retries`` times.
+
+        Transport errors that outlast the retries become a RegistryError naming the request, unless
+        ``wrap_errors`` is false (registry discovery inspects them to choose HTTPS or HTTP).
+        """
         attempt = 0
         while True:
             attempt += 1
@@ -258,7 +264,9 @@ class RegistryClient:
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
                 if isinstance(exc, requests.exceptions.SSLError) or not retry or attempt > self.max_retries:
-                    raise
+                    if not wrap_errors:
+                        raise
+                    raise transport_error(method, url, attempt, exc)
                 self._backoff(attempt, None)
                 continue
             self._note_rate_limits(registry, response)
@@ -327,7 +335,7 @@ class RegistryClient:
         for scheme, scheme_verify in attempts:
             url = "%s://%s/v2/" % (scheme, api_host)
             try:
-                response = self._send("GET", url, registry, "ping", verify=scheme_verify)
+                response = self._send("GET", url, registry, "ping", verify=scheme_verify, wrap_errors=False)
             except requests.exceptions.SSLError as exc:
                 if _is_cert_error(exc) and not explicit_insecure:
                     raise RegistryError(
@@ -475,15 +483,20 @@ class RegistryClient:
 
     # ------------------------------------------------------------------ requests against a repository
     def request(self, method, ref, path, kind, actions=("pull",), headers=None, stream=False, data=None,
-                what=None, allow_redirects=True):
+                allow_redirects=True):
         """Send ``method`` to ``/v2/<repository>/<path>`` with auth; retries once with a fresh token on 401."""
         state = self._state(ref.registry)
         url = "%s/v2/%s/%s" % (state.base_url, ref.repository, path)
         for fresh_token in (False, True):
             all_headers = dict(headers or {})
             all_headers.update(self._auth_headers(state, ref.repository, actions))
-            response = self._send(method, url, ref.registry, kind, headers=all_headers, verify=state.verify,
-                                  stream=stream, data=data, allow_redirects=allow_redirects)
+            try:
+                response = self._send(method, url, ref.registry, kind, headers=all_headers, verify=state.verify,
+                                      stream=stream, data=data, allow_redirects=allow_redirects)
+            except RegistryError as exc:
+                # A transport failure: name what was asked for rather than the URL.
+                raise RegistryError("%s %s: %s" % (method, describe_path(ref, path), exc.detail),
+                                    code=exc.code, status=exc.status)
             if response.status_code == 401 and state.realm not in (None, "basic") and not fresh_token:
                 response.close()
                 self._drop_token(ref.registry, ref.repository)
@@ -493,18 +506,39 @@ class RegistryClient:
 
     def get_manifest(self, ref, what="reading manifest"):
         """GET the manifest ``ref`` points at; None when the tag or repository does not exist."""
-        response = self.request("GET", ref, "manifests/" + ref.manifest_reference, "manifest",
-                                headers={"Accept": ACCEPT_MANIFESTS}, stream=True)
-        try:
-            if response.status_code == 404:
-                return None
-            if response.status_code != 200:
-                raise self._error(response, "%s of %s" % (what, ref.canonical), ref.registry)
-            body = _read_limited(response, MAX_MANIFEST_SIZE,
-                                 "%s of %s: the manifest is larger than the 4 MiB limit" % (what, ref.canonical))
-        finally:
-            response.close()
+        label = "%s of %s" % (what, ref.canonical)
+        found = self._get_body(ref, "manifests/" + ref.manifest_reference, "manifest", label, MAX_MANIFEST_SIZE,
+                               "%s: the manifest is larger than the 4 MiB limit" % label,
+                               headers={"Accept": ACCEPT_MANIFESTS}, missing_ok=True)
+        if found is None:
+            return None
+        response, body = found
         return self._manifest_from(ref, response, body, what)
+
+    def _get_body(self, ref, path, kind, label, limit, too_large, headers=None, missing_ok=False):
+        """``(response, body)`` of a GET, or None on 404 when ``missing_ok``.
+
+        A connection that breaks while the body streams in (reset, truncation) is retried like a
+        failed request; when the retries run out the error names ``label``.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            response = self.request("GET", ref, path, kind, headers=headers, stream=True)
+            try:
+                if response.status_code == 404 and missing_ok:
+                    return None
+                if response.status_code != 200:
+                    raise self._error(response, label, ref.registry)
+                return response, _read_limited(response, limit, too_large)
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
+                if attempt > self.max_retries:
+                    raise RegistryError("%s failed: the connection broke while the body was read, %d time(s) (%s)"
+                                        % (label, attempt, _short_connection_reason(exc)), code="UNREACHABLE")
+                self._backoff(attempt, None)
+            finally:
+                response.close()
 
     def head_manifest(self, ref, what="checking manifest"):
         """HEAD the manifest: digest, media type and size without a body (GET fallback on 405 or no digest)."""
@@ -548,14 +582,9 @@ class RegistryClient:
 
     def get_blob(self, ref, digest, max_size=MAX_CONFIG_SIZE, what="reading blob"):
         """GET a (small) blob into memory, verified against its digest."""
-        response = self.request("GET", ref, "blobs/" + digest, "blob", stream=True)
         label = "%s %s of %s" % (what, digest, ref.name)
-        try:
-            if response.status_code != 200:
-                raise self._error(response, label, ref.registry)
-            body = _read_limited(response, max_size, "%s: larger than %d bytes" % (label, max_size))
-        finally:
-            response.close()
+        response, body = self._get_body(ref, "blobs/" + digest, "blob", label, max_size,
+                                        "%s: larger than %d bytes" % (label, max_size))
         verify_digest(body, digest, label)
         return body
 
@@ -762,6 +791,33 @@ def _error_code(response):
         return None
 
 
+def transport_error(method, url, attempts, exc):
+    """A RegistryError for a request that never got an answer (connection refused, reset, timeout).
+
+    ``detail`` is the part without the request, for callers that name the request better.
+    """
+    where = url.split("?", 1)[0]
+    if isinstance(exc, requests.exceptions.SSLError):
+        detail = "failed: TLS error (%s)" % _short_ssl_reason(exc)
+        code = "TLS"
+    else:
+        detail = "failed after %d attempt(s): %s" % (attempts, _short_connection_reason(exc))
+        code = "UNREACHABLE"
+    return RegistryError("%s %s %s" % (method, where, detail), code=code, detail=detail)
+
+
+def describe_path(ref, path):
+    """What an API path of ``ref``'s repository is, in reference terms (``name:tag``, ``name@digest``)."""
+    if path.startswith("manifests/"):
+        reference = path[len("manifests/"):]
+        return ref.name + ("@" if ":" in reference else ":") + reference
+    if path.startswith("blobs/uploads"):
+        return "blob upload to " + ref.name
+    if path.startswith("blobs/"):
+        return "blob %s of %s" % (path[len("blobs/"):], ref.name)
+    return "%s/%s" % (ref.name, path)
+
+
 def _read_limited(response, limit, message):
     length = response.headers.get("Content-Length")
     if length and length.isdigit() and int(length) > limit:
@@ -806,9 +862,11 @@ def _short_connection_reason(exc):
         return "no answer"
     text = str(exc)
     for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host",
-                   "Temporary failure in name resolution", "Connection reset"):
+                   "Temporary failure in name resolution", "Connection reset", "Connection aborted"):
         if marker.lower() in text.lower():
             return marker.lower()
+    if "IncompleteRead" in text or "Connection broken" in text:
+        return "the body was cut short"
     return text[:200]
 
 

@@ -184,31 +184,8 @@ INFO_CASES = {
 }
 
 # Bugs in plugins/ these cases expose; see the report of the fault-injection work.
-BODY_READ_NOT_RETRIED = pytest.mark.xfail(strict=True, reason=(
-    "plugins/module_utils/registry.py: a connection reset or truncation while a response BODY is read "
-    "(get_manifest/get_blob stream the body after _send returned) is neither retried nor turned into a "
-    "RegistryError: the task fails with 'unexpected error: (Connection broken: ...)', no reference, no "
-    "registry_stats"))
-TRANSPORT_ERROR_UNWRAPPED = pytest.mark.xfail(strict=True, reason=(
-    "plugins/module_utils/registry.py: _send re-raises requests' ConnectionError/Timeout once retries are "
-    "exhausted; modules report 'unexpected error: HTTPConnectionPool(...): Read timed out' without the "
-    "reference or registry_stats"))
-GARBLED_WHAT = pytest.mark.xfail(strict=True, reason=(
-    "plugins/module_utils/publish.py Publisher.plan passes what='reading the current index at' to get_manifest, "
-    "which appends ' of <ref>': messages read 'reading the current index at of <ref> failed'"))
-KNOWN_BUGS = {
-    "500 on the current index GET": GARBLED_WHAT,
-    "reset mid-body of the current index": BODY_READ_NOT_RETRIED,
-    "reset mid-body of an image config": BODY_READ_NOT_RETRIED,
-    "truncated current index": BODY_READ_NOT_RETRIED,
-    "reset mid-body of the index": BODY_READ_NOT_RETRIED,
-    "truncated index": BODY_READ_NOT_RETRIED,
-    "stall past the timeout on every index PUT": TRANSPORT_ERROR_UNWRAPPED,
-}
-
-
 def cases(table):
-    return [pytest.param(name, case, id=name, marks=KNOWN_BUGS.get(name, ())) for name, case in table.items()]
+    return [pytest.param(name, case, id=name) for name, case in table.items()]
 
 
 # --- looking at the registry directly ----------------------------------------------------------
