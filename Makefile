@@ -105,13 +105,15 @@ docs: deps
 demo: deps
 	$(VENV)/bin/python tools/demo_registry.py start --port $(DEMO_PORT) --dir $(DEMO_DIR)
 	$(VENV)/bin/python tools/demo_registry.py seed --port $(DEMO_PORT)
+	$(VENV)/bin/python tools/demo_dockerd.py start --dir $(DEMO_DIR) --insecure-registry 127.0.0.1:$(DEMO_PORT)
+	$(VENV)/bin/python tools/demo_dockerd.py context --dir $(DEMO_DIR)
 	$(VENV)/bin/ansible-playbook -i localhost, -c local playbooks/demo.yml \
-	  -e demo_registry=127.0.0.1:$(DEMO_PORT) -e demo_dir=$(DEMO_DIR)
-	@echo
-	@echo "The demo registry is still running on 127.0.0.1:$(DEMO_PORT); stop it with: make demo-stop"
+	  -e demo_registry=127.0.0.1:$(DEMO_PORT) -e demo_dir=$(abspath $(DEMO_DIR))
 
 demo-stop:
-	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python tools/demo_registry.py stop --dir $(DEMO_DIR); \
+	@if [ -x $(VENV)/bin/python ]; then \
+	  $(VENV)/bin/python tools/demo_dockerd.py stop --dir $(DEMO_DIR); \
+	  $(VENV)/bin/python tools/demo_registry.py stop --dir $(DEMO_DIR); \
 	 else echo "nothing to stop"; fi
 
 bench: deps
