@@ -28,7 +28,8 @@ positional: policies
 options:
   _input:
     description:
-      - The facts, either a registered M(archfleet.multiarch.docker_manifest_info) result or its RV(archfleet.multiarch.docker_manifest_info#module:images) list.
+      - The facts, either a registered M(archfleet.multiarch.docker_manifest_info) result or its
+        RV(archfleet.multiarch.docker_manifest_info#module:images) list.
     type: raw
     required: true
   policies:

@@ -183,7 +183,7 @@ INFO_CASES = {
         retries=0, fails_with=("digest", "fixtures/single@sha256:", "refusing")),
 }
 
-# Bugs in plugins/ these cases expose; see the report of the fault-injection work.
+
 def cases(table):
     return [pytest.param(name, case, id=name) for name, case in table.items()]
 

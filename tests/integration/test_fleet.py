@@ -191,8 +191,7 @@ BAD_INPUTS = {
         lambda fleet, port: {"host1": {"build_images_context": "/nonexistent/context"}},
         ["Build host host1: the build context /nonexistent/context (build_images_context) does not exist"]),
     "unreachable-registry": (
-        lambda fleet, port: {name: {"build_images_image": f"127.0.0.1:{port}/{REPOSITORY}"}
-                       for name in ASSIGNMENT},
+        lambda fleet, port: {name: {"build_images_image": f"127.0.0.1:{port}/{REPOSITORY}"} for name in ASSIGNMENT},
         ["cannot reach registry 127.0.0.1:{port}"]),
 }
 
