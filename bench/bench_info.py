@@ -21,7 +21,7 @@ import os
 import hashlib
 import time
 
-from benchlib import Measurement, concurrently, measure, proxy_without_nagle_stall, ratio, run_command, \
+from benchlib import Measurement, concurrently, measure, ratio, run_command, \
     timed_playbook, verdict, write_results
 from harness.ansible_run import play, task
 from harness.images import DOCKER_CLI, docker_cli_env, push_image, push_index
@@ -83,7 +83,6 @@ def run(images: int = 120, delay: float = 0.02) -> dict:
         started = time.monotonic()
         repositories = seed(registry, images)
         seed_seconds = time.monotonic() - started
-        proxy_without_nagle_stall()
         with Proxy(registry, delay=delay) as proxy:
             references = [f"{proxy.host}/{repository}:{TAG}" for repository in repositories]
             ours, (module_result, task_seconds) = measure(

@@ -9,7 +9,6 @@ snapshots, and writing results to build/bench/*.json.
 """
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
@@ -54,20 +53,6 @@ class Measurement:
 
     def as_dict(self, units: int) -> dict:
         return {**asdict(self), "per_unit": self.per(units)}
-
-
-def proxy_without_nagle_stall() -> None:
-    """Make the harness proxy answer without a ~40 ms stall per response; call before starting one.
-
-    The harness proxy (http.server) writes a response's headers and body as separate small
-    segments on a socket with Nagle's algorithm on; the client's delayed ACK then holds the
-    body back about 40 ms. That turns the intended 20 ms per request into about 60 ms for every
-    client alike, and hides what the delay is meant to model. TCP_NODELAY on the proxy's
-    accepted sockets (http.server's own ``disable_nagle_algorithm`` switch) removes it. This
-    process's only HTTP server is the proxy, so the switch is set on the base class; the proper
-    fix is ``disable_nagle_algorithm = True`` on the harness proxy's handler.
-    """
-    http.server.BaseHTTPRequestHandler.disable_nagle_algorithm = True
 
 
 def measure(name: str, proxy, action: Callable[[], T]) -> tuple[Measurement, T]:

@@ -2,19 +2,21 @@
 
 Each benchmark starts its own registry and proxy and stops them before the next one
 starts, so they do not compete for the machine's cores. Results also go to
-build/bench/info.json and build/bench/create.json.
+build/bench/info.json, build/bench/create.json and build/bench/load.json.
 """
 from __future__ import annotations
 
 import bench_create
 import bench_info
+import bench_load
 from benchlib import write_results
 
 
 def main() -> None:
     sections = []
     for title, benchmark, name in (("docker_manifest_info", bench_info, "info"),
-                                   ("docker_manifest_create", bench_create, "create")):
+                                   ("docker_manifest_create", bench_create, "create"),
+                                   ("load", bench_load, "load")):
         results = benchmark.run()
         path = write_results(name, results)
         sections.append(f"## {title}\n\n{benchmark.markdown(results)}\n\n(results: {path})")

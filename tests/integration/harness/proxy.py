@@ -267,6 +267,9 @@ class Proxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"   # keep-alive with clients
+            # Headers and body go out as separate small writes; with Nagle's algorithm on, the
+            # client's delayed ACK would hold every body back about 40 ms.
+            disable_nagle_algorithm = True
 
             def setup(self) -> None:
                 super().setup()
