@@ -316,8 +316,9 @@ class Proxy:
                 if fault is not None and fault.action == "respond":
                     for _chunk in self._request_body():   # drain, so the connection stays usable
                         pass
-                    self._send_fault(fault)
+                    # Logged before the client sees the answer, so the log is in request order.
                     proxy._record(self.command, self.path, kind, fault.status)
+                    self._send_fault(fault)
                     return
                 if fault is not None and fault.action == "stall":
                     time.sleep(fault.seconds)
