@@ -57,6 +57,12 @@ options:
         with exponential backoff; a C(Retry-After) header from the registry is honoured.
     type: int
     default: 3
+  concurrency:
+    description:
+      - How many registry operations run at once over the task's one HTTP session (references inspected,
+        sources read, children copied, indexes published).
+    type: int
+    default: 8
 notes:
   - Requests go straight to the registry API (OCI distribution); no docker daemon or CLI is used.
   - Docker Hub references (C(docker.io/...), C(busybox)) are served by C(registry-1.docker.io).

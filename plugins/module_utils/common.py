@@ -27,6 +27,7 @@ REGISTRY_ARGUMENT_SPEC = dict(
     insecure_registries=dict(type="list", elements="str", default=[]),
     timeout=dict(type="float", default=30),
     retries=dict(type="int", default=3),
+    concurrency=dict(type="int", default=8),
 )
 REGISTRY_REQUIRED_TOGETHER = [("username", "password")]
 
@@ -53,6 +54,8 @@ def validate_registry_options(params):
         raise OptionError("timeout must be a positive number of seconds, got %r" % (params["timeout"],))
     if params.get("retries") is not None and not 0 <= params["retries"] <= 20:
         raise OptionError("retries must be between 0 and 20, got %r" % (params["retries"],))
+    if params.get("concurrency") is not None and not 1 <= params["concurrency"] <= 64:
+        raise OptionError("concurrency must be between 1 and 64, got %r" % (params["concurrency"],))
     ca_path = params.get("ca_path")
     if ca_path:
         if not os.path.isfile(ca_path):

@@ -119,10 +119,6 @@ options:
         bytes), and re-read every source's platform from its image config instead of reusing the current index.
     type: bool
     default: false
-  concurrency:
-    description: How many sources are read, and children copied, at once.
-    type: int
-    default: 8
 """
 
 EXAMPLES = r"""
@@ -388,7 +384,6 @@ def main():
             attestations=dict(type="str", choices=["keep", "drop"], default="keep"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             force=dict(type="bool", default=False),
-            concurrency=dict(type="int", default=8),
         ),
         required_together=REGISTRY_REQUIRED_TOGETHER,
         supports_check_mode=True,
@@ -397,8 +392,6 @@ def main():
     params = module.params
     try:
         validate_registry_options(params)
-        if not 1 <= params["concurrency"] <= 64:
-            raise OptionError("concurrency must be between 1 and 64, got %d" % params["concurrency"])
         jobs = parse_jobs(params)
     except OptionError as exc:
         module.fail_json(msg=str(exc))

@@ -59,11 +59,6 @@ options:
         per platform.
     type: bool
     default: false
-  concurrency:
-    description:
-      - How many references are inspected at once.
-    type: int
-    default: 8
 """
 
 EXAMPLES = r"""
@@ -226,7 +221,6 @@ def main():
             images=dict(type="list", elements="str", required=True),
             require_platforms=dict(type="list", elements="str", default=[]),
             config=dict(type="bool", default=False),
-            concurrency=dict(type="int", default=8),
         ),
         required_together=REGISTRY_REQUIRED_TOGETHER,
         supports_check_mode=True,
@@ -235,8 +229,6 @@ def main():
     params = module.params
     try:
         validate_registry_options(params)
-        if not 1 <= params["concurrency"] <= 64:
-            raise OptionError("concurrency must be between 1 and 64, got %d" % params["concurrency"])
         refs = parse_references(params["images"], "images")
         for index, text in enumerate(params["require_platforms"]):
             try:
