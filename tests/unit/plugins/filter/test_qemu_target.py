@@ -1,0 +1,23 @@
+"""The qemu_target filter maps platforms to the QEMU target that runs them."""
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.archfleet.multiarch.plugins.filter.qemu_target import qemu_target
+
+
+@pytest.mark.parametrize("platform, target", [
+    ("linux/amd64", "x86_64"), ("386", "i386"), ("linux/arm64/v8", "aarch64"), ("arm64", "aarch64"),
+    ("linux/arm/v7", "arm"), ("linux/arm/v6", "arm"), ("ppc64le", "ppc64le"), ("linux/s390x", "s390x"),
+    ("linux/riscv64", "riscv64"), ("linux/mips64le", "mips64el"), ("aarch64", "aarch64"),
+])
+def test_targets(platform, target):
+    assert qemu_target(platform) == target
+
+
+def test_unknown_fails_with_the_value():
+    with pytest.raises(AnsibleFilterError, match="qemu_target: Unknown architecture 'linux/wasm'"):
+        qemu_target("linux/wasm")
+
+
+def test_missing_value_instead_of_failing():
+    assert qemu_target("linux/wasm", missing="") == ""
