@@ -11,7 +11,7 @@ import pytest
 from conftest import registry_options
 from harness.ansible_run import play, task
 from harness.dockerd import Dockerd
-from harness.images import MULTI_PLATFORMS, docker_cli_env, push_image, skopeo_args
+from harness.images import MULTI_PLATFORMS, docker_cli_env, push_image, push_index, skopeo_args
 from harness.proxy import Proxy
 from harness.registry import Registry
 
@@ -346,3 +346,23 @@ def test_batch_bad_input(playbook, args, message):
     run = playbook(play(create(ignore_errors=True, **args)))
     result = run.result("publish")
     assert result["failed"] is True and message in result["msg"], result["msg"]
+
+
+def test_same_entries_written_by_another_tool_is_unchanged_unless_forced(playbook, open_registry):
+    """An index with our entries but other bytes (compact JSON, as another tool writes it) is left alone."""
+    h = open_registry.host
+    repo = unique("other-tool/app")
+    children = [push_image(open_registry.url, repo, platform=p) for p in ("linux/amd64", "linux/arm64")]
+    theirs = push_index(open_registry.url, repo, "1", children)
+    sources = [{"image": f"{h}/{repo}@{c['digest']}", "platform": c["platform"]["os"] + "/" +
+                c["platform"]["architecture"]} for c in children]
+    run = playbook(play(create("same", name=f"{h}/{repo}:1", sources=sources),
+                        create("forced", name=f"{h}/{repo}:1", sources=sources, force=True),
+                        create("again", name=f"{h}/{repo}:1", sources=sources)))
+    assert run.rc == 0, run.output
+    same = run.result("same")
+    assert same["changed"] is False and same["digest"] == theirs["digest"]
+    forced = run.result("forced")
+    assert forced["changed"] is True and forced["digest"] != theirs["digest"]
+    assert manifest_digest(open_registry, f"{h}/{repo}:1") == forced["digest"]
+    assert run.result("again")["changed"] is False
