@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import registry_options
+from conftest import REGISTRY_VARIANTS, registry_options
 from harness.ansible_run import play, task
 from harness.images import skopeo_args
 from harness.proxy import Proxy
@@ -119,14 +119,14 @@ def test_requests_through_a_proxy(playbook, open_registry):
         assert proxy.count("HEAD") == 0 and proxy.writes == 0
 
 
-def test_wrong_password_is_one_clear_error_without_secrets(playbook, seeded_registry):
-    registry = seeded_registry
-    if not registry.auth:
-        pytest.skip("open registry")
+@pytest.mark.parametrize("variant", [name for name, kwargs in sorted(REGISTRY_VARIANTS.items()) if kwargs.get("auth")])
+def test_wrong_password_is_one_clear_error_without_secrets(playbook, variant):
+    from harness.registry import Registry
     wrong = "Wr0ng-Pa55word-xyz"
-    run = playbook(play(task("inspect", "docker_manifest_info", ignore_errors=True,
-                             images=[f"{registry.host}/fixtures/multi:latest"],
-                             **registry_options(registry, password=wrong))), verbosity=3)
+    with Registry(**REGISTRY_VARIANTS[variant]) as registry:
+        run = playbook(play(task("inspect", "docker_manifest_info", ignore_errors=True,
+                                 images=[f"{registry.host}/fixtures/multi:latest"],
+                                 **registry_options(registry, password=wrong))), verbosity=3)
     result = run.result("inspect")
     assert result["failed"] is True
     assert "UNAUTHORIZED" in result["msg"] and registry.host in result["msg"]
@@ -200,3 +200,19 @@ def test_anonymous_pull_denied_is_clear(playbook):
                                  images=[f"{registry.host}/fixtures/multi:latest"])))
     result = run.result("inspect")
     assert result["failed"] and registry.host in result["msg"] and "UNAUTHORIZED" in result["msg"]
+
+
+def test_identity_token_from_docker_config(playbook, tmp_path):
+    """config.json identitytoken: the OAuth2 refresh-token flow (POST to the realm), then pulls."""
+    from harness.registry import Registry
+    refresh = "refresh-Token-Secret-42"
+    with Registry(auth="token", anonymous_acl={}, refresh_tokens={refresh: "alice"}) as registry:
+        config = {"auths": {registry.host: {"identitytoken": refresh}}}
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        run = playbook(play(task("inspect", "docker_manifest_info", docker_config=str(tmp_path / "config.json"),
+                                 images=[f"{registry.host}/nothing/here:1"])), verbosity=3)
+        granted = registry.token_server.log[-1]
+    assert run.rc == 0, run.output
+    assert run.result("inspect")["images"][0]["exists"] is False
+    assert granted.account == "alice" and granted.access[0]["actions"] == ["pull"]
+    assert refresh not in run.output

@@ -123,6 +123,7 @@ class Registry:
     def __init__(self, *, auth: str | None = None, tls: bool = False, delete_enabled: bool = True,
                  users: dict[str, str] | None = None, acl: dict[str, Acl] | None = None,
                  anonymous_acl: Acl | None = None, token_expires_in: int = 300,
+                 refresh_tokens: dict[str, str] | None = None,
                  realm: str = "archfleet-test", start: bool = True):
         if auth not in (None, "htpasswd", "token"):
             raise ValueError(f"auth must be None, 'htpasswd' or 'token', not {auth!r}")
@@ -135,6 +136,7 @@ class Registry:
         self.acl = acl if acl is not None else {user: {"*": ["pull", "push", "delete"]} for user in self.users}
         self.anonymous_acl = anonymous_acl
         self.token_expires_in = token_expires_in
+        self.refresh_tokens = dict(refresh_tokens or {})
 
         self.dir: Path | None = None
         self.port: int | None = None
@@ -257,7 +259,7 @@ class Registry:
             self.token_server = TokenServer(
                 signing_key_path=signer.key_path, signing_cert_path=signer.cert_path,
                 users=self.users, acl=self.acl, anonymous_acl=self.anonymous_acl,
-                expires_in=self.token_expires_in)
+                expires_in=self.token_expires_in, refresh_tokens=self.refresh_tokens)
 
     def _config(self, port: int) -> dict:
         assert self.dir is not None

@@ -65,13 +65,16 @@ class TokenServer:
     ``users`` maps username to password. ``acl`` maps username to an :data:`Acl`;
     ``anonymous_acl`` applies when no credentials are sent (default: pull on everything;
     ``{}`` grants nothing, so anonymous clients get a token that the registry rejects).
+    ``refresh_tokens`` maps an OAuth2 refresh token (docker's ``identitytoken``) to its username,
+    for the POST ``grant_type=refresh_token`` flow.
     """
 
     def __init__(self, *, signing_key_path: Path | str, signing_cert_path: Path | str,
                  users: dict[str, str], acl: dict[str, Acl], anonymous_acl: Acl | None = None,
                  service: str = "archfleet-test-registry", issuer: str = "archfleet-test-issuer",
-                 expires_in: int = 300):
+                 expires_in: int = 300, refresh_tokens: dict[str, str] | None = None):
         self.users = dict(users)
+        self.refresh_tokens = dict(refresh_tokens or {})
         self.acl = {user: dict(rules) for user, rules in acl.items()}
         self.anonymous_acl = {"*": ["pull"]} if anonymous_acl is None else dict(anonymous_acl)
         self.service = service
@@ -196,6 +199,25 @@ class TokenServer:
                     return
                 service = (query.get("service") or [server.service])[0]
                 scopes = [s for value in query.get("scope", []) for s in value.split(" ") if s]
+                access = server.grant(account, scopes)
+                with server._lock:
+                    server.log.append(TokenRequest(account, service, tuple(scopes), tuple(access)))
+                self._reply(200, server.issue(account, access))
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+                """OAuth2: a refresh token (docker's identitytoken) for an access token."""
+                if urlsplit(self.path).path != TOKEN_PATH:
+                    self._reply(404, {"errors": [{"code": "NOT_FOUND", "message": self.path}]})
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode("utf-8"))
+                grant = (form.get("grant_type") or [""])[0]
+                account = server.refresh_tokens.get((form.get("refresh_token") or [""])[0])
+                if grant != "refresh_token" or account is None:
+                    self._reply(401, {"error": "invalid_grant"})
+                    return
+                service = (form.get("service") or [server.service])[0]
+                scopes = [s for value in form.get("scope", []) for s in value.split(" ") if s]
                 access = server.grant(account, scopes)
                 with server._lock:
                     server.log.append(TokenRequest(account, service, tuple(scopes), tuple(access)))
