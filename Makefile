@@ -63,6 +63,7 @@ test: deps
 	$(MAKE) test-integration
 	$(MAKE) sanity
 	$(MAKE) lint
+	$(MAKE) docs
 
 test-unit: deps
 	$(VENV)/bin/python -m pytest -q tests/unit
