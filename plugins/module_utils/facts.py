@@ -8,8 +8,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils.concurrency import parallel_map
 from ansible_collections.archfleet.multiarch.plugins.module_utils.manifest import (
     config_facts,
     index_facts,
@@ -56,10 +56,7 @@ class ManifestFacts:
             by_registry.setdefault(ref.registry, set()).add(ref.repository)
         for registry, repositories in by_registry.items():
             self.client.authorize(registry, [(repo, ("pull",)) for repo in sorted(repositories)])
-        if concurrency <= 1 or len(refs) <= 1:
-            return [self.inspect(ref) for ref in refs]
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(refs))) as pool:
-            return list(pool.map(self.inspect, refs))
+        return parallel_map(self.inspect, refs, concurrency)
 
     def inspect(self, ref):
         facts = _empty_facts(ref)

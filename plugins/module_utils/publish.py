@@ -14,8 +14,8 @@ __metaclass__ = type
 
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils.concurrency import parallel_map
 from ansible_collections.archfleet.multiarch.plugins.module_utils.index_plan import (
     PlanError,
     build_index,
@@ -263,15 +263,6 @@ class Publisher:
 
     def _map(self, function, items):
         return parallel_map(function, items, self.concurrency)
-
-
-def parallel_map(function, items, concurrency):
-    """``[function(item) for item in items]``, ``concurrency`` at a time; the first exception propagates."""
-    items = list(items)
-    if concurrency <= 1 or len(items) <= 1:
-        return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
-        return list(pool.map(function, items))
 
 
 def authorize(client, jobs):

@@ -237,12 +237,8 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils.common import 
 from ansible_collections.archfleet.multiarch.plugins.module_utils.index_plan import PlanError, platform_lines
 from ansible_collections.archfleet.multiarch.plugins.module_utils.manifest import index_facts
 from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import PlatformError, parse_platform
-from ansible_collections.archfleet.multiarch.plugins.module_utils.publish import (
-    Publisher,
-    Source,
-    authorize,
-    parallel_map,
-)
+from ansible_collections.archfleet.multiarch.plugins.module_utils.concurrency import parallel_map
+from ansible_collections.archfleet.multiarch.plugins.module_utils.publish import Publisher, Source, authorize
 from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import (
     ReferenceError,
     parse_reference,
