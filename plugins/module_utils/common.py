@@ -10,6 +10,8 @@ __metaclass__ = type
 import os
 import ssl
 
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
 from ansible_collections.archfleet.multiarch.plugins.module_utils.auth import CredentialError, DockerConfig
 from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import ReferenceError, parse_reference
 from ansible_collections.archfleet.multiarch.plugins.module_utils.registry import (
@@ -42,10 +44,13 @@ def registry_argument_spec(**extra):
     return spec
 
 
-def check_requests(module):
+def registry_module(**options):
+    """An AnsibleModule with the shared registry options plus ``options``; fails clearly without requests."""
+    module = AnsibleModule(argument_spec=registry_argument_spec(**options),
+                           required_together=REGISTRY_REQUIRED_TOGETHER, supports_check_mode=True)
     if not HAS_REQUESTS:
-        from ansible.module_utils.basic import missing_required_lib
         module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+    return module
 
 
 def validate_registry_options(params):

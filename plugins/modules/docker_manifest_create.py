@@ -223,21 +223,17 @@ registry_stats:
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.archfleet.multiarch.plugins.module_utils.common import (
-    REGISTRY_REQUIRED_TOGETHER,
     OptionError,
-    check_requests,
     client_from_params,
-    registry_argument_spec,
+    registry_module,
     scrub,
     validate_registry_options,
 )
+from ansible_collections.archfleet.multiarch.plugins.module_utils.concurrency import parallel_map
 from ansible_collections.archfleet.multiarch.plugins.module_utils.index_plan import PlanError, platform_lines
 from ansible_collections.archfleet.multiarch.plugins.module_utils.manifest import index_facts
 from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import PlatformError, parse_platform
-from ansible_collections.archfleet.multiarch.plugins.module_utils.concurrency import parallel_map
 from ansible_collections.archfleet.multiarch.plugins.module_utils.publish import Publisher, Source, authorize
 from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import (
     ReferenceError,
@@ -368,23 +364,18 @@ def parse_jobs(params):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=registry_argument_spec(
-            name=dict(type="str"),
-            sources=dict(type="list", elements="raw", default=[]),
-            tags=dict(type="list", elements="str", default=[]),
-            indexes=dict(type="list", elements="dict", default=[]),
-            media_type=dict(type="str", choices=["auto", "oci", "docker"], default="auto"),
-            annotations=dict(type="dict", default={}),
-            mode=dict(type="str", choices=["replace", "merge"], default="replace"),
-            attestations=dict(type="str", choices=["keep", "drop"], default="keep"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            force=dict(type="bool", default=False),
-        ),
-        required_together=REGISTRY_REQUIRED_TOGETHER,
-        supports_check_mode=True,
+    module = registry_module(
+        name=dict(type="str"),
+        sources=dict(type="list", elements="raw", default=[]),
+        tags=dict(type="list", elements="str", default=[]),
+        indexes=dict(type="list", elements="dict", default=[]),
+        media_type=dict(type="str", choices=["auto", "oci", "docker"], default="auto"),
+        annotations=dict(type="dict", default={}),
+        mode=dict(type="str", choices=["replace", "merge"], default="replace"),
+        attestations=dict(type="str", choices=["keep", "drop"], default="keep"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        force=dict(type="bool", default=False),
     )
-    check_requests(module)
     params = module.params
     try:
         validate_registry_options(params)

@@ -198,15 +198,11 @@ registry_stats:
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.archfleet.multiarch.plugins.module_utils.common import (
-    REGISTRY_REQUIRED_TOGETHER,
     OptionError,
-    check_requests,
     client_from_params,
     parse_references,
-    registry_argument_spec,
+    registry_module,
     scrub,
     validate_registry_options,
 )
@@ -216,16 +212,11 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils.registry impor
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=registry_argument_spec(
-            images=dict(type="list", elements="str", required=True),
-            require_platforms=dict(type="list", elements="str", default=[]),
-            config=dict(type="bool", default=False),
-        ),
-        required_together=REGISTRY_REQUIRED_TOGETHER,
-        supports_check_mode=True,
+    module = registry_module(
+        images=dict(type="list", elements="str", required=True),
+        require_platforms=dict(type="list", elements="str", default=[]),
+        config=dict(type="bool", default=False),
     )
-    check_requests(module)
     params = module.params
     try:
         validate_registry_options(params)
