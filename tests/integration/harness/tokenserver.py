@@ -197,12 +197,7 @@ class TokenServer:
                     self._reply(401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]},
                                 {"WWW-Authenticate": 'Basic realm="archfleet-token"'})
                     return
-                service = (query.get("service") or [server.service])[0]
-                scopes = [s for value in query.get("scope", []) for s in value.split(" ") if s]
-                access = server.grant(account, scopes)
-                with server._lock:
-                    server.log.append(TokenRequest(account, service, tuple(scopes), tuple(access)))
-                self._reply(200, server.issue(account, access))
+                self._answer(account, query)
 
             def do_POST(self) -> None:  # noqa: N802 (http.server naming)
                 """OAuth2: a refresh token (docker's identitytoken) for an access token."""
@@ -216,8 +211,12 @@ class TokenServer:
                 if grant != "refresh_token" or account is None:
                     self._reply(401, {"error": "invalid_grant"})
                     return
-                service = (form.get("service") or [server.service])[0]
-                scopes = [s for value in form.get("scope", []) for s in value.split(" ") if s]
+                self._answer(account, form)
+
+            def _answer(self, account: str | None, fields: dict) -> None:
+                """Grant ``account`` what it may of the asked scopes, log it, answer with a token."""
+                service = (fields.get("service") or [server.service])[0]
+                scopes = [s for value in fields.get("scope", []) for s in value.split(" ") if s]
                 access = server.grant(account, scopes)
                 with server._lock:
                     server.log.append(TokenRequest(account, service, tuple(scopes), tuple(access)))
