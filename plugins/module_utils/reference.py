@@ -97,16 +97,6 @@ def validate_tag(tag):
     return tag
 
 
-def validate_repository(repository):
-    """Return ``repository`` (a path without domain) if valid, else raise ReferenceError."""
-    if not isinstance(repository, str) or not _REMOTE_NAME_RE.match(repository):
-        if isinstance(repository, str) and repository.lower() != repository:
-            raise ReferenceError("invalid repository %r: repository name must be lowercase" % (repository,))
-        raise ReferenceError("invalid repository %r: path components are lowercase letters and digits separated "
-                             "by '/', with '.', '_', '__' or '-' inside a component" % (repository,))
-    return repository
-
-
 def split_docker_domain(name):
     """Split a name into (domain, remainder) and normalise Docker Hub, like Docker does."""
     index = name.find("/")
@@ -141,8 +131,7 @@ class ImageReference:
 
     @property
     def api_host(self):
-        """Host (and port) that serves the registry API: Docker Hub is served by registry-1."""
-        return DOCKER_HUB_API_HOST if self.registry == DEFAULT_DOMAIN else self.registry
+        return registry_api_host(self.registry)
 
     @property
     def familiar_name(self):
@@ -181,8 +170,7 @@ class ImageReference:
         return ImageReference(self.registry, self.repository, None, validate_digest(digest))
 
     def is_loopback(self):
-        host = registry_hostname(self.registry)
-        return host in _LOOPBACK_HOSTS or host.startswith("127.")
+        return is_loopback_registry(self.registry)
 
     def to_dict(self):
         return {
@@ -209,6 +197,17 @@ class ImageReference:
 
     def __str__(self):
         return self.canonical
+
+
+def registry_api_host(registry):
+    """Host (and port) that serves a registry's API: Docker Hub (docker.io) is served by registry-1."""
+    return DOCKER_HUB_API_HOST if registry == DEFAULT_DOMAIN else registry
+
+
+def is_loopback_registry(registry):
+    """Whether a registry domain is on this machine (localhost, 127.0.0.0/8, [::1]), as Docker decides."""
+    host = registry_hostname(registry)
+    return host in _LOOPBACK_HOSTS or host.startswith("127.")
 
 
 def registry_hostname(registry):

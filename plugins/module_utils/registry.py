@@ -42,7 +42,11 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils.auth import (
     parse_www_authenticate,
     scope_string,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import registry_hostname
+from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import (
+    is_loopback_registry,
+    registry_api_host,
+    registry_hostname,
+)
 
 MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -323,9 +327,9 @@ class RegistryClient:
     def _discover(self, state):
         """Ping ``/v2/`` to learn scheme, TLS verification and the auth challenge."""
         registry = state.registry
-        api_host = "registry-1.docker.io" if registry == "docker.io" else registry
+        api_host = registry_api_host(registry)
         explicit_insecure = self._is_insecure(registry)
-        loopback = _is_loopback(registry)
+        loopback = is_loopback_registry(registry)
         verify = self.ca_path if (self.ca_path and self.validate_certs) else bool(self.validate_certs)
         attempts = [("https", False if explicit_insecure else verify)]
         if explicit_insecure or loopback:
@@ -836,11 +840,6 @@ def _media_type(content_type):
     if not content_type:
         return None
     return content_type.split(";", 1)[0].strip() or None
-
-
-def _is_loopback(registry):
-    host = registry_hostname(registry)
-    return host in ("localhost", "[::1]") or host.startswith("127.")
 
 
 def _is_cert_error(exc):
