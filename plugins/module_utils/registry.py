@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 try:
     import requests
@@ -398,41 +398,29 @@ class RegistryClient:
         return token
 
     def _fetch_token(self, state, scopes):
-        params = [("service", state.service)] if state.service else []
-        params += [("scope", scope_string(repo, actions)) for repo, actions in scopes]
         credentials = state.credentials
-        kwargs = {"params": params}
-        method = "GET"
+        headers, form = {}, None
         if credentials is not None and credentials.identity_token:
-            method = "POST"
+            # OAuth2: the refresh token (docker's identitytoken) is posted for an access token.
+            method, url = "POST", state.realm
             form = {"grant_type": "refresh_token", "refresh_token": credentials.identity_token,
-                    "client_id": "archfleet.multiarch", "access_type": "offline"}
+                    "client_id": "archfleet.multiarch", "access_type": "offline",
+                    "scope": " ".join(scope_string(repo, actions) for repo, actions in scopes)}
             if state.service:
                 form["service"] = state.service
-            form["scope"] = " ".join(scope_string(repo, actions) for repo, actions in scopes)
-            kwargs = {"data": form}
-        elif credentials is not None and credentials.has_basic():
-            kwargs["auth"] = (credentials.username, credentials.password)
-        self._count(method, "token")
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self.session.request(method, state.realm, timeout=self.timeout,
-                                                verify=self._realm_verify(state), **kwargs)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                if attempt > self.max_retries:
-                    raise RegistryError("cannot reach the token service %s of registry %s: %s"
-                                        % (state.realm.split("?")[0], state.registry, _short_connection_reason(exc)),
-                                        code="UNREACHABLE")
-                self._backoff(attempt, None)
-                self._count(method, "token")
-                continue
-            if should_retry(response.status_code) and attempt <= self.max_retries:
-                self._backoff(attempt, response.headers)
-                self._count(method, "token")
-                continue
-            break
+        else:
+            params = [("service", state.service)] if state.service else []
+            params += [("scope", scope_string(repo, actions)) for repo, actions in scopes]
+            method = "GET"
+            url = state.realm + ("&" if "?" in state.realm else "?") + urlencode(params)
+            if credentials is not None and credentials.has_basic():
+                headers["Authorization"] = "Basic " + basic_auth_value(credentials.username, credentials.password)
+        try:
+            response = self._send(method, url, state.registry, "token", headers=headers,
+                                  verify=self._realm_verify(state), data=form)
+        except RegistryError as exc:
+            raise RegistryError("cannot reach the token service %s of registry %s: %s"
+                                % (state.realm.split("?")[0], state.registry, exc.detail), code=exc.code)
         if response.status_code in (401, 403):
             who = ("as %r (credentials from %s)" % (credentials.username, credentials.source)
                    if credentials is not None and credentials.username else "anonymously")
