@@ -203,16 +203,17 @@ class Publisher:
         for found in self._map(lambda e: self._children_to_copy(e.source_ref, e.digest), missing):
             for source_ref, manifest in found:
                 to_copy.setdefault(manifest.digest, (source_ref, manifest))
-        blobs = {}
+        blobs, images, indexes = {}, [], []
         for source_ref, manifest in to_copy.values():
             document = manifest.json()
-            if not is_index(manifest.media_type, document):
-                for blob in [document.get("config") or {}] + list(document.get("layers") or []):
-                    if blob.get("digest") and not blob.get("urls"):
-                        blobs.setdefault(blob["digest"], source_ref)
+            if is_index(manifest.media_type, document):
+                indexes.append((source_ref, manifest))
+                continue
+            images.append((source_ref, manifest))
+            for blob in [document.get("config") or {}] + list(document.get("layers") or []):
+                if blob.get("digest") and not blob.get("urls"):
+                    blobs.setdefault(blob["digest"], source_ref)
         self._map(lambda item: self._ensure_blob(item[1], item[0]), list(blobs.items()))
-        images = [item for item in to_copy.values() if not is_index(item[1].media_type, item[1].json())]
-        indexes = [item for item in to_copy.values() if is_index(item[1].media_type, item[1].json())]
         for wave in (images, indexes):
             self._map(lambda item: self._put_child(*item), wave)
         for tag_ref in plan.tags_to_write:
