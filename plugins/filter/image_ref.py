@@ -68,7 +68,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import ReferenceError, parse_reference
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import ReferenceError, parse_reference
 
 
 def image_ref(reference):

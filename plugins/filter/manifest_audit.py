@@ -146,7 +146,7 @@ import datetime
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.policy import PolicyError, audit, require_jmespath
+from ansible_collections.archfleet.multiarch.plugins.plugin_utils._policy import PolicyError, audit, require_jmespath
 
 
 def manifest_audit(facts, policies, now=None, require_platforms=None):

@@ -76,7 +76,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.policy import PolicyError, require_jmespath, search
+from ansible_collections.archfleet.multiarch.plugins.plugin_utils._policy import PolicyError, require_jmespath, search
 
 
 def manifest_query(data, expression):

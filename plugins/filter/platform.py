@@ -66,7 +66,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import PlatformError, parse_platform
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import PlatformError, parse_platform
 
 
 def platform(text):

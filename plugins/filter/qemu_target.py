@@ -48,7 +48,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.binfmt import BinfmtError, resolve_architecture
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.entries import BinfmtError, resolve_architecture
 
 
 def qemu_target(platform, missing=None):

@@ -196,19 +196,8 @@ registry_stats:
     rate_limits: {}
 """
 
-import traceback
-
-from ansible_collections.archfleet.multiarch.plugins.module_utils.common import (
-    OptionError,
-    client_from_params,
-    parse_references,
-    registry_module,
-    scrub,
-    validate_registry_options,
-)
-from ansible_collections.archfleet.multiarch.plugins.module_utils.facts import ManifestFacts
-from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import PlatformError, parse_platform
-from ansible_collections.archfleet.multiarch.plugins.module_utils.registry import RegistryError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._inspect import ManifestFacts, parse_options
+from ansible_collections.archfleet.multiarch.plugins.module_utils._module import registry_module, run_registry_task
 
 
 def main():
@@ -217,30 +206,13 @@ def main():
         require_platforms=dict(type="list", elements="str", default=[]),
         config=dict(type="bool", default=False),
     )
-    params = module.params
-    try:
-        validate_registry_options(params)
-        refs = parse_references(params["images"], "images")
-        for index, text in enumerate(params["require_platforms"]):
-            try:
-                parse_platform(text)
-            except PlatformError as exc:
-                raise OptionError("require_platforms[%d]: %s" % (index, exc))
-    except OptionError as exc:
-        module.fail_json(msg=str(exc))
 
-    client = client_from_params(params, pool_size=params["concurrency"])
-    try:
-        facts = ManifestFacts(client, fetch_config=params["config"], required_platforms=params["require_platforms"])
-        images = facts.gather(refs, concurrency=params["concurrency"])
-    except RegistryError as exc:
-        module.fail_json(msg=scrub(exc, client.secrets()), error_code=exc.code, registry_stats=client.stats())
-    except Exception as exc:  # anything unexpected still must not leak a secret
-        module.fail_json(msg=scrub("unexpected error: %s" % exc, client.secrets()),
-                         exception=scrub(traceback.format_exc(), client.secrets()))
-    finally:
-        client.close()
-    module.exit_json(changed=False, images=images, registry_stats=client.stats())
+    def inspect(client, refs):
+        facts = ManifestFacts(client, fetch_config=module.params["config"],
+                              required_platforms=module.params["require_platforms"])
+        return {"changed": False, "images": facts.gather(refs, concurrency=module.params["concurrency"])}
+
+    run_registry_task(module, parse_options, inspect)
 
 
 if __name__ == "__main__":

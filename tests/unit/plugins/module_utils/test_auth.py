@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.auth import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import (
     CredentialError,
     DockerConfig,
     basic_auth_value,

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils import binfmt
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
 
 AARCH64_READBACK = """enabled
 interpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P

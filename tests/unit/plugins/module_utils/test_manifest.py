@@ -1,5 +1,5 @@
 """Index documents to facts (attestations excluded from platforms)."""
-from ansible_collections.archfleet.multiarch.plugins.module_utils.manifest import config_facts, index_facts
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import config_facts, index_facts
 
 D1, D2, D3 = ("sha256:" + c * 64 for c in "123")
 

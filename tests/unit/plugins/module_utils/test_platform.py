@@ -1,7 +1,7 @@
 """Platforms parse and normalise as containerd's platforms.Parse."""
 import pytest
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
     PlatformError,
     format_key,
     format_platform,

@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.policy import (
+from ansible_collections.archfleet.multiarch.plugins.plugin_utils._policy import (
     PolicyError,
     age_days,
     audit,

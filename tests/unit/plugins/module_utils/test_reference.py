@@ -1,7 +1,7 @@
 """References parse exactly as Docker's distribution/reference ParseNormalizedNamed."""
 import pytest
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
     ReferenceError,
     parse_reference,
     validate_digest,

@@ -1,15 +1,14 @@
 """Pure decisions of the registry client: retries, Retry-After, error bodies, digests."""
 import pytest
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.registry import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import sha256_digest
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.api import verify_digest
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError, parse_error_body
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.transport import (
     MAX_RETRY_DELAY,
-    RegistryError,
-    parse_error_body,
     parse_retry_after,
     retry_delay,
-    sha256_digest,
     should_retry,
-    verify_digest,
 )
 
 

@@ -13,15 +13,15 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.manifest import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import (
     ATTESTATION_DIGEST_ANNOTATION,
     is_attestation,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
     format_platform,
     match_key,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils.registry import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
     MEDIA_DOCKER_LIST,
     MEDIA_DOCKER_MANIFEST,
     MEDIA_OCI_INDEX,

@@ -17,7 +17,7 @@ __metaclass__ = type
 import platform as _host_platform
 import re
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import builtin_type_name
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import builtin_type_name
 
 KNOWN_OS = frozenset((
     "aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux",

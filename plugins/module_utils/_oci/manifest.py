@@ -7,12 +7,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
     format_platform,
     from_oci,
     is_unknown,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils.registry import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
     IMAGE_MEDIA_TYPES,
     INDEX_MEDIA_TYPES,
 )

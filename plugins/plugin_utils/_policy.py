@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - reported by require_jmespath
     HAS_JMESPATH = False
     JMESPATH_IMPORT_ERROR = traceback.format_exc()
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
     PlatformError,
     format_key,
     match_key,

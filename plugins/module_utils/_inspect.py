@@ -1,24 +1,38 @@
 # -*- coding: utf-8 -*-
 # Copyright: archfleet.multiarch contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Gather manifest facts for many images at once through the shared RegistryClient."""
+"""Facts for docker_manifest_info: many references read at once through the shared RegistryClient.
+
+One manifest GET per reference (plus the image config of single-platform images, and of every
+entry with ``config``); the shaping of documents into facts is pure (``_oci.manifest``).
+"""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
-from ansible_collections.archfleet.multiarch.plugins.module_utils.concurrency import parallel_map
-from ansible_collections.archfleet.multiarch.plugins.module_utils.manifest import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._concurrency import parallel_map
+from ansible_collections.archfleet.multiarch.plugins.module_utils._module import OptionError, parse_references
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import (
     config_facts,
     index_facts,
     is_image_manifest,
     is_index,
     platform_from_config,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import format_platform, match_key
-from ansible_collections.archfleet.multiarch.plugins.module_utils.registry import RegistryError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import PlatformError, format_platform, match_key, parse_platform
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
+
+
+def parse_options(params):
+    """The references of ``images`` (ImageReference list) once every option checked; OptionError otherwise."""
+    refs = parse_references(params["images"], "images")
+    for index, text in enumerate(params["require_platforms"]):
+        try:
+            parse_platform(text)
+        except PlatformError as exc:
+            raise OptionError("require_platforms[%d]: %s" % (index, exc))
+    return refs
 
 
 def _empty_facts(ref):
@@ -109,16 +123,7 @@ class ManifestFacts:
                 raise RegistryError("index entry %s is listed but its manifest is missing from the registry"
                                     % ref.canonical, code="MANIFEST_UNKNOWN")
             document = child.json()
-        descriptor = document.get("config") or {}
-        digest = descriptor.get("digest")
-        if not digest:
-            raise RegistryError("manifest %s has no config descriptor" % ref.canonical, code="MANIFEST_INVALID")
-        blob = self.client.get_blob(ref, digest, what="reading image config")
-        try:
-            config = json.loads(blob.decode("utf-8"))
-        except ValueError:
-            raise RegistryError("image config %s of %s is not valid JSON" % (digest, ref.name),
-                                code="MANIFEST_INVALID")
+        config = self.client.get_image_config(ref, document)
         return config, config_facts(config, document)
 
     def _add_missing(self, facts):

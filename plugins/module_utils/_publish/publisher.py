@@ -12,11 +12,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import threading
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.concurrency import parallel_map
-from ansible_collections.archfleet.multiarch.plugins.module_utils.index_plan import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._concurrency import parallel_map
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index import (
     PlanError,
     build_index,
     check_duplicates,
@@ -27,13 +26,14 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils.index_plan imp
     merge_entries,
     same_index,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils.manifest import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import (
     is_image_manifest,
     is_index,
     platform_from_config,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils.platform import oci_platform
-from ansible_collections.archfleet.multiarch.plugins.module_utils.registry import IMAGE_MEDIA_TYPES, RegistryError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import oci_platform
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import IMAGE_MEDIA_TYPES
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
 
 
 class Source:
@@ -167,12 +167,10 @@ class Publisher:
 
     def _platform_from_config(self, source, manifest):
         document = manifest.json()
-        digest = (document.get("config") or {}).get("digest")
-        if not digest:
+        if not (document.get("config") or {}).get("digest"):
             raise PlanError("source %s has no image config to read its platform from; give it a platform"
                             % source.origin)
-        pinned = source.ref.with_digest(manifest.digest)
-        config = json.loads(self.client.get_blob(pinned, digest, what="reading image config").decode("utf-8"))
+        config = self.client.get_image_config(source.ref.with_digest(manifest.digest), document)
         platform = platform_from_config(config)
         if not platform.get("architecture") or not platform.get("os"):
             return None

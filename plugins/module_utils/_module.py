@@ -1,7 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: archfleet.multiarch contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Options shared by every module that talks to a registry, and the wiring to RegistryClient."""
+"""What every registry module shares: its options, their checks, the client, and one way to fail.
+
+A registry module is ``run_registry_task(module, prepare, execute)``: ``prepare(params)`` checks the
+options (OptionError), ``execute(client, prepared)`` does the work; errors become one ``fail_json``
+with secrets scrubbed, and ``registry_stats`` is always in the result.
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -9,12 +14,15 @@ __metaclass__ = type
 
 import os
 import ssl
+import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils.auth import CredentialError, DockerConfig
-from ansible_collections.archfleet.multiarch.plugins.module_utils.reference import ReferenceError, parse_reference
-from ansible_collections.archfleet.multiarch.plugins.module_utils.registry import (
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import CredentialError, DockerConfig
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import ReferenceError, parse_reference
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index import PlanError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.api import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
     RegistryClient,
@@ -119,3 +127,31 @@ def scrub(text, secrets):
     for secret in sorted(set(s for s in secrets if s and len(s) >= 3), key=len, reverse=True):
         text = text.replace(secret, "********")
     return text
+
+
+def run_registry_task(module, prepare, execute, pool_size=None):
+    """Check the options, run ``execute(client, prepare(params))`` and exit with its result dict.
+
+    OptionError, RegistryError and PlanError fail the task with their sentence (and ``error_code``);
+    anything else fails as "unexpected error" with the traceback. Every text is scrubbed of the
+    client's secrets. ``registry_stats`` is added to the result and to failures after requests.
+    """
+    params = module.params
+    try:
+        validate_registry_options(params)
+        prepared = prepare(params)
+    except OptionError as exc:
+        module.fail_json(msg=str(exc))
+    client = client_from_params(params, pool_size=pool_size or params["concurrency"])
+    try:
+        result = execute(client, prepared)
+    except (RegistryError, PlanError) as exc:
+        module.fail_json(msg=scrub(exc, client.secrets()), error_code=getattr(exc, "code", None),
+                         registry_stats=client.stats())
+    except Exception as exc:  # anything unexpected still must not leak a secret
+        module.fail_json(msg=scrub("unexpected error: %s" % exc, client.secrets()),
+                         exception=scrub(traceback.format_exc(), client.secrets()))
+    finally:
+        client.close()
+    result["registry_stats"] = client.stats()
+    module.exit_json(**result)

@@ -1,0 +1,116 @@
+# -*- coding: utf-8 -*-
+# Copyright: archfleet.multiarch contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One docker_manifest_create task: every index of it planned, then written (or deleted), then reported.
+
+``state=present``: every index is planned first (reads only), so a bad source anywhere writes
+nothing; then each plan is applied (:meth:`Publisher.apply`). ``state=absent``: each tag is deleted.
+Indexes run side by side, each with its share of the task's ``concurrency``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._concurrency import parallel_map
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index import PlanError, platform_lines
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import index_facts
+from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, authorize
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
+
+
+class Batch:
+    """The indexes of one task and how to publish them.
+
+    ``options`` holds the module options that apply to every index: ``state``, ``mode``,
+    ``media_type``, ``attestations``, ``force``, ``concurrency`` and ``indexes`` (whether the
+    batch form was used, which shapes the result).
+    """
+
+    def __init__(self, client, jobs, options, check_mode=False, diff=False):
+        self.client = client
+        self.jobs = jobs
+        self.options = options
+        self.check_mode = check_mode
+        self.diff = diff
+        concurrency = options["concurrency"]
+        self.outer = min(concurrency, len(jobs))
+        self.publishers = [Publisher(client, job.target, job.tags, max(1, concurrency // self.outer),
+                                     options["force"]) for job in jobs]
+
+    def run(self):
+        """The module result (without ``registry_stats``): one index's fields, or ``indexes`` for a batch."""
+        pairs = list(zip(self.jobs, self.publishers))
+        if self.options["state"] == "absent":
+            results = parallel_map(lambda pair: labelled(pair[0], self.absent, pair[1]), pairs, self.outer)
+        else:
+            results = self.present(pairs)
+        for result, publisher in zip(results, self.publishers):
+            result["tags"] = [publisher.target.canonical] + [r.canonical for r in publisher.extra_tags]
+        if not self.options["indexes"]:
+            return results[0]
+        output = {"changed": any(r["changed"] for r in results), "indexes": results}
+        if self.diff:
+            output["diff"] = [r.pop("diff") for r in results if "diff" in r]
+        return output
+
+    def present(self, pairs):
+        """Plan every index first (reads only), then write: a bad source anywhere writes nothing."""
+        options = self.options
+        authorize(self.client, [(job.target, job.sources) for job in self.jobs])
+        plans = parallel_map(lambda pair: labelled(pair[0], pair[1].plan, pair[0].sources, options["mode"],
+                                                   options["media_type"], pair[0].annotations,
+                                                   options["attestations"]),
+                             pairs, self.outer)
+        for (job, publisher), plan in zip(pairs, plans):
+            if plan.changed:
+                labelled(job, publisher.ensure_push_permission)
+        if not self.check_mode:
+            parallel_map(lambda item: labelled(item[0][0], item[0][1].apply, item[1]), list(zip(pairs, plans)),
+                         self.outer)
+        return [self.result_of(publisher, plan) for publisher, plan in zip(self.publishers, plans)]
+
+    def result_of(self, publisher, plan):
+        result = {
+            "changed": plan.changed,
+            "digest": plan.digest,
+            "media_type": plan.media_type,
+            "manifest": plan.document,
+            "platforms": index_facts(plan.document)["platforms"],
+            "written_tags": [r.canonical for r in plan.tags_to_write],
+            "copied": publisher.copied,
+        }
+        if self.diff:
+            result["diff"] = {
+                "before_header": "%s (%s)" % (publisher.target.canonical,
+                                              plan.existing.digest if plan.existing else "absent"),
+                "before": platform_lines(plan.existing_document),
+                "after_header": "%s (%s)" % (publisher.target.canonical, plan.digest),
+                "after": platform_lines(plan.document),
+            }
+        return result
+
+    def absent(self, publisher):
+        current = self.client.head_manifest(publisher.target, what="checking")
+        result = {"changed": current is not None, "digest": current.digest if current else None,
+                  "written_tags": [publisher.target.canonical] if current else []}
+        if current is not None and not self.check_mode:
+            self.client.delete_manifest(publisher.target, current.digest)
+        if self.diff:
+            result["diff"] = {"before": "%s: %s\n" % (publisher.target.canonical, current.digest) if current else "",
+                              "after": ""}
+        return result
+
+
+def labelled(job, function, *args):
+    """Run ``function``; in a batch, errors say which item of ``indexes`` they belong to."""
+    try:
+        return function(*args)
+    except RegistryError as exc:
+        if not job.label.startswith("indexes["):
+            raise
+        raise RegistryError("%s (%s): %s" % (job.label, job.target.canonical, exc), code=exc.code, status=exc.status)
+    except PlanError as exc:
+        if not job.label.startswith("indexes["):
+            raise
+        raise PlanError("%s (%s): %s" % (job.label, job.target.canonical, exc))

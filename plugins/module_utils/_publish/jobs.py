@@ -1,0 +1,142 @@
+# -*- coding: utf-8 -*-
+# Copyright: archfleet.multiarch contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The indexes a docker_manifest_create task asks for, checked before any request (no I/O).
+
+:func:`parse_jobs` turns the module options (``name``/``sources``/``tags``/``annotations``, or each
+item of ``indexes``) into :class:`Job` objects; every invalid value raises OptionError naming the
+option path (``indexes[1].sources[0]``), the value and what is allowed.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._module import OptionError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import PlatformError, parse_platform
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
+    ReferenceError,
+    parse_reference,
+    validate_tag,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Source
+
+SOURCE_KEYS = ("image", "platform", "annotations")
+INDEX_KEYS = ("name", "sources", "tags", "annotations")
+
+
+def parse_annotations(value, where):
+    if not isinstance(value, dict):
+        raise OptionError("%s must be a dict of strings, got %s" % (where, type(value).__name__))
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise OptionError("%s: annotation keys must be non-empty strings, got %r" % (where, key))
+        if not isinstance(item, str):
+            raise OptionError("%s: annotation %r must be a string, got %s %r (quote it)"
+                              % (where, key, type(item).__name__, item))
+    return dict(value)
+
+
+class Job:
+    """One index to publish: where its parts come from in the options, for messages."""
+
+    def __init__(self, label, target, sources, tags, annotations):
+        self.label = label
+        self.target = target
+        self.sources = sources
+        self.tags = tags
+        self.annotations = annotations
+
+
+def parse_sources(values, where="sources"):
+    if not isinstance(values, list):
+        raise OptionError("%s must be a list of references or dicts, got %s" % (where, type(values).__name__))
+    sources = []
+    for index, item in enumerate(values):
+        item_where = "%s[%d]" % (where, index)
+        if isinstance(item, str):
+            item = {"image": item}
+        if not isinstance(item, dict):
+            raise OptionError("%s must be a reference string or a dict with image, platform, annotations; got %s"
+                              % (item_where, type(item).__name__))
+        unknown = sorted(set(item) - set(SOURCE_KEYS))
+        if unknown:
+            raise OptionError("%s has unknown keys %s (allowed: %s)" % (item_where, unknown, ", ".join(SOURCE_KEYS)))
+        if not isinstance(item.get("image"), str):
+            raise OptionError("%s needs 'image', a reference string" % item_where)
+        try:
+            ref = parse_reference(item["image"])
+        except ReferenceError as exc:
+            raise OptionError("%s: %s" % (item_where, exc))
+        platform = None
+        if item.get("platform") is not None:
+            try:
+                platform = parse_platform(item["platform"])
+            except PlatformError as exc:
+                raise OptionError("%s: %s" % (item_where, exc))
+        annotations = parse_annotations(item.get("annotations") or {}, item_where + ".annotations")
+        sources.append(Source(item["image"], ref, platform, annotations))
+    return sources
+
+
+def parse_target(name, tags, where=""):
+    try:
+        target = parse_reference(name)
+    except ReferenceError as exc:
+        raise OptionError("%sname: %s" % (where, exc))
+    if target.digest:
+        raise OptionError("%sname %r must be a tag, not a digest: an index is published under a tag" % (where, name))
+    if target.tag is None:
+        target = target.with_tag("latest")
+    if not isinstance(tags, list):
+        raise OptionError("%stags must be a list of tags, got %s" % (where, type(tags).__name__))
+    for index, tag in enumerate(tags):
+        try:
+            validate_tag(tag)
+        except ReferenceError as exc:
+            raise OptionError("%stags[%d]: %s" % (where, index, exc))
+    return target
+
+
+def parse_jobs(params):
+    """The indexes to publish: the top-level options, or each item of ``indexes``."""
+    if params["indexes"]:
+        clashing = [key for key in ("name", "sources", "tags", "annotations") if params[key]]
+        if clashing:
+            raise OptionError("indexes cannot be combined with %s: give those per item of indexes"
+                              % ", ".join(clashing))
+        items = []
+        for index, item in enumerate(params["indexes"]):
+            where = "indexes[%d]." % index
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise OptionError("indexes[%d] must be a dict with at least 'name' (a reference string)" % index)
+            unknown = sorted(set(item) - set(INDEX_KEYS))
+            if unknown:
+                raise OptionError("indexes[%d] has unknown keys %s (allowed: %s)"
+                                  % (index, unknown, ", ".join(INDEX_KEYS)))
+            items.append((where, item["name"], item.get("sources") or [], item.get("tags") or [],
+                          item.get("annotations") or {}))
+    else:
+        if not params["name"]:
+            raise OptionError("name is required (or indexes, to publish several at once)")
+        items = [("", params["name"], params["sources"], params["tags"], params["annotations"])]
+    jobs = []
+    seen = {}
+    for where, name, sources, tags, annotations in items:
+        target = parse_target(name, tags, where)
+        job = Job(where.rstrip(".") or target.canonical, target, parse_sources(sources, where + "sources"), tags,
+                  parse_annotations(annotations, where + "annotations"))
+        if params["state"] == "present" and not job.sources:
+            raise OptionError("%ssources must list at least one image when state=present" % where)
+        if params["media_type"] == "docker" and job.annotations:
+            raise OptionError("%sannotations cannot be written to a Docker manifest list (media_type=docker): use "
+                              "media_type=oci or auto, or remove annotations %s" % (where, sorted(job.annotations)))
+        for tag_ref in [target] + [target.with_tag(t) for t in tags]:
+            if tag_ref.canonical in seen:
+                if seen[tag_ref.canonical] == job.label:
+                    raise OptionError("%s is listed twice in %s (name and tags)" % (tag_ref.canonical, job.label))
+                raise OptionError("%s is published twice (by %s and %s)"
+                                  % (tag_ref.canonical, seen[tag_ref.canonical], job.label))
+            seen[tag_ref.canonical] = job.label
+        jobs.append(job)
+    return jobs

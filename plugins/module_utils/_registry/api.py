@@ -1,0 +1,423 @@
+# -*- coding: utf-8 -*-
+# Copyright: archfleet.multiarch contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The distribution API every module uses: manifests, blobs and uploads (OCI distribution-spec v1.1).
+
+:class:`RegistryClient` is the one client of a task. It resolves credentials (options, docker's
+``config.json``), and sends every request through :class:`Transport` (scheme, retries) with headers
+from :class:`TokenStore` (Basic or Bearer). Every body it reads is checked against its digest;
+manifests are limited to 4 MiB (distribution-spec, "Pushing Manifests"). Failures are RegistryError
+with one sentence naming the reference.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+import time
+
+from urllib.parse import urljoin
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
+    ACCEPT_MANIFESTS,
+    compute_digest,
+    media_type_of,
+    sha256_digest,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import (
+    CredentialError,
+    Credentials,
+    DockerConfig,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import (
+    BrokenBodyError,
+    RegistryError,
+    describe_path,
+    error_code,
+    response_error,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.tokens import TokenStore
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.transport import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    Transport,
+)
+
+__all__ = ("HAS_REQUESTS", "REQUESTS_IMPORT_ERROR", "ManifestResponse", "RegistryClient", "RegistryError",
+           "verify_digest")
+
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+MAX_CONFIG_SIZE = 8 * 1024 * 1024
+COPY_CHUNK = 1024 * 1024
+
+
+def verify_digest(data, digest, what):
+    """Raise RegistryError unless ``data`` hashes to ``digest`` (sha256 / sha512 over the exact bytes)."""
+    actual = compute_digest(data, digest)
+    if actual is None:
+        raise RegistryError("%s: unsupported digest algorithm in %s" % (what, digest), code="DIGEST_INVALID")
+    if actual != digest:
+        raise RegistryError("%s: the registry sent bytes whose digest is %s, not the %s that was asked for; "
+                            "refusing the content" % (what, actual, digest), code="DIGEST_MISMATCH")
+
+
+class ManifestResponse:
+    """A manifest read from a registry: ``digest``, ``media_type``, ``size`` (bytes) and ``body`` (None after HEAD)."""
+
+    __slots__ = ("digest", "media_type", "size", "body")
+
+    def __init__(self, digest, media_type, size, body=None):
+        self.digest = digest
+        self.media_type = media_type
+        self.size = size
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+
+class RegistryClient:
+    """Talk to one or more registries for one task (thread-safe)."""
+
+    def __init__(self, username=None, password=None, docker_config=None, validate_certs=True, ca_path=None,
+                 insecure_registries=None, timeout=30, retries=3, pool_size=10, sleep=time.sleep,
+                 docker_config_required=False):
+        self.username = username
+        self.password = password
+        self._docker_config_path = docker_config
+        self._docker_config_required = docker_config_required
+        self._docker_config = None
+        self.transport = Transport(self._credentials, validate_certs=validate_certs, ca_path=ca_path,
+                                   insecure_registries=insecure_registries, timeout=timeout, retries=retries,
+                                   pool_size=pool_size, sleep=sleep)
+        self.tokens = TokenStore(self.transport)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def close(self):
+        self.transport.close()
+
+    def stats(self):
+        """Requests made (by method and kind), retries, and the rate-limit headers seen per registry."""
+        return self.transport.stats()
+
+    def secrets(self):
+        """Every secret this client holds, so callers can scrub text before showing it."""
+        values = [self.password] if self.password else []
+        for endpoint in self.transport.endpoints():
+            if endpoint.credentials is not None:
+                values.extend(endpoint.credentials.secrets())
+        return values + self.tokens.secrets()
+
+    # ------------------------------------------------------------------ credentials and auth
+    def docker_config(self):
+        if self._docker_config is None:
+            self._docker_config = DockerConfig.load(self._docker_config_path, required=self._docker_config_required)
+        return self._docker_config
+
+    def _credentials(self, registry):
+        if self.username:
+            return Credentials(self.username, self.password or "", source="the username/password options")
+        try:
+            return self.docker_config().credentials_for(registry)
+        except CredentialError as exc:
+            raise RegistryError(str(exc), code="CREDENTIALS")
+
+    def authorize(self, registry, scopes):
+        """Fetch Bearer tokens for many ``(repository, actions)`` scopes of ``registry`` in few token requests."""
+        self.tokens.authorize(self.transport.endpoint(registry), scopes)
+
+    def granted_actions(self, registry, repository):
+        """Actions the cached Bearer token grants on ``repository``, when the token says (a JWT); else None."""
+        return self.tokens.granted_actions(registry, repository)
+
+    # ------------------------------------------------------------------ requests against a repository
+    def request(self, method, ref, path, kind, actions=("pull",), headers=None, stream=False, data=None,
+                allow_redirects=True, read_body=None, retry=True):
+        """Send ``method`` to ``/v2/<repository>/<path>`` with auth; retries once with a fresh token on 401.
+
+        Returns the response, or ``(response, body)`` with ``read_body`` (see Transport.send).
+        """
+        endpoint = self.transport.endpoint(ref.registry)
+        url = "%s/v2/%s/%s" % (endpoint.base_url, ref.repository, path)
+        for fresh_token in (False, True):
+            all_headers = dict(headers or {})
+            all_headers.update(self.tokens.headers(endpoint, ref.repository, actions))
+            try:
+                answer = self.transport.send(method, url, ref.registry, kind, headers=all_headers,
+                                             verify=endpoint.verify, stream=stream, data=data,
+                                             allow_redirects=allow_redirects, read_body=read_body, retry=retry)
+            except BrokenBodyError:
+                raise
+            except RegistryError as exc:
+                # A transport failure: name what was asked for rather than the URL.
+                raise RegistryError("%s %s: %s" % (method, describe_path(ref, path), exc.detail),
+                                    code=exc.code, status=exc.status)
+            response = answer[0] if read_body is not None else answer
+            if response.status_code == 401 and endpoint.realm not in (None, "basic") and not fresh_token:
+                response.close()
+                self.tokens.drop(ref.registry, ref.repository)
+                continue
+            return answer
+        return answer
+
+    def _error(self, response, what, registry=None):
+        credentials = None
+        if registry is not None:
+            endpoint = self.transport.endpoint(registry)
+            credentials = endpoint.credentials
+        return response_error(response, what, registry=registry, credentials=credentials,
+                              retries=self.transport.max_retries)
+
+    def _get_body(self, ref, path, kind, label, limit, too_large, headers=None, missing_ok=False):
+        """``(response, body)`` of a GET, or None on 404 when ``missing_ok``; at most ``limit`` bytes."""
+        try:
+            response, body = self.request("GET", ref, path, kind, headers=headers, stream=True,
+                                          read_body=lambda r: read_limited(r, limit, too_large))
+        except BrokenBodyError as exc:
+            raise RegistryError("%s failed: %s" % (label, exc.detail), code=exc.code)
+        try:
+            if response.status_code == 404 and missing_ok:
+                return None
+            if response.status_code != 200:
+                raise self._error(response, label, ref.registry)
+            return response, body
+        finally:
+            response.close()
+
+    # ------------------------------------------------------------------ manifests
+    def get_manifest(self, ref, what="reading manifest"):
+        """GET the manifest ``ref`` points at (tag or digest); None when the tag or repository does not exist."""
+        label = "%s of %s" % (what, ref.canonical)
+        found = self._get_body(ref, "manifests/" + ref.manifest_reference, "manifest", label, MAX_MANIFEST_SIZE,
+                               "%s: the manifest is larger than the 4 MiB limit" % label,
+                               headers={"Accept": ACCEPT_MANIFESTS}, missing_ok=True)
+        if found is None:
+            return None
+        response, body = found
+        return self._manifest_from(ref, response, body, what)
+
+    def head_manifest(self, ref, what="checking manifest"):
+        """HEAD the manifest: digest, media type and size without a body (GET fallback on 405 or no digest)."""
+        response = self.request("HEAD", ref, "manifests/" + ref.manifest_reference, "manifest",
+                                headers={"Accept": ACCEPT_MANIFESTS})
+        response.close()
+        if response.status_code == 404:
+            return None
+        digest = response.headers.get("Docker-Content-Digest")
+        if response.status_code == 405 or (response.status_code == 200 and not digest):
+            return self.get_manifest(ref, what)
+        if response.status_code != 200:
+            raise self._error(response, "%s of %s" % (what, ref.canonical), ref.registry)
+        if ref.digest and digest != ref.digest:
+            raise RegistryError("%s of %s: the registry reports digest %s for it" % (what, ref.canonical, digest),
+                                code="DIGEST_MISMATCH")
+        size = response.headers.get("Content-Length")
+        return ManifestResponse(digest, media_type_of(response.headers.get("Content-Type")),
+                                int(size) if size and size.isdigit() else None)
+
+    def _manifest_from(self, ref, response, body, what):
+        label = "%s of %s" % (what, ref.canonical)
+        if ref.digest:
+            verify_digest(body, ref.digest, label)
+            digest = ref.digest
+        else:
+            digest = sha256_digest(body)
+            announced = response.headers.get("Docker-Content-Digest")
+            if announced and announced.startswith("sha256:") and announced != digest:
+                raise RegistryError("%s: the registry announced digest %s but the bytes it sent hash to %s; "
+                                    "refusing the content" % (label, announced, digest), code="DIGEST_MISMATCH")
+        media_type = None
+        try:
+            document = json.loads(body.decode("utf-8"))
+            if isinstance(document, dict):
+                media_type = document.get("mediaType")
+        except ValueError:
+            raise RegistryError("%s: the manifest is not valid JSON" % label, code="MANIFEST_INVALID")
+        media_type = media_type or media_type_of(response.headers.get("Content-Type"))
+        return ManifestResponse(digest, media_type, len(body), body)
+
+    def put_manifest(self, ref, body, media_type, what="writing manifest"):
+        """PUT manifest bytes unchanged at ``ref`` (tag or digest); returns the digest the registry reports."""
+        label = "%s %s" % (what, ref.canonical)
+        response = self.request("PUT", ref, "manifests/" + ref.manifest_reference, "manifest",
+                                actions=("pull", "push"), headers={"Content-Type": media_type}, data=body)
+        response.close()
+        if response.status_code not in (200, 201, 202):
+            raise self._write_error(response, label, ref)
+        expected = sha256_digest(body)
+        reported = response.headers.get("Docker-Content-Digest")
+        if reported and reported != expected:
+            raise RegistryError("%s: the registry stored digest %s but the bytes sent hash to %s"
+                                % (label, reported, expected), code="DIGEST_MISMATCH")
+        return expected
+
+    def delete_manifest(self, ref, digest):
+        """DELETE a manifest by digest. Returns False when it was already gone."""
+        target = ref.with_digest(digest)
+        response = self.request("DELETE", target, "manifests/" + digest, "manifest", actions=("pull", "push"))
+        response.close()
+        if response.status_code in (200, 202):
+            return True
+        if response.status_code == 404:
+            return False
+        if response.status_code == 405 or error_code(response) == "UNSUPPORTED":
+            raise RegistryError("deleting %s failed: registry %s does not allow deletes (answered %d UNSUPPORTED; "
+                                "for the distribution registry set storage.delete.enabled)"
+                                % (ref.canonical, ref.registry, response.status_code), code="UNSUPPORTED",
+                                status=response.status_code)
+        raise self._write_error(response, "deleting %s" % ref.canonical, ref)
+
+    # ------------------------------------------------------------------ blobs
+    def get_blob(self, ref, digest, max_size=MAX_CONFIG_SIZE, what="reading blob"):
+        """GET a (small) blob into memory (bytes), verified against its digest."""
+        label = "%s %s of %s" % (what, digest, ref.name)
+        response, body = self._get_body(ref, "blobs/" + digest, "blob", label, max_size,
+                                        "%s: larger than %d bytes" % (label, max_size))
+        verify_digest(body, digest, label)
+        return body
+
+    def get_image_config(self, ref, manifest_document):
+        """The image config (dict) an image manifest's ``config`` descriptor names (OCI image-spec config.md).
+
+        Raises RegistryError ``MANIFEST_INVALID`` when the manifest has no config descriptor or the
+        config is not a JSON object.
+        """
+        digest = (manifest_document.get("config") or {}).get("digest")
+        if not digest:
+            raise RegistryError("manifest %s has no config descriptor" % ref.canonical, code="MANIFEST_INVALID")
+        blob = self.get_blob(ref, digest, what="reading image config")
+        try:
+            config = json.loads(blob.decode("utf-8"))
+        except ValueError:
+            config = None
+        if not isinstance(config, dict):
+            raise RegistryError("image config %s of %s is not valid JSON" % (digest, ref.name),
+                                code="MANIFEST_INVALID")
+        return config
+
+    def blob_exists(self, ref, digest):
+        response = self.request("HEAD", ref, "blobs/" + digest, "blob", actions=("pull", "push"))
+        response.close()
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise self._error(response, "checking blob %s in %s" % (digest, ref.name), ref.registry)
+
+    def mount_blob(self, target, digest, source_repository):
+        """Cross-repository mount. True when mounted; False when the registry opened an upload instead."""
+        response = self.request("POST", target, "blobs/uploads/?mount=%s&from=%s" % (digest, source_repository),
+                                "upload", actions=("pull", "push"), allow_redirects=False)
+        response.close()
+        if response.status_code == 201:
+            return True
+        if response.status_code == 202:
+            self._cancel_upload(target, response)
+            return False
+        what = "mounting blob %s from %s into %s" % (digest, source_repository, target.name)
+        raise self._write_error(response, what, target)
+
+    def copy_blob(self, source, target, digest):
+        """Stream a blob from ``source`` (any registry) into ``target`` in 1 MiB chunks; never held whole."""
+        label = "copying blob %s from %s to %s" % (digest, source.name, target.name)
+        download = self.request("GET", source, "blobs/" + digest, "blob", stream=True)
+        try:
+            if download.status_code != 200:
+                raise self._error(download, label, source.registry)
+            start = self.request("POST", target, "blobs/uploads/", "upload", actions=("pull", "push"),
+                                 allow_redirects=False)
+            start.close()
+            if start.status_code != 202:
+                raise self._write_error(start, label, target)
+            hasher = _Hasher(digest)
+            patch = self._upload_request("PATCH", self._location(target, start), target,
+                                         {"Content-Type": "application/octet-stream"},
+                                         hasher.wrap(download.iter_content(COPY_CHUNK)), retry=False)
+            if patch.status_code not in (202, 204):
+                raise self._write_error(patch, label, target)
+            hasher.check(label)
+            location = self._location(target, patch)
+            separator = "&" if "?" in location else "?"
+            done = self._upload_request("PUT", location + separator + "digest=" + digest, target,
+                                        {"Content-Length": "0"})
+            if done.status_code != 201:
+                raise self._write_error(done, label, target)
+        finally:
+            download.close()
+
+    def _upload_request(self, method, url, target, headers, data=None, retry=True):
+        """A request to an upload session URL (absolute, from the registry's ``Location``)."""
+        endpoint = self.transport.endpoint(target.registry)
+        all_headers = dict(headers)
+        all_headers.update(self.tokens.headers(endpoint, target.repository, ("pull", "push")))
+        response = self.transport.send(method, url, target.registry, "upload", headers=all_headers,
+                                       verify=endpoint.verify, data=data, retry=retry)
+        response.close()
+        return response
+
+    def _location(self, ref, response):
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError("the registry opened an upload in %s without a Location header" % ref.name,
+                                code="BLOB_UPLOAD_INVALID")
+        return urljoin(self.transport.endpoint(ref.registry).base_url + "/", location)
+
+    def _cancel_upload(self, ref, response):
+        if not response.headers.get("Location"):
+            return
+        try:
+            self._upload_request("DELETE", self._location(ref, response), ref, {}, retry=False)
+        except RegistryError:
+            pass  # an abandoned upload session expires on the registry by itself
+
+    def _write_error(self, response, what, ref):
+        """A failed write; permission problems say plainly that push is not allowed and why."""
+        error = self._error(response, what, ref.registry)
+        if response.status_code in (401, 403) or error.code in ("DENIED", "UNAUTHORIZED"):
+            granted = self.granted_actions(ref.registry, ref.repository)
+            if granted is not None and "push" not in granted:
+                why = "the token service granted only %s, not push" % (",".join(sorted(granted)) or "no access")
+            elif self.transport.endpoint(ref.registry).realm in (None, "basic"):
+                why = "the registry refused the write for these credentials"
+            else:
+                why = "the token service did not grant push"
+            return RegistryError("no push permission on %s: %s (%s)" % (ref.name, why, error),
+                                 code=error.code, status=response.status_code)
+        return error
+
+
+class _Hasher:
+    """Hash a stream while it passes through, to check a copied blob against its digest."""
+
+    def __init__(self, digest):
+        self.digest = digest
+        self.algorithm = digest.split(":", 1)[0]
+        self._hash = hashlib.new(self.algorithm)
+
+    def wrap(self, chunks):
+        for chunk in chunks:
+            self._hash.update(chunk)
+            yield chunk
+
+    def check(self, what):
+        actual = self.algorithm + ":" + self._hash.hexdigest()
+        if actual != self.digest:
+            raise RegistryError("%s: the source sent bytes whose digest is %s; refusing them" % (what, actual),
+                                code="DIGEST_MISMATCH")
+
+
+def read_limited(response, limit, message):
+    """A streamed body as bytes; RegistryError(SIZE_INVALID, ``message``) past ``limit`` bytes."""
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > limit:
+        raise RegistryError(message, code="SIZE_INVALID")
+    chunks = []
+    total = 0
+    for chunk in response.iter_content(65536):
+        total += len(chunk)
+        if total > limit:
+            raise RegistryError(message, code="SIZE_INVALID")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,155 @@
+# -*- coding: utf-8 -*-
+# Copyright: archfleet.multiarch contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Registry errors and their wording: one sentence naming what failed, the status and the error code.
+
+Error bodies follow the OCI distribution-spec, section "Error Codes" (``{"errors": [{"code", "message",
+"detail"}]}``); registries that answer plain text or HTML (proxies, Docker Hub's rate limiter) are
+worded from the status code. Nothing here sends a request.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+try:
+    from requests.exceptions import RequestException
+except ImportError:  # pragma: no cover - the modules report the missing library first
+    RequestException = OSError
+
+STATUS_CODES = {401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND", 405: "UNSUPPORTED", 429: "TOOMANYREQUESTS"}
+RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "docker-ratelimit-source",
+                      "x-ratelimit-limit", "x-ratelimit-remaining", "retry-after")
+ERROR_BODY_LIMIT = 4096
+
+
+class RegistryError(Exception):
+    """A registry operation failed. ``str()`` is one sentence naming the reference and the error code.
+
+    ``code`` is the distribution-spec error code (``MANIFEST_UNKNOWN``, ``DENIED``, ...) or one of this
+    collection's (``UNREACHABLE``, ``TLS``, ``DIGEST_MISMATCH``, ``CREDENTIALS``); ``status`` the HTTP
+    status when there was an answer; ``detail`` the sentence without the request, for callers that name
+    the request better.
+    """
+
+    def __init__(self, message, code=None, status=None, detail=None):
+        super(RegistryError, self).__init__(message)
+        self.code = code
+        self.status = status
+        self.detail = detail or message
+
+
+class BrokenBodyError(RegistryError):
+    """The connection broke while a body streamed in, on every attempt; ``detail`` says how often."""
+
+
+def parse_error_body(body, content_type=""):
+    """``(code, message)`` of a registry error body (JSON ``errors`` list or plain text); Nones when empty."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            return first.get("code") or None, (first.get("message") or "").strip() or None
+        if data.get("details") or data.get("message"):
+            return None, (data.get("details") or data.get("message"))
+    text = " ".join(text.split())
+    if "<html" in text.lower():
+        text = ""
+    return None, (text[:200] or None)
+
+
+def _body_start(response):
+    try:
+        return response.content[:ERROR_BODY_LIMIT]
+    except (RequestException, RuntimeError):  # a body we cannot read adds nothing
+        return b""
+
+
+def error_code(response):
+    """The distribution-spec error code of an answer's body, or None."""
+    return parse_error_body(_body_start(response))[0]
+
+
+def response_error(response, what, registry=None, credentials=None, retries=0):
+    """A RegistryError for an unexpected answer: ``<what> failed: the registry answered <status> <CODE> (...)``.
+
+    With ``registry`` set, a 401 says which credentials were refused (``credentials``: a Credentials or
+    None); a 429 says how often it was retried and which rate-limit headers came with it.
+    """
+    code, message = parse_error_body(_body_start(response), response.headers.get("Content-Type", ""))
+    code = code or STATUS_CODES.get(response.status_code) or "HTTP_%d" % response.status_code
+    text = "%s failed: the registry answered %d %s" % (what, response.status_code, code)
+    if message and message.lower() != code.lower().replace("_", " "):
+        text += " (%s)" % message
+    if response.status_code == 401 and registry is not None:
+        if credentials is not None and credentials.username:
+            text += "; the credentials of %r (from %s) were not accepted" % (credentials.username, credentials.source)
+        else:
+            text += "; no credentials were found for %s (set username/password or docker_config)" % registry
+    if code == "TOOMANYREQUESTS" or response.status_code == 429:
+        text += "; retried %d times, rate-limit headers: %s" % (retries, rate_limit_summary(response.headers))
+    return RegistryError(text, code=code, status=response.status_code)
+
+
+def transport_error(method, url, attempts, exc, tls=False):
+    """A RegistryError for a request that never got an answer (connection refused, reset, timeout, TLS)."""
+    where = url.split("?", 1)[0]
+    if tls:
+        detail = "failed: TLS error (%s)" % short_ssl_reason(exc)
+        code = "TLS"
+    else:
+        detail = "failed after %d attempt(s): %s" % (attempts, short_connection_reason(exc))
+        code = "UNREACHABLE"
+    return RegistryError("%s %s %s" % (method, where, detail), code=code, detail=detail)
+
+
+def describe_path(ref, path):
+    """What an API path of ``ref``'s repository is, in reference terms (``name:tag``, ``name@digest``)."""
+    if path.startswith("manifests/"):
+        reference = path[len("manifests/"):]
+        return ref.name + ("@" if ":" in reference else ":") + reference
+    if path.startswith("blobs/uploads"):
+        return "blob upload to " + ref.name
+    if path.startswith("blobs/"):
+        return "blob %s of %s" % (path[len("blobs/"):], ref.name)
+    return "%s/%s" % (ref.name, path)
+
+
+def is_cert_error(exc):
+    """Whether a TLS failure is about the server's certificate (unknown CA, expired, name mismatch)."""
+    text = str(exc)
+    return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text or "hostname" in text.lower()
+
+
+def short_ssl_reason(exc):
+    text = str(exc)
+    for marker in ("certificate verify failed: ", "CERTIFICATE_VERIFY_FAILED"):
+        if marker in text:
+            tail = text.split(marker, 1)[1]
+            return ("certificate verify failed: " + tail.split("(_ssl")[0].strip(" )'\"")).strip(": ")
+    return text[:160]
+
+
+def short_connection_reason(exc):
+    if exc is None:
+        return "no answer"
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host",
+                   "Temporary failure in name resolution", "Connection reset", "Connection aborted"):
+        if marker.lower() in text.lower():
+            return marker.lower()
+    if "IncompleteRead" in text or "Connection broken" in text:
+        return "the body was cut short"
+    return text[:200]
+
+
+def rate_limit_summary(headers):
+    seen = ["%s=%s" % (name, headers.get(name)) for name in RATE_LIMIT_HEADERS if headers.get(name) is not None]
+    return ", ".join(seen) or "none"

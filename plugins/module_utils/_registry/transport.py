@@ -1,0 +1,297 @@
+# -*- coding: utf-8 -*-
+# Copyright: archfleet.multiarch contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HTTP transport to registries: one ``requests.Session``, scheme discovery, and the one retry loop.
+
+The session is shared by every thread of a task (connection reuse). :meth:`Transport.send` is the
+only place a request is retried: 429/502/503/504 answers, transport errors and bodies that break
+while they stream in, with exponential backoff and ``Retry-After`` (RFC 9110, section 10.2.3).
+:meth:`Transport.endpoint` pings ``/v2/`` once per registry (distribution-spec, "Determining
+support") to choose HTTPS or plain HTTP and to read the auth challenge.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import random
+import threading
+import time
+import traceback
+
+from email.utils import parsedate_to_datetime
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+    TRANSPORT_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                        requests.exceptions.ChunkedEncodingError)
+except ImportError:  # pragma: no cover - reported by the modules through missing_required_lib
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+    TRANSPORT_ERRORS = ()
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
+    is_loopback_registry,
+    registry_api_host,
+    registry_hostname,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import (
+    parse_www_authenticate,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import (
+    RATE_LIMIT_HEADERS,
+    BrokenBodyError,
+    RegistryError,
+    is_cert_error,
+    response_error,
+    short_connection_reason,
+    short_ssl_reason,
+    transport_error,
+)
+
+RETRY_STATUSES = frozenset((429, 502, 503, 504))
+MAX_RETRY_DELAY = 60.0
+USER_AGENT = "archfleet.multiarch (ansible; python-requests)"
+
+
+def retry_delay(attempt, headers=None, base=0.5, cap=MAX_RETRY_DELAY, jitter=random.random):
+    """Seconds (float) to wait before retry number ``attempt`` (1-based).
+
+    ``Retry-After`` (seconds or an HTTP date) wins when present; otherwise exponential backoff
+    ``base * 2**(attempt-1)`` with up to 25 % jitter. Never more than ``cap``.
+    """
+    value = None
+    if headers:
+        value = headers.get("Retry-After") or headers.get("retry-after")
+    if value:
+        seconds = parse_retry_after(value)
+        if seconds is not None:
+            return min(max(seconds, 0.0), cap)
+    delay = base * (2 ** (attempt - 1))
+    return min(delay * (1 + 0.25 * jitter()), cap)
+
+
+def parse_retry_after(value, now=None):
+    """``Retry-After`` as seconds (float): an integer, or an HTTP date. None when unparsable."""
+    value = value.strip()
+    try:
+        return float(int(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(when.timestamp() - now, 0.0)
+
+
+def should_retry(status):
+    """Whether an HTTP status is worth retrying (rate limits and gateways, not server bugs)."""
+    return status in RETRY_STATUSES
+
+
+class Endpoint:
+    """What the transport learned about one registry: base URL, TLS verification, auth challenge.
+
+    ``realm`` is None (open), ``"basic"``, or a Bearer token realm URL; ``credentials`` is a
+    Credentials or None, filled in on discovery.
+    """
+
+    __slots__ = ("registry", "base_url", "verify", "scheme", "realm", "service", "credentials", "lock")
+
+    def __init__(self, registry):
+        self.registry = registry
+        self.base_url = None
+        self.verify = True
+        self.scheme = None
+        self.realm = None
+        self.service = None
+        self.credentials = None
+        self.lock = threading.Lock()
+
+
+class Transport:
+    """Send requests to registries for one task; thread-safe.
+
+    ``credentials_for(registry)`` returns the Credentials (or None) to use for a registry; it is
+    called once, on discovery.
+    """
+
+    def __init__(self, credentials_for, validate_certs=True, ca_path=None, insecure_registries=None, timeout=30,
+                 retries=3, pool_size=10, sleep=time.sleep):
+        if not HAS_REQUESTS:
+            raise RegistryError("the Python library 'requests' is required")
+        self.credentials_for = credentials_for
+        self.validate_certs = validate_certs
+        self.ca_path = ca_path
+        self.insecure_registries = set(insecure_registries or ())
+        self.timeout = timeout
+        self.max_retries = retries
+        self._sleep = sleep
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = HTTPAdapter(pool_connections=max(pool_size, 4), pool_maxsize=max(pool_size, 4), max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self._endpoints = {}
+        self._lock = threading.Lock()
+        self.request_counts = {}
+        self.retries = 0
+        self.rate_limits = {}
+
+    def close(self):
+        self.session.close()
+
+    def endpoints(self):
+        return list(self._endpoints.values())
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _count(self, method, kind):
+        key = "%s %s" % (method, kind)
+        with self._lock:
+            self.request_counts[key] = self.request_counts.get(key, 0) + 1
+
+    def stats(self):
+        """Requests made (by ``"<METHOD> <kind>"``), retries, and the rate-limit headers seen per registry."""
+        with self._lock:
+            return {
+                "requests": dict(sorted(self.request_counts.items())),
+                "total_requests": sum(self.request_counts.values()),
+                "retries": self.retries,
+                "rate_limits": dict(self.rate_limits),
+            }
+
+    def _backoff(self, attempt, headers):
+        with self._lock:
+            self.retries += 1
+        self._sleep(retry_delay(attempt, headers))
+
+    def _note_rate_limits(self, registry, response):
+        seen = {}
+        for name in RATE_LIMIT_HEADERS:
+            value = response.headers.get(name)
+            if value is not None:
+                seen[name] = value
+        if seen:
+            with self._lock:
+                self.rate_limits.setdefault(registry, {}).update(seen)
+
+    # ------------------------------------------------------------------ the retry loop
+    def send(self, method, url, registry, kind, headers=None, verify=True, stream=False, data=None,
+             allow_redirects=True, retry=True, wrap_errors=True, read_body=None):
+        """One request, retried on 429/502/503/504 and transport errors up to ``max_retries`` times.
+
+        ``read_body(response) -> bytes``, when given, reads a 200 answer's body inside the loop, so a
+        connection that breaks while the body streams in is retried like a failed request; the call
+        then returns ``(response, body)`` (body None for other statuses) and raises BrokenBodyError
+        when every attempt broke. Transport errors that outlast the retries become a RegistryError
+        naming the request, unless ``wrap_errors`` is false (discovery inspects them).
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            self._count(method, kind)
+            try:
+                response = self.session.request(method, url, headers=headers, verify=verify, stream=stream,
+                                                data=data, timeout=self.timeout, allow_redirects=allow_redirects)
+            except TRANSPORT_ERRORS as exc:
+                tls = isinstance(exc, requests.exceptions.SSLError)
+                if tls or not retry or attempt > self.max_retries:
+                    if not wrap_errors:
+                        raise
+                    raise transport_error(method, url, attempt, exc, tls=tls)
+                self._backoff(attempt, None)
+                continue
+            self._note_rate_limits(registry, response)
+            if retry and should_retry(response.status_code) and attempt <= self.max_retries:
+                response.close()
+                self._backoff(attempt, response.headers)
+                continue
+            if read_body is None:
+                return response
+            if response.status_code != 200:
+                return response, None
+            try:
+                return response, read_body(response)
+            except TRANSPORT_ERRORS as exc:
+                if not retry or attempt > self.max_retries:
+                    detail = "the connection broke while the body was read, %d time(s) (%s)" % (
+                        attempt, short_connection_reason(exc))
+                    raise BrokenBodyError(detail, code="UNREACHABLE", detail=detail)
+                self._backoff(attempt, None)
+            finally:
+                response.close()
+
+    # ------------------------------------------------------------------ registry discovery
+    def is_insecure(self, registry):
+        """Whether ``registry`` (host[:port]) is listed in ``insecure_registries`` (with or without its port)."""
+        host = registry_hostname(registry)
+        return registry in self.insecure_registries or host in self.insecure_registries
+
+    def endpoint(self, registry):
+        """The discovered Endpoint of ``registry``; the first call per registry pings ``/v2/``."""
+        with self._lock:
+            endpoint = self._endpoints.get(registry)
+            if endpoint is None:
+                endpoint = self._endpoints[registry] = Endpoint(registry)
+        if endpoint.base_url is None:
+            with endpoint.lock:
+                if endpoint.base_url is None:
+                    self._discover(endpoint)
+        return endpoint
+
+    def _discover(self, endpoint):
+        """Ping ``/v2/`` to learn scheme, TLS verification and the auth challenge."""
+        registry = endpoint.registry
+        api_host = registry_api_host(registry)
+        explicit_insecure = self.is_insecure(registry)
+        loopback = is_loopback_registry(registry)
+        verify = self.ca_path if (self.ca_path and self.validate_certs) else bool(self.validate_certs)
+        attempts = [("https", False if explicit_insecure else verify)]
+        if explicit_insecure or loopback:
+            attempts.append(("http", False))
+        last_error = None
+        response = None
+        for scheme, scheme_verify in attempts:
+            url = "%s://%s/v2/" % (scheme, api_host)
+            try:
+                response = self.send("GET", url, registry, "ping", verify=scheme_verify, wrap_errors=False)
+            except requests.exceptions.SSLError as exc:
+                if is_cert_error(exc) and not explicit_insecure:
+                    raise RegistryError(
+                        "TLS certificate of registry %s could not be verified (%s); set ca_path to the CA that signed "
+                        "it, or list the registry in insecure_registries" % (registry, short_ssl_reason(exc)),
+                        code="TLS")
+                last_error = exc
+                continue
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                last_error = exc
+                continue
+            endpoint.scheme, endpoint.verify = scheme, scheme_verify
+            break
+        if response is None:
+            raise RegistryError("cannot reach registry %s: %s%s" % (
+                registry, short_connection_reason(last_error),
+                "" if (explicit_insecure or loopback) else
+                " (plain HTTP is tried only for loopback hosts and hosts listed in insecure_registries)"),
+                code="UNREACHABLE")
+        endpoint.base_url = "%s://%s" % (endpoint.scheme, api_host)
+        endpoint.credentials = self.credentials_for(registry)
+        if response.status_code == 401:
+            scheme, params = parse_www_authenticate(response.headers.get("WWW-Authenticate"))
+            if scheme == "bearer" and params.get("realm"):
+                endpoint.realm, endpoint.service = params["realm"], params.get("service")
+            elif scheme != "basic":
+                raise RegistryError("registry %s asks for an unsupported authentication scheme %r"
+                                    % (registry, scheme), code="UNSUPPORTED")
+            else:
+                endpoint.realm = "basic"
+        elif response.status_code >= 400:
+            raise response_error(response, "contacting registry %s" % registry, retries=self.max_retries)
+        response.close()
