@@ -85,12 +85,23 @@ def compile_expression(expression):
         raise PolicyError("invalid JMESPath expression %r: %s" % (expression, _parse_error_reason(exc)))
 
 
+def _text(value):
+    """``value`` (a str or a str subclass) as an exact ``str``.
+
+    ``str(value)`` is not enough: ansible-core 2.17 and 2.18's AnsibleUnsafeText (every registered
+    result and templated string) defines ``__str__`` to return itself. ``str.__str__`` always
+    returns an exact ``str``, copying a subclass's characters.
+    """
+    return str.__str__(value)
+
+
 def plain(data, path="input"):
     """``data`` as plain JSON types (dict, list, str, int, float, bool, None).
 
     jmespath type-checks function arguments by exact type name, so the str/dict subclasses
-    Ansible wraps values in would make ``length(platforms)`` fail; JSON is also the data model
-    JMESPath is defined over.
+    Ansible wraps values in (AnsibleUnsafeText, AnsibleUnicode, NativeJinjaUnsafeText on
+    ansible-core 2.17/2.18; tagged and lazy types on 2.19) would make ``starts_with``, ``join``,
+    ``sort_by`` or ``length`` of a string fail; JSON is also the data model JMESPath is defined over.
     """
     if data is None or isinstance(data, bool):
         return None if data is None else bool(data)
@@ -99,9 +110,10 @@ def plain(data, path="input"):
     if isinstance(data, float):
         return float(data)
     if isinstance(data, str):
-        return str(data)
+        return _text(data)
     if isinstance(data, dict):
-        return dict((str(key), plain(value, "%s.%s" % (path, key))) for key, value in data.items())
+        return dict((_text(key) if isinstance(key, str) else str(key), plain(value, "%s.%s" % (path, key)))
+                    for key, value in data.items())
     if isinstance(data, (list, tuple)):
         return [plain(value, "%s[%d]" % (path, index)) for index, value in enumerate(data)]
     raise PolicyError("%s is a %s, which is not JSON data" % (path, type(data).__name__))

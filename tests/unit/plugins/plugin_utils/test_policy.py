@@ -89,6 +89,41 @@ def test_plain_unwraps_subclasses_so_jmespath_functions_accept_them():
         plain({"when": datetime.datetime(2024, 1, 1)})
 
 
+def ansible_text(text):
+    """``text`` as the running ansible-core hands templated and registered strings to a filter."""
+    try:
+        from ansible.template import trust_as_template  # ansible-core 2.19+: tagged str subclasses
+    except ImportError:
+        from ansible.utils.unsafe_proxy import AnsibleUnsafeText  # 2.17, 2.18: __str__ returns itself
+        return AnsibleUnsafeText(text)
+    return trust_as_template(text)
+
+
+def exact_types(data):
+    """Every type in ``data``, recursively (keys included), to check that only plain ones remain."""
+    if isinstance(data, dict):
+        return {type(data)} | set().union(*(exact_types(key) | exact_types(value) for key, value in data.items()))
+    if isinstance(data, list):
+        return {type(data)} | set().union(*(exact_types(value) for value in data))
+    return {type(data)}
+
+
+def test_plain_converts_ansible_strings_so_jmespath_string_functions_accept_them():
+    wrapped = {ansible_text("images"): [{
+        ansible_text("canonical"): ansible_text("r/app:1"),
+        "platforms": [ansible_text("linux/arm64"), ansible_text("linux/amd64")],
+        "manifests": [{"created": ansible_text("2024-02-01")}, {"created": ansible_text("2024-01-01")}],
+        "size": 3, "ok": True, "ratio": 0.5, "none": None}]}
+    assert type(wrapped["images"][0]["canonical"]) is not str  # the test holds Ansible's own type
+    converted = plain(wrapped)
+    assert converted == wrapped
+    assert exact_types(converted) == {dict, list, str, int, float, bool, type(None)}
+    assert search("images[?starts_with(canonical, 'r/')].canonical", wrapped) == ["r/app:1"]
+    assert search("length(images[0].canonical)", wrapped) == 7
+    assert search("join(',', images[0].platforms)", wrapped) == "linux/arm64,linux/amd64"
+    assert search("sort_by(images[0].manifests, &created)[].created", wrapped) == ["2024-01-01", "2024-02-01"]
+
+
 @pytest.mark.parametrize("text, expected", [
     ("2024-01-01T00:00:00Z", datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)),
     ("2024-01-01T00:00:00.123456789Z", datetime.datetime(2024, 1, 1, 0, 0, 0, 123456, tzinfo=datetime.timezone.utc)),
