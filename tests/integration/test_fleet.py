@@ -120,15 +120,22 @@ def fleet(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fleet")
     key = ClientKey.generate(tmp / "client")
     hosts = {name: Sshd(tmp / name, key.public_path) for name in ASSIGNMENT}
-    with Registry() as registry, Proxy(registry) as proxy, Dockerd() as daemon:
-        try:
-            for sshd in hosts.values():
-                sshd.start()
-            yield Fleet(tmp, key, hosts, proxy, registry, daemon)
-        finally:
-            close_control_masters(tmp / "cp")
-            for sshd in hosts.values():
-                sshd.stop()
+    binfmt = fb.BinfmtState.capture()
+    # The hosts build foreign platforms under emulation: the emulators must be registered (this
+    # test is about the roles, not about registering them; test_build_host covers that).
+    fb.ensure_emulators(["aarch64", "arm", "ppc64le", "s390x"])
+    try:
+        with Registry() as registry, Proxy(registry) as proxy, Dockerd() as daemon:
+            try:
+                for sshd in hosts.values():
+                    sshd.start()
+                yield Fleet(tmp, key, hosts, proxy, registry, daemon)
+            finally:
+                close_control_masters(tmp / "cp")
+                for sshd in hosts.values():
+                    sshd.stop()
+    finally:
+        binfmt.restore()
 
 
 def reported_digests(run) -> dict:

@@ -258,3 +258,25 @@ def remove_entry(name: str) -> None:
 
 def register(line: str) -> None:
     (BINFMT_DIR / "register").write_text(line)
+
+
+def ensure_emulators(targets, package_dir: Path = Path("/usr/lib/binfmt.d")) -> None:
+    """Register Debian's own qemu-user-static entries (``/usr/lib/binfmt.d/qemu-<target>.conf``) for
+    ``targets`` whose kernel entry is missing or disabled, as binfmt-support does at boot.
+
+    For tests that need working emulation but do not test registering it: on a machine where
+    binfmt_misc was not mounted when the package was installed, nothing is registered yet.
+    Callers capture a BinfmtState first and restore it afterwards.
+    """
+    if not (BINFMT_DIR / "register").exists():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], check=True)
+    for target in targets:
+        name = f"qemu-{target}"
+        entry = BINFMT_DIR / name
+        if entry.exists() and _parse(entry.read_text())["enabled"]:
+            continue
+        line = next(line for line in (package_dir / f"{name}.conf").read_text().splitlines()
+                    if line.startswith(":"))
+        if entry.exists():
+            entry.write_text("-1")
+        register(line)
