@@ -1,0 +1,112 @@
+"""qemu_binfmt's host logic on a stand-in binfmt_misc directory (plain files): plan, check mode, read-back.
+
+The kernel's behaviour (an entry file appears when a line is written to ``register``) is not
+simulated: a real write is therefore caught by the read-back check, which is what these tests use.
+The real kernel is exercised by tests/integration/test_qemu_binfmt.py.
+"""
+import os
+
+import pytest
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.manager import QemuBinfmt
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="QemuBinfmt refuses to plan without root")
+
+
+class Failed(Exception):
+    pass
+
+
+class FakeModule:
+    def __init__(self, tmp_path, check_mode=False, **params):
+        self.params = dict(architectures=["aarch64"], state="present", flags="F", persistent=True,
+                           conflict="replace", emulator_dir=str(tmp_path / "bin"), name_prefix="qemu-",
+                           verify=False)
+        self.params.update(params)
+        self.check_mode = check_mode
+        self._diff = True
+        self.tmpdir = str(tmp_path)
+        self.warnings = []
+
+    def fail_json(self, **result):
+        raise Failed(result["msg"])
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+    def get_bin_path(self, name, required=False):
+        return None
+
+    def atomic_move(self, source, destination):
+        os.rename(source, destination)
+
+
+def static_elf():
+    """An ELF header with no program headers: static as far as elf_is_static can tell."""
+    header = bytearray(64)
+    header[:4] = b"\x7fELF"
+    header[4], header[5] = 2, 1
+    return bytes(header)
+
+
+@pytest.fixture
+def host(tmp_path):
+    proc = tmp_path / "binfmt_misc"
+    proc.mkdir()
+    (proc / "register").write_text("")
+    (proc / "status").write_text("enabled\n")
+    (tmp_path / "bin").mkdir()
+    emulator = tmp_path / "bin" / "qemu-aarch64-static"
+    emulator.write_bytes(static_elf())
+    emulator.chmod(0o755)
+    return tmp_path
+
+
+def manager(host, **options):
+    module = FakeModule(host, **options)
+    return QemuBinfmt(module, proc_dir=str(host / "binfmt_misc"), conf_dir=str(host / "binfmt.d")), module
+
+
+def test_check_mode_plans_the_entry_and_writes_nothing(host):
+    qemu, _module = manager(host, check_mode=True)
+    result = qemu.run()
+    assert result["changed"] is True
+    entry = result["entries"]["aarch64"]
+    assert entry["interpreter"] == str(host / "bin" / "qemu-aarch64-static") and entry["flags"] == "F"
+    assert entry["changes"] and entry["persistent"] is True
+    assert [d["before_header"] for d in result["diff"]] == ["binfmt_misc/qemu-aarch64",
+                                                           str(host / "binfmt.d" / "qemu-aarch64.conf")]
+    assert (host / "binfmt_misc" / "register").read_text() == ""
+    assert not (host / "binfmt.d").exists()
+
+
+def test_a_registration_the_kernel_did_not_keep_fails_before_anything_is_persisted(host):
+    qemu, _module = manager(host)
+    with pytest.raises(Failed, match="The kernel did not keep entry qemu-aarch64 as registered"):
+        qemu.run()
+    assert (host / "binfmt_misc" / "register").read_text() == binfmt.register_line(
+        binfmt.desired_entry("aarch64", str(host / "bin" / "qemu-aarch64-static"), "F"))
+    assert not (host / "binfmt.d").exists()
+
+
+def test_an_entry_already_as_wanted_is_unchanged(host):
+    wanted = binfmt.desired_entry("aarch64", str(host / "bin" / "qemu-aarch64-static"), "F")
+    (host / "binfmt_misc" / "qemu-aarch64").write_text(
+        "enabled\ninterpreter %s\nflags: F\noffset 0\nmagic %s\nmask %s\n"
+        % (wanted["interpreter"], wanted["magic"], wanted["mask"]))
+    (host / "binfmt.d").mkdir()
+    (host / "binfmt.d" / "qemu-aarch64.conf").write_text(binfmt.persistent_content(wanted))
+    qemu, _module = manager(host)
+    result = qemu.run()
+    assert result["changed"] is False and result["entries"]["aarch64"]["changes"] == []
+
+
+def test_a_missing_emulator_is_refused_before_the_kernel_is_touched(host):
+    (host / "bin" / "qemu-aarch64-static").unlink()
+    qemu, _module = manager(host)
+    with pytest.raises(binfmt.BinfmtError, match="The emulator for aarch64 is not installed"):
+        qemu.wanted_entry("aarch64")
+    with pytest.raises(Failed, match="The emulator for aarch64 is not installed"):
+        qemu.run()
+    assert (host / "binfmt_misc" / "register").read_text() == ""

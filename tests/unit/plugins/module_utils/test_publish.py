@@ -1,0 +1,195 @@
+"""The publish layer against an in-memory registry: plan, write order, re-runs, merge, check mode, delete."""
+import json
+
+import pytest
+from fake_registry import FakeRegistry
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._module import OptionError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index import PlanError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_INDEX, sha256_digest
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import parse_reference
+from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.batch import Batch
+from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.jobs import parse_jobs
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
+
+REG = "registry.example"
+OTHER = "mirror.example"
+
+
+def ref(text):
+    return parse_reference(text)
+
+
+def params(**overrides):
+    base = dict(name=None, sources=[], tags=[], indexes=[], media_type="auto", annotations={}, mode="replace",
+                attestations="keep", state="present", force=False, concurrency=4)
+    base.update(overrides)
+    return base
+
+
+def publish(registry, check_mode=False, diff=False, **options):
+    options = params(**options)
+    return Batch(registry, parse_jobs(options), options, check_mode=check_mode, diff=diff).run()
+
+
+@pytest.fixture
+def registry():
+    fake = FakeRegistry()
+    fake.add_image(ref(REG + "/builds/app:amd64"), "amd64")
+    fake.add_image(ref(REG + "/builds/app:arm64"), "arm64")
+    fake.add_image(ref(REG + "/builds/app:armv7"), "arm", variant="v7")
+    return fake
+
+
+SOURCES = [REG + "/builds/app:amd64", REG + "/builds/app:arm64"]
+
+
+def test_first_publish_writes_children_before_the_index_and_extra_tags_last(registry):
+    result = publish(registry, name=REG + "/team/app:1.0", sources=SOURCES, tags=["latest"])
+    assert result["changed"] is True
+    assert result["platforms"] == ["linux/amd64", "linux/arm64"]
+    assert result["written_tags"] == [REG + "/team/app:1.0", REG + "/team/app:latest"]
+    puts = [call[1] for call in registry.calls if call[0] == "put_manifest"]
+    assert [p.split("@")[0] if "@" in p else p for p in puts[:2]] == [REG + "/team/app"] * 2
+    assert puts[2:] == [REG + "/team/app:1.0", REG + "/team/app:latest"]
+    stored = registry.repo(ref(REG + "/team/app")).manifests[result["digest"]][1]
+    assert sha256_digest(stored) == result["digest"]
+    assert json.loads(stored)["mediaType"] == MEDIA_OCI_INDEX
+    # Blobs come over by cross-repository mount, not by copy.
+    assert result["copied"]["blobs_mounted"] == 4 and result["copied"]["blobs_copied"] == 0
+    assert result["copied"]["manifests"] == 2
+
+
+def test_unchanged_rerun_writes_nothing_and_reads_little(registry):
+    first = publish(registry, name=REG + "/team/app:1.0", sources=SOURCES, tags=["latest"])
+    registry.calls.clear()
+    again = publish(registry, name=REG + "/team/app:1.0", sources=SOURCES, tags=["latest"])
+    assert again["changed"] is False and again["digest"] == first["digest"] and again["written_tags"] == []
+    assert registry.writes() == []
+    kinds = [call[0] for call in registry.calls if call[0] != "authorize"]
+    assert kinds.count("get_manifest") == 1          # the current index, once
+    assert kinds.count("head_manifest") == 3         # each source given by tag, and the extra tag
+    assert "get_blob" not in kinds
+
+
+def test_check_mode_predicts_the_digest_and_writes_nothing(registry):
+    predicted = publish(registry, check_mode=True, diff=True, name=REG + "/team/app:1.0", sources=SOURCES)
+    assert registry.writes() == []
+    assert predicted["changed"] is True
+    assert predicted["diff"]["before"] == "" and "linux/arm64: sha256:" in predicted["diff"]["after"]
+    real = publish(registry, name=REG + "/team/app:1.0", sources=SOURCES)
+    assert real["digest"] == predicted["digest"]
+
+
+def test_merge_adds_a_platform_and_keeps_the_others(registry):
+    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES)
+    merged = publish(registry, name=REG + "/team/app:1.0", sources=[REG + "/builds/app:armv7"], mode="merge")
+    assert merged["platforms"] == ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+
+
+def test_duplicate_platform_across_sources_writes_nothing(registry):
+    registry.add_image(ref(REG + "/builds/app:amd64-again"), "amd64", layers=2)
+    with pytest.raises(PlanError, match="duplicate platform linux/amd64"):
+        publish(registry, name=REG + "/team/app:1.0", sources=SOURCES + [REG + "/builds/app:amd64-again"])
+    assert registry.writes() == []
+
+
+def test_a_bad_source_anywhere_in_a_batch_writes_nothing(registry):
+    with pytest.raises(RegistryError, match=r"indexes\[1\] \(registry.example/team/two:latest\): source "
+                                            r"registry.example/builds/app:nope does not exist"):
+        publish(registry, indexes=[{"name": REG + "/team/one", "sources": SOURCES},
+                                   {"name": REG + "/team/two", "sources": [REG + "/builds/app:nope"]}])
+    assert registry.writes() == []
+
+
+def test_cross_registry_sources_are_copied(registry):
+    result = publish(registry, name=OTHER + "/team/app:1.0", sources=SOURCES)
+    assert result["copied"]["blobs_copied"] == 4 and result["copied"]["blobs_mounted"] == 0
+    assert registry.repo(ref(OTHER + "/team/app")).tags["1.0"] == result["digest"]
+
+
+def test_a_bad_image_config_is_a_registry_error_not_an_unexpected_one(registry):
+    target = ref(REG + "/builds/broken:1")
+    config_digest = registry.add_blob(target, b"not json")
+    registry.add_manifest(target, {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                   "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                              "digest": config_digest, "size": 8}, "layers": []})
+    with pytest.raises(RegistryError, match="image config .* of registry.example/builds/broken is not valid JSON"):
+        publish(registry, name=REG + "/team/app:1.0", sources=[REG + "/builds/broken:1"])
+
+
+def test_push_permission_is_checked_before_any_write(registry):
+    registry.granted = {(REG, "team/app"): {"pull"}}
+    with pytest.raises(RegistryError, match="no push permission on registry.example/team/app: the token service "
+                                            "granted only pull, not push; nothing was written"):
+        publish(registry, name=REG + "/team/app:1.0", sources=SOURCES)
+    assert registry.writes() == []
+
+
+def test_index_sources_keep_or_drop_attestations(registry):
+    amd64 = registry.repo(ref(REG + "/builds/app")).tags["amd64"]
+    size = len(registry.repo(ref(REG + "/builds/app")).manifests[amd64][1])
+    attestation, att_size = registry.add_manifest(ref(REG + "/builds/app"), {"schemaVersion": 2, "layers": [],
+                                                                             "config": {}}, media_type="x", tag="")
+    registry.add_index(ref(REG + "/upstream/app:1"), [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd64, "size": size,
+         "platform": {"architecture": "amd64", "os": "linux"}},
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": attestation, "size": att_size,
+         "platform": {"architecture": "unknown", "os": "unknown"},
+         "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                         "vnd.docker.reference.digest": amd64}}])
+    registry.repo(ref(REG + "/upstream/app")).manifests.update(registry.repo(ref(REG + "/builds/app")).manifests)
+    kept = publish(registry, check_mode=True, name=REG + "/team/app:1.0", sources=[REG + "/upstream/app:1"])
+    assert len(kept["manifest"]["manifests"]) == 2
+    dropped = publish(registry, check_mode=True, name=REG + "/team/app:1.0", sources=[REG + "/upstream/app:1"],
+                      attestations="drop")
+    assert [m["digest"] for m in dropped["manifest"]["manifests"]] == [amd64]
+
+
+def test_absent_deletes_the_tag_and_reports_it(registry):
+    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES)
+    predicted = publish(registry, check_mode=True, diff=True, name=REG + "/team/app:1.0", state="absent")
+    assert predicted["changed"] is True
+    assert not [call for call in registry.calls if call[0] == "delete_manifest"]
+    assert predicted["diff"]["after"] == "" and predicted["diff"]["before"].startswith(REG + "/team/app:1.0: sha256:")
+    deleted = publish(registry, name=REG + "/team/app:1.0", state="absent")
+    assert deleted["changed"] is True and deleted["written_tags"] == [REG + "/team/app:1.0"]
+    assert "1.0" not in registry.repo(ref(REG + "/team/app")).tags
+    assert publish(registry, name=REG + "/team/app:1.0", state="absent")["changed"] is False
+
+
+def test_batch_results_carry_every_index(registry):
+    result = publish(registry, diff=True, indexes=[{"name": REG + "/team/one:1", "sources": SOURCES[:1]},
+                                                   {"name": REG + "/team/two:1", "sources": SOURCES[1:]}])
+    assert result["changed"] is True and len(result["indexes"]) == 2 and len(result["diff"]) == 2
+    assert [r["tags"] for r in result["indexes"]] == [[REG + "/team/one:1"], [REG + "/team/two:1"]]
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(), "name is required"),
+    (dict(name="x/app", sources=[]), "sources must list at least one image when state=present"),
+    (dict(name="x/app@sha256:" + "a" * 64, sources=["x/b"]), "must be a tag, not a digest"),
+    (dict(name="x/app", sources=[{"image": "x/b", "arch": "arm64"}]), r"sources\[0\] has unknown keys \['arch'\]"),
+    (dict(name="x/app", sources=[{"image": "x/b", "platform": "linux/arm46"}]), r"sources\[0\]: invalid platform"),
+    (dict(name="x/app", sources=["x/b"], tags=["latest", "bad tag"]), r"tags\[1\]"),
+    (dict(name="x/app", sources=["x/b"], tags=["latest"], indexes=[{"name": "x/c"}]), "cannot be combined"),
+    (dict(indexes=[{"name": "x/a", "sources": ["x/b"]}, {"name": "x/a", "sources": ["x/b"]}]),
+     r"x/a:latest is published twice \(by indexes\[0\] and indexes\[1\]\)"),
+    (dict(name="x/app", sources=["x/b"], annotations={"a": 1}), "annotation 'a' must be a string, got int 1"),
+])
+def test_bad_options_are_refused_before_any_request(options, message):
+    with pytest.raises(OptionError, match=message):
+        parse_jobs(params(**options))
+
+
+def test_an_index_with_the_same_entries_written_by_another_tool_is_left_unless_forced(registry):
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
+    first = publish(registry, name=REG + "/team/app:1.0", sources=SOURCES)
+    stored = registry.repo(ref(REG + "/team/app")).manifests[first["digest"]][1]
+    other_bytes = json.dumps(json.loads(stored)).encode()  # same document, other whitespace
+    registry.add_manifest(ref(REG + "/team/app:1.0"), other_bytes)
+    sources = [Source(s, ref(s)) for s in SOURCES]
+    plan = Publisher(registry, ref(REG + "/team/app:1.0")).plan(sources)
+    assert plan.changed is False and plan.digest == sha256_digest(other_bytes)
+    forced = Publisher(registry, ref(REG + "/team/app:1.0"), force=True).plan(sources)
+    assert forced.changed is True and forced.digest == first["digest"]

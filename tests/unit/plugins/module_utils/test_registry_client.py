@@ -1,0 +1,176 @@
+"""The registry client through all its layers (api, tokens, transport, errors) over a scripted session.
+
+No network: ``requests.Session.request`` is replaced by a function that answers from a script of
+``(method, url-suffix) -> [answers]``, so retries, token flows and error wording are exercised exactly.
+"""
+import io
+import json
+
+import pytest
+import requests
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_MANIFEST, sha256_digest
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import parse_reference
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.api import RegistryClient
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import (
+    RegistryError,
+    describe_path,
+    response_error,
+    transport_error,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.tokens import jwt_granted_actions
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.transport import Transport
+
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST, "config": {}, "layers": []}).encode()
+DIGEST = sha256_digest(MANIFEST)
+
+
+def answer(status=200, body=b"", headers=None, broken=False):
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(headers or {})
+    if broken:
+        class Broken(io.BytesIO):
+            def read(self, *args, **kwargs):
+                raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+        response.raw = Broken(body)
+    else:
+        response.raw = io.BytesIO(body)
+    return response
+
+
+class Script:
+    """Answers per ``(METHOD, path)``; each call pops the next answer (the last one repeats)."""
+
+    def __init__(self, answers):
+        self.answers = {key: list(value) for key, value in answers.items()}
+        self.sent = []
+
+    def __call__(self, method, url, headers=None, data=None, **kwargs):
+        path = "/" + url.split("://", 1)[1].split("/", 1)[1]
+        self.sent.append((method, path.split("?")[0], dict(headers or {})))
+        queue = self.answers.get((method, path.split("?")[0]))
+        if queue is None:
+            return answer(404, b'{"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known"}]}')
+        item = queue.pop(0) if len(queue) > 1 else queue[0]
+        if isinstance(item, Exception):
+            raise item
+        response = item() if callable(item) else item
+        if not kwargs.get("stream"):
+            _ = response.content  # requests reads a body that is not streamed before it returns
+        return response
+
+
+def client_with(script, **options):
+    client = RegistryClient(sleep=lambda seconds: None, **options)
+    client.transport.session.request = script
+    return client
+
+
+PING_OPEN = {("GET", "/v2/"): [lambda: answer(200)]}
+REF = parse_reference("registry.example/team/app:1.0")
+
+
+def test_manifest_get_retries_rate_limits_and_broken_bodies_in_one_loop():
+    script = Script({**PING_OPEN, **{("GET", "/v2/team/app/manifests/1.0"): [
+        lambda: answer(429, headers={"Retry-After": "1"}),
+        lambda: answer(200, MANIFEST, broken=True),
+        lambda: answer(200, MANIFEST, {"Content-Type": MEDIA_OCI_MANIFEST, "Docker-Content-Digest": DIGEST}),
+    ]}})
+    client = client_with(script)
+    manifest = client.get_manifest(REF)
+    assert manifest.digest == DIGEST and manifest.media_type == MEDIA_OCI_MANIFEST and manifest.size == len(MANIFEST)
+    stats = client.stats()
+    assert stats["retries"] == 2 and stats["requests"]["GET manifest"] == 3
+
+
+def test_a_body_that_always_breaks_names_the_read():
+    script = Script({**PING_OPEN, **{("GET", "/v2/team/app/manifests/1.0"): [
+        lambda: answer(200, MANIFEST, broken=True)]}})
+    with pytest.raises(RegistryError, match=r"reading manifest of registry.example/team/app:1.0 failed: the "
+                                            r"connection broke while the body was read, 3 time\(s\) \(the body was "
+                                            r"cut short\)"):
+        client_with(script, retries=2).get_manifest(REF)
+
+
+def test_a_digest_the_registry_lies_about_is_refused():
+    script = Script({**PING_OPEN, **{("GET", "/v2/team/app/manifests/1.0"): [
+        lambda: answer(200, MANIFEST, {"Docker-Content-Digest": "sha256:" + "0" * 64})]}})
+    with pytest.raises(RegistryError, match="announced digest sha256:0+ but the bytes it sent hash to") as info:
+        client_with(script).get_manifest(REF)
+    assert info.value.code == "DIGEST_MISMATCH"
+
+
+def test_missing_manifest_is_none_and_head_falls_back_to_get_without_a_digest():
+    script = Script({**PING_OPEN, **{
+        ("HEAD", "/v2/team/app/manifests/1.0"): [lambda: answer(200, headers={"Content-Type": MEDIA_OCI_MANIFEST})],
+        ("GET", "/v2/team/app/manifests/1.0"): [lambda: answer(200, MANIFEST)],
+    }})
+    client = client_with(script)
+    assert client.get_manifest(parse_reference("registry.example/team/app:gone")) is None
+    assert client.head_manifest(REF).digest == DIGEST
+
+
+def test_bearer_tokens_are_fetched_once_for_many_scopes_and_refreshed_on_401():
+    challenge = {"WWW-Authenticate": 'Bearer realm="https://auth.example/token",service="registry.example"'}
+    script = Script({
+        ("GET", "/v2/"): [lambda: answer(401, headers=challenge)],
+        ("GET", "/token"): [lambda: answer(200, json.dumps({"token": "tok-1", "expires_in": 300}).encode()),
+                            lambda: answer(200, json.dumps({"access_token": "tok-2"}).encode())],
+        ("HEAD", "/v2/team/app/manifests/1.0"): [
+            lambda: answer(401), lambda: answer(200, headers={"Docker-Content-Digest": DIGEST})],
+    })
+    client = client_with(script, username="ci", password="s3cret-pass")
+    client.authorize("registry.example", [("team/app", ("pull",)), ("team/other", ("pull",))])
+    token_requests = [s for s in script.sent if s[1] == "/token"]
+    assert len(token_requests) == 1 and token_requests[0][2]["Authorization"].startswith("Basic ")
+    assert client.head_manifest(REF).digest == DIGEST
+    heads = [s for s in script.sent if s[0] == "HEAD"]
+    assert [h[2]["Authorization"] for h in heads] == ["Bearer tok-1", "Bearer tok-2"]
+    assert set(client.secrets()) >= {"s3cret-pass", "tok-1", "tok-2"}
+
+
+def test_an_unreachable_registry_says_so_and_where_plain_http_is_tried():
+    script = Script({("GET", "/v2/"): [requests.exceptions.ConnectionError("Connection refused")]})
+    with pytest.raises(RegistryError, match="cannot reach registry registry.example: connection refused "
+                                            r"\(plain HTTP is tried only for loopback hosts"):
+        client_with(script, retries=0).get_manifest(REF)
+
+
+def test_write_errors_say_that_push_is_not_allowed():
+    script = Script({**PING_OPEN, **{("PUT", "/v2/team/app/manifests/1.0"): [
+        lambda: answer(403, b'{"errors": [{"code": "DENIED", "message": "requested access to the resource is '
+                            b'denied"}]}')]}})
+    with pytest.raises(RegistryError, match=r"no push permission on registry.example/team/app: the registry "
+                                            r"refused the write for these credentials \(writing manifest"):
+        client_with(script).put_manifest(REF, MANIFEST, MEDIA_OCI_MANIFEST)
+
+
+def test_transport_gives_up_after_its_retries():
+    transport = Transport(lambda registry: None, retries=1, sleep=lambda s: None)
+    transport.session.request = Script({("GET", "/v2/x"): [lambda: answer(503)]})
+    response = transport.send("GET", "https://r.example/v2/x", "r.example", "probe")
+    assert response.status_code == 503 and transport.stats()["requests"] == {"GET probe": 2}
+
+
+def test_error_wording():
+    rate_limited = answer(429, b"You have reached your pull rate limit.", {"ratelimit-remaining": "0;w=21600"})
+    assert str(response_error(rate_limited, "reading x", retries=3)) == (
+        "reading x failed: the registry answered 429 TOOMANYREQUESTS (You have reached your pull rate limit.); "
+        "retried 3 times, rate-limit headers: ratelimit-remaining=0;w=21600")
+    unauthorized = answer(401, b"<html>nope</html>")
+    assert str(response_error(unauthorized, "reading x", registry="r.example")).endswith(
+        "no credentials were found for r.example (set username/password or docker_config)")
+    error = transport_error("GET", "https://r.example/v2/?x=1", 4, OSError("Connection reset by peer"))
+    assert str(error) == "GET https://r.example/v2/ failed after 4 attempt(s): connection reset"
+    assert describe_path(REF, "manifests/sha256:abc") == "registry.example/team/app@sha256:abc"
+    assert describe_path(REF, "blobs/uploads/") == "blob upload to registry.example/team/app"
+
+
+def test_jwt_granted_actions():
+    import base64
+    claims = {"access": [{"type": "repository", "name": "team/app", "actions": ["pull"]}]}
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    assert jwt_granted_actions("h." + payload + ".s", "team/app") == {"pull"}
+    assert jwt_granted_actions("h." + payload + ".s", "team/other") == set()
+    assert jwt_granted_actions("opaque", "team/app") is None

@@ -1,0 +1,76 @@
+"""The architecture as tests (docs/architecture.md): what each layer may import, sizes, test coverage.
+
+* The pure layer (``module_utils/_oci`` and ``module_utils/_binfmt/entries.py``) imports nothing that
+  does I/O, directly or transitively: no requests/urllib3, sockets, HTTP, subprocesses, Ansible's
+  module runtime, nor the registry client. Checked in a fresh interpreter, so nothing else is loaded.
+* No module_utils file is over 500 lines; no module's code (its documentation strings aside) over 250.
+* Every module_utils file is imported by some test under tests/unit.
+"""
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULE_UTILS = ROOT / "plugins" / "module_utils"
+PACKAGE = "ansible_collections.archfleet.multiarch.plugins.module_utils"
+COLLECTIONS = ROOT / "build" / "collections"
+
+PURE = sorted([p for p in (MODULE_UTILS / "_oci").glob("*.py") if p.name != "__init__.py"]
+              + [MODULE_UTILS / "_binfmt" / "entries.py"])
+FORBIDDEN = ("requests", "urllib3", "socket", "ssl", "http.client", "urllib.request", "subprocess",
+             "ansible.module_utils.basic", PACKAGE + "._registry", PACKAGE + "._module", PACKAGE + "._publish",
+             PACKAGE + "._inspect")
+
+
+def dotted(path):
+    relative = path.relative_to(MODULE_UTILS).with_suffix("")
+    return PACKAGE + "." + ".".join(relative.parts)
+
+
+@pytest.mark.parametrize("path", PURE, ids=lambda p: str(p.relative_to(MODULE_UTILS)))
+def test_pure_layer_imports_no_io(path):
+    probe = ("import sys, json; sys.path.insert(0, %r); before = set(sys.modules); import %s; "
+             "print(json.dumps(sorted(set(sys.modules) - before)))" % (str(COLLECTIONS), dotted(path)))
+    loaded = json.loads(subprocess.run([sys.executable, "-I", "-c", probe], check=True, capture_output=True,
+                                       text=True).stdout)
+    bad = [name for name in loaded if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)]
+    assert bad == [], "%s imports I/O code transitively: %s" % (path.name, bad)
+
+
+@pytest.mark.parametrize("path", sorted(MODULE_UTILS.rglob("*.py")), ids=lambda p: str(p.relative_to(MODULE_UTILS)))
+def test_module_utils_files_stay_small(path):
+    assert len(path.read_text().splitlines()) <= 500
+
+
+def code_lines(path):
+    """Lines of a module without its DOCUMENTATION, EXAMPLES and RETURN strings."""
+    source = path.read_text()
+    lines = source.splitlines()
+    skip = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) in ("DOCUMENTATION", "EXAMPLES", "RETURN")
+                                                for t in node.targets):
+            skip.update(range(node.lineno, node.end_lineno + 1))
+    return len([n for n in range(1, len(lines) + 1) if n not in skip])
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "plugins" / "modules").glob("*.py")), ids=lambda p: p.name)
+def test_modules_are_thin(path):
+    assert code_lines(path) <= 250
+
+
+def test_every_module_utils_file_is_imported_by_a_unit_test():
+    tests = "\n".join(p.read_text() for p in (ROOT / "tests" / "unit").rglob("*.py"))
+    missing = []
+    for path in sorted(MODULE_UTILS.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        name = dotted(path)
+        package, _, leaf = name.rpartition(".")
+        if name not in tests and not ("from %s import %s" % (package, leaf)) in tests:
+            missing.append(str(path.relative_to(MODULE_UTILS)))
+    assert missing == []
