@@ -26,6 +26,13 @@ options:
   missing:
     description: Returned instead of failing when no QEMU emulator runs the architecture.
     type: str
+  machine:
+    description:
+      - Return what C(uname -m) prints in a program run by that emulator (C(armv7l) for C(linux/arm/v7),
+        C(i686) for C(386)) instead of the QEMU target; what a check that a container really ran under
+        emulation compares with.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -38,26 +45,40 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ ['linux/amd64', 'linux/s390x', 'wasm'] | map('archfleet.multiarch.qemu_target', missing='') | list }}"
   # ['x86_64', 's390x', '']
+
+- name: What uname -m prints in an arm/v7 container run under emulation
+  ansible.builtin.debug:
+    msg: "{{ 'linux/arm/v7' | archfleet.multiarch.qemu_target(machine=true) }}"
+  # armv7l
 """
 
 RETURN = r"""
 _value:
-  description: The QEMU target (C(x86_64), C(aarch64), C(arm), C(ppc64le), C(s390x), C(riscv64), ...).
+  description:
+    - The QEMU target (C(x86_64), C(aarch64), C(arm), C(ppc64le), C(s390x), C(riscv64), ...).
+    - With O(machine=true), the C(uname -m) of that emulator (C(aarch64), C(armv7l), C(i686), ...).
   type: str
 """
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.entries import BinfmtError, resolve_architecture
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.entries import (
+    UNAME_MACHINE,
+    BinfmtError,
+    resolve_architecture,
+)
 
 
-def qemu_target(platform, missing=None):
+def qemu_target(platform, missing=None, machine=False):
     try:
-        return resolve_architecture(platform)
+        target = resolve_architecture(platform)
     except BinfmtError as exc:
         if missing is not None:
             return missing
         raise AnsibleFilterError("qemu_target: %s" % exc)
+    if machine:
+        return UNAME_MACHINE.get(target, target)
+    return target
 
 
 class FilterModule(object):

@@ -21,3 +21,11 @@ def test_unknown_fails_with_the_value():
 
 def test_missing_value_instead_of_failing():
     assert qemu_target("linux/wasm", missing="") == ""
+
+
+@pytest.mark.parametrize("platform, machine", [
+    ("linux/arm64", "aarch64"), ("linux/arm/v7", "armv7l"), ("386", "i686"), ("linux/s390x", "s390x"),
+    ("linux/mips64le", "mips64"), ("linux/amd64", "x86_64"),
+])
+def test_machine_is_what_uname_prints_under_the_emulator(platform, machine):
+    assert qemu_target(platform, machine=True) == machine
