@@ -1,5 +1,7 @@
 """Platforms parse and normalise as containerd's platforms.Parse."""
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
     PlatformError,
@@ -114,3 +116,24 @@ def test_format_keeps_what_is_written():
     assert format_platform({"os": "linux", "architecture": "arm64", "variant": "v8"}) == "linux/arm64/v8"
     assert format_platform({"os": "linux", "architecture": "amd64"}) == "linux/amd64"
     assert format_key(("linux", "arm", "v7")) == "linux/arm/v7"
+
+
+# ---------------------------------------------------------------------- properties
+CANONICAL = st.sampled_from(["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6", "linux/arm/v5",
+                             "linux/386", "linux/ppc64le", "linux/s390x", "linux/riscv64", "linux/mips64le",
+                             "windows/amd64", "linux/amd64/v2", "linux/amd64/v3", "linux/loong64"])
+ALIASES = {"linux/arm64": ["linux/aarch64", "arm64", "linux/arm64/v8"], "linux/amd64": ["linux/x86_64", "amd64"],
+           "linux/arm/v7": ["linux/arm", "linux/armhf", "arm"]}
+
+
+@given(CANONICAL)
+def test_platform_strings_round_trip(text):
+    parsed = parse_platform(text)
+    assert format_platform(oci_platform(parsed)) == text
+    assert parse_platform(format_platform(oci_platform(parsed))) == parsed
+
+
+@given(st.sampled_from(sorted(ALIASES)), st.data())
+def test_aliases_match_their_canonical_platform(text, data):
+    alias = data.draw(st.sampled_from(ALIASES[text]))
+    assert match_key(alias) == match_key(text)
