@@ -70,7 +70,7 @@ def test_every_module_utils_file_is_imported_by_a_unit_test():
         if path.name == "__init__.py":
             continue
         name = dotted(path)
-        package, _, leaf = name.rpartition(".")
+        package, leaf = name.rsplit(".", 1)
         if name not in tests and not ("from %s import %s" % (package, leaf)) in tests:
             missing.append(str(path.relative_to(MODULE_UTILS)))
     assert missing == []

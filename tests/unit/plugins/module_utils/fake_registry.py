@@ -78,8 +78,8 @@ class FakeRegistry:
         return self.add_manifest(ref, document, tag=tag)
 
     def writes(self):
-        return [call for call in self.calls if call[0] in ("put_manifest", "mount_blob", "copy_blob",
-                                                            "delete_manifest")]
+        kinds = ("put_manifest", "mount_blob", "copy_blob", "delete_manifest")
+        return [call for call in self.calls if call[0] in kinds]
 
     def _record(self, *call):
         with self._lock:

@@ -75,8 +75,8 @@ def test_check_mode_plans_the_entry_and_writes_nothing(host):
     entry = result["entries"]["aarch64"]
     assert entry["interpreter"] == str(host / "bin" / "qemu-aarch64-static") and entry["flags"] == "F"
     assert entry["changes"] and entry["persistent"] is True
-    assert [d["before_header"] for d in result["diff"]] == ["binfmt_misc/qemu-aarch64",
-                                                           str(host / "binfmt.d" / "qemu-aarch64.conf")]
+    expected = ["binfmt_misc/qemu-aarch64", str(host / "binfmt.d" / "qemu-aarch64.conf")]
+    assert [d["before_header"] for d in result["diff"]] == expected
     assert (host / "binfmt_misc" / "register").read_text() == ""
     assert not (host / "binfmt.d").exists()
 

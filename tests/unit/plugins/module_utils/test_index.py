@@ -146,8 +146,8 @@ def test_same_index_ignores_bytes_and_platform_key_order_but_not_entry_order():
 
 
 def test_platform_lines_and_known_platforms():
-    att = descriptor(MEDIA_OCI_MANIFEST, digest(9), 9, None, dict(ATTESTATION, **{"vnd.docker.reference.digest":
-                                                                                    digest(1)}))
+    reference = dict(ATTESTATION, **{"vnd.docker.reference.digest": digest(1)})
+    att = descriptor(MEDIA_OCI_MANIFEST, digest(9), 9, None, reference)
     document = {"manifests": [image(1, "amd64").descriptor, att, {"digest": digest(5)}], "annotations": {"k": "v"}}
     assert platform_lines(document) == ("linux/amd64: %s\nattestation for %s: %s\n(no platform): %s\n"
                                         "annotation k: v\n" % (digest(1), digest(1), digest(9), digest(5)))
@@ -180,8 +180,8 @@ def test_merge_is_idempotent_and_keeps_every_platform(existing, new):
 
 
 @settings(max_examples=60, deadline=None)
-@given(platforms=platform_sets, annotations=st.dictionaries(st.text(min_size=1, max_size=8),
-                                                             st.text(max_size=8), max_size=4))
+@given(platforms=platform_sets,
+       annotations=st.dictionaries(st.text(min_size=1, max_size=8), st.text(max_size=8), max_size=4))
 def test_index_bytes_are_deterministic(platforms, annotations):
     first = build_index(MEDIA_OCI_INDEX, entries_for(platforms, 0), annotations)
     # The same descriptors built again, with their keys given in another order, give the same bytes.

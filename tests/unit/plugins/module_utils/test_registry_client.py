@@ -57,7 +57,7 @@ class Script:
             raise item
         response = item() if callable(item) else item
         if not kwargs.get("stream"):
-            _ = response.content  # requests reads a body that is not streamed before it returns
+            assert response.content is not None  # requests reads a body that is not streamed before returning
         return response
 
 

@@ -114,7 +114,7 @@ def test_plain_converts_ansible_strings_so_jmespath_string_functions_accept_them
         "platforms": [ansible_text("linux/arm64"), ansible_text("linux/amd64")],
         "manifests": [{"created": ansible_text("2024-02-01")}, {"created": ansible_text("2024-01-01")}],
         "size": 3, "ok": True, "ratio": 0.5, "none": None}]}
-    assert type(wrapped["images"][0]["canonical"]) is not str  # the test holds Ansible's own type
+    assert type(wrapped["images"][0]["canonical"]) is not str  # the test holds Ansible's own type  # pylint: disable=unidiomatic-typecheck
     converted = plain(wrapped)
     assert converted == wrapped
     assert exact_types(converted) == {dict, list, str, int, float, bool, type(None)}
