@@ -24,13 +24,14 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export ANSIBLE_NOCOLOR := 1
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: help deps apt venv collection test test-unit test-integration sanity lint docs \
+.PHONY: help deps apt venv collection test test-unit test-integration test-matrix sanity lint docs \
         demo demo-stop bench clean
 
 help:
 	@echo "make demo       set up, start a local registry on 127.0.0.1:$(DEMO_PORT), run the demo"
 	@echo "make demo-stop  stop the demo registry"
-	@echo "make test       set up, then run every test (unit, integration, sanity, lint)"
+	@echo "make test       set up, then run every test (unit, integration, version matrix, sanity, lint, docs)"
+	@echo "make test-matrix  unit tests and a representative set of integration tests under each ansible-core in MATRIX"
 	@echo "make bench      run the benchmarks in bench/"
 
 deps: apt venv collection
@@ -61,6 +62,7 @@ collection:
 test: deps
 	$(MAKE) test-unit
 	$(MAKE) test-integration
+	$(MAKE) test-matrix
 	$(MAKE) sanity
 	$(MAKE) lint
 	$(MAKE) docs
@@ -71,12 +73,55 @@ test-unit: deps
 test-integration: deps
 	$(VENV)/bin/python -m pytest -q -rs tests/integration
 
+# Version matrix: every ansible-core minor release that meta/runtime.yml declares (requires_ansible) and
+# that runs on this Python, each in its own venv build/matrix/<minor>, pinned to its latest patch
+# release. The oldest venv installs the lower bounds of requirements.txt, so those bounds are tested;
+# the others the pins of requirements-test.txt. Every venv gets the test runner pinned as in
+# requirements-test.txt, and `-r requirements.txt` so that a pin outside a range fails the install.
+# Each venv runs the unit tests (the docs linter runs once, in .venv) and MATRIX_TESTS: both registry
+# modules, every filter on registered results (JMESPath string functions included), the audit playbook
+# and the publish_manifests role; nothing that touches the kernel's binfmt_misc.
+MATRIX          := 2.17 2.18 2.19
+MATRIX_PINS_2.17 := ansible-core==2.17.14 requests==2.28.1 jmespath==1.0.1
+MATRIX_PINS_2.18 := ansible-core==2.18.19
+MATRIX_PINS_2.19 := ansible-core==2.19.14
+MATRIX_DIR      := $(BUILD)/matrix
+# The test runner and runtime libraries as requirements-test.txt pins them.
+MATRIX_TEST_PINS := $(shell grep -E '^(pytest|hypothesis|cryptography|requests|jmespath)==' $(ROOT)/requirements-test.txt)
+MATRIX_TESTS    := tests/integration/test_filters.py \
+                   tests/integration/test_publish_manifests.py \
+                   tests/integration/test_audit.py \
+                   tests/integration/test_docker_manifest_info.py::test_facts_in_every_registry_variant \
+                   tests/integration/test_docker_manifest_info.py::test_config_details \
+                   tests/integration/test_docker_manifest_info.py::test_check_mode_reads_the_same \
+                   tests/integration/test_docker_manifest_create.py::test_publish_then_rerun_writes_nothing \
+                   tests/integration/test_docker_manifest_create.py::test_check_mode_writes_nothing_and_predicts_the_digest \
+                   tests/integration/test_docker_manifest_create.py::test_merge_adds_and_replaces_one_platform \
+                   tests/integration/test_docker_manifest_create.py::test_batch_publishes_several_indexes_and_reruns_without_writes
+
+# The pins of one venv: MATRIX_PINS_<minor>, then MATRIX_TEST_PINS for every package not pinned there.
+matrix_pins = $(MATRIX_PINS_$(1)) $(filter-out $(foreach pin,$(MATRIX_PINS_$(1)),$(firstword $(subst ==, ,$(pin)))==%),$(MATRIX_TEST_PINS))
+
+$(MATRIX_DIR)/%/.stamp: requirements.txt requirements-test.txt Makefile
+	$(PYTHON) -m venv --clear $(MATRIX_DIR)/$*
+	$(MATRIX_DIR)/$*/bin/pip install -q --disable-pip-version-check -r requirements.txt $(call matrix_pins,$*)
+	@touch $@
+
+test-matrix: deps $(foreach minor,$(MATRIX),$(MATRIX_DIR)/$(minor)/.stamp)
+	@for minor in $(MATRIX); do \
+	  start=$$(date +%s); python=$(MATRIX_DIR)/$$minor/bin/python; \
+	  echo "== ansible-core $$($$python -c 'import ansible.release as r; print(r.__version__)') ($(MATRIX_DIR)/$$minor)"; \
+	  $$python -m pytest -q -p no:cacheprovider tests/unit --ignore=tests/unit/test_collection_docs.py; \
+	  $$python -m pytest -q -p no:cacheprovider -rs $(MATRIX_TESTS); \
+	  echo "== ansible-core $$minor: $$(( $$(date +%s) - start ))s"; \
+	done
+
 # ansible-test --requirements installs each sanity test's pinned tools into the venv it runs
 # from: give it a venv of its own so the test venv keeps its pins.
 SANITY_VENV := $(BUILD)/sanity-venv
-$(SANITY_VENV)/.stamp: requirements.txt
+$(SANITY_VENV)/.stamp: requirements-test.txt
 	$(PYTHON) -m venv $(SANITY_VENV)
-	$(SANITY_VENV)/bin/pip install -q --disable-pip-version-check "$$(grep '^ansible-core==' requirements.txt)"
+	$(SANITY_VENV)/bin/pip install -q --disable-pip-version-check "$$(grep '^ansible-core==' requirements-test.txt)"
 	@touch $@
 
 sanity: deps $(SANITY_VENV)/.stamp

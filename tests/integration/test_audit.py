@@ -137,7 +137,9 @@ def test_invalid_variables_are_reported_before_any_request(playbook, tmp_path):
                                                "audit_registry_options": {"user": "ci"}})
     assert run.rc != 0
     errors = run.result("Check the audit variables")["argument_errors"]
-    assert errors[0].startswith("argument 'audit_images' is of type dict and we were unable to convert to list")
+    # ansible-core < 2.19 names the type as <class 'dict'>.
+    assert re.match(r"argument 'audit_images' is of type (dict|<class 'dict'>) and we were unable to convert to list",
+                    errors[0]), errors[0]
     assert errors[1].startswith("audit_registry_options.user. Supported parameters include: ca_path, concurrency")
     assert GATHER not in [t["task"] for t in run.tasks]
 
@@ -162,7 +164,7 @@ def test_manifest_query_filter(playbook, open_registry):
     facts = run.result("lacking")["ansible_facts"]
     assert facts["lacking"] == [f"{h}/fixtures/single:amd64"]
     assert facts["arm64"] == open_registry.fixtures["multi"]["platforms"]["linux/arm64/v8"]
-    assert facts["count"] == 5
+    assert int(facts["count"]) == 5  # ansible-core < 2.19 renders a template that is one number as a string
     assert "manifest_query: invalid JMESPath expression 'a[?b=]': Unknown token '=' at position 4" in \
         run.result("bad")["msg"]
     assert "manifest_query: JMESPath expression 'nosuch(a)' failed: Unknown function: nosuch()" in \

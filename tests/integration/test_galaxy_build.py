@@ -16,12 +16,14 @@ import pytest
 from harness.ansible_run import COLLECTION_ROOT, HARNESS
 
 # What must never be in the tarball: build output, virtualenvs, test output, caches, benchmarks.
-FORBIDDEN_PREFIXES = (".venv/", "build/", "bench/", "tests/output/", ".pytest_cache/", ".ci/", "tools/", ".git/")
+FORBIDDEN_PREFIXES = (".venv/", "build/", "bench/", "tests/output/", ".pytest_cache/", ".ci/", "tools/", ".git/",
+                      "changelogs/.plugin-cache.yaml", ".hypothesis/", ".mypy_cache/", ".ruff_cache/", ".tox/",
+                      "requirements-test.txt")
 FORBIDDEN_PARTS = ("__pycache__", ".pyc", ".tar.gz")
 REQUIRED = ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml",
             "plugins/modules/docker_manifest_info.py", "plugins/modules/docker_manifest_create.py",
             "plugins/modules/qemu_binfmt.py", "plugins/filter/image_ref.py", "plugins/filter/platform.py",
-            "roles/build_host/meta/argument_specs.yml")
+            "roles/build_host/meta/argument_specs.yml", "requirements.txt")
 RUNTIME_PACKAGES = ("ansible-core", "requests", "jmespath")
 
 
@@ -32,13 +34,24 @@ def run(cmd, **kwargs) -> subprocess.CompletedProcess:
     return proc
 
 
+def requirement_lines(name: str) -> list:
+    return [line.strip() for line in (COLLECTION_ROOT / name).read_text().splitlines()
+            if line.strip() and not line.startswith(("#", "-r "))]
+
+
 def pinned_runtime_requirements() -> list:
-    """The pins of requirements.txt for the runtime packages, e.g. ansible-core==2.19.14."""
-    pins = [line.strip() for line in (COLLECTION_ROOT / "requirements.txt").read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
-    chosen = [pin for pin in pins if pin.split("==")[0].lower() in RUNTIME_PACKAGES]
-    assert len(chosen) == len(RUNTIME_PACKAGES), pins
+    """The test venv's pins of the runtime packages (requirements-test.txt), e.g. ansible-core==2.19.14."""
+    chosen = [pin for pin in requirement_lines("requirements-test.txt")
+              if pin.split("==")[0].lower() in RUNTIME_PACKAGES]
+    assert len(chosen) == len(RUNTIME_PACKAGES), chosen
     return chosen
+
+
+def test_runtime_requirements_are_ranges_that_ansible_builder_can_merge():
+    """requirements.txt ships in the collection: exact pins there would be forced on every execution environment."""
+    ranges = requirement_lines("requirements.txt")
+    assert sorted(line.split(">=")[0].lower() for line in ranges) == sorted(RUNTIME_PACKAGES)
+    assert not [line for line in ranges if "==" in line], ranges
 
 
 @pytest.fixture(scope="module")

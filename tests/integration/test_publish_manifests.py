@@ -1,0 +1,52 @@
+"""The publish_manifests role with real ansible-playbook against a real registry.
+
+Two inventory hosts report per-platform digests the way build_images does (``build_images_results``),
+pointing at images the registry already holds, so the role runs without a docker engine or emulators
+(nothing here touches the kernel's binfmt_misc). This file runs in every venv of the version matrix.
+"""
+from __future__ import annotations
+
+import json
+
+from harness.ansible_run import play
+
+PUBLISH = "archfleet.multiarch.publish_manifests : Publish the index, pinned by digest"
+
+
+def inventory(tmp_path, registry):
+    fixtures, h = registry.fixtures, registry.host
+    hosts = {}
+    for name, fixture, platform in (("builder-amd64", "single_amd64", "linux/amd64"),
+                                    ("builder-arm64", "single_arm64", "linux/arm64")):
+        digest = fixtures[fixture]["digest"]
+        hosts[name] = {"build_images_results": [{
+            "platform": platform, "digest": digest, "image": "app", "host": name,
+            "repository": f"{h}/fixtures/single", "tag": "build", "reference": f"{h}/fixtures/single@{digest}"}]}
+    path = tmp_path / "inventory.yml"
+    path.write_text(json.dumps({"all": {"hosts": hosts, "vars": {"ansible_connection": "local"}}}))
+    return str(path)
+
+
+def test_role_publishes_the_reported_digests_and_rerun_changes_nothing(playbook, open_registry, tmp_path):
+    h = open_registry.host
+    target = f"{h}/apps/role-publish:1.0"
+    document = play({"name": "publish", "ansible.builtin.include_role": {"name": "archfleet.multiarch.publish_manifests"}},
+                    hosts="all", vars={"publish_manifests_name": target, "publish_manifests_tags": ["latest"],
+                                       "publish_manifests_platforms": ["linux/amd64", "linux/arm64"],
+                                       "publish_manifests_source": "https://example.invalid/app"})
+    hosts = inventory(tmp_path, open_registry)
+
+    first = playbook(document, inventory=hosts)
+    assert first.rc == 0, first.output
+    published = first.result(PUBLISH)
+    assert published["changed"] is True
+    assert published["platforms"] == ["linux/amd64", "linux/arm64"]
+    assert published["manifest"]["annotations"] == {"org.opencontainers.image.source": "https://example.invalid/app"}
+    assert {m["digest"] for m in published["manifest"]["manifests"]} == {
+        open_registry.fixtures["single_amd64"]["digest"], open_registry.fixtures["single_arm64"]["digest"]}
+
+    again = playbook(document, inventory=hosts)
+    assert again.rc == 0, again.output
+    assert again.result(PUBLISH)["changed"] is False
+    assert again.result(PUBLISH)["digest"] == published["digest"]
+    assert again.changed_total() == 0, again.output
