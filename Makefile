@@ -70,7 +70,7 @@ test: deps
 test-unit: deps
 	$(VENV)/bin/python -m pytest -q tests/unit
 
-test-integration: deps
+test-integration: deps $(BUILDER_VENV)/.stamp
 	$(VENV)/bin/python -m pytest -q -rs tests/integration
 
 # Version matrix: every ansible-core minor release that meta/runtime.yml declares (requires_ansible) and
@@ -115,6 +115,15 @@ test-matrix: deps $(foreach minor,$(MATRIX),$(MATRIX_DIR)/$(minor)/.stamp)
 	  $$python -m pytest -q -p no:cacheprovider -rs $(MATRIX_TESTS); \
 	  echo "== ansible-core $$minor: $$(( $$(date +%s) - start ))s"; \
 	done
+
+# ansible-builder in a venv of its own (its dependencies must not move the test venv's pins), for
+# tests/integration/test_execution_environment.py: `introspect` and `create` need no container engine.
+BUILDER_VENV := $(BUILD)/ansible-builder
+BUILDER_PIN  := ansible-builder==3.2.0
+$(BUILDER_VENV)/.stamp: Makefile
+	$(PYTHON) -m venv --clear $(BUILDER_VENV)
+	$(BUILDER_VENV)/bin/pip install -q --disable-pip-version-check "$(BUILDER_PIN)"
+	@touch $@
 
 # ansible-test --requirements installs each sanity test's pinned tools into the venv it runs
 # from: give it a venv of its own so the test venv keeps its pins.

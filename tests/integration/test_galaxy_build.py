@@ -23,7 +23,7 @@ FORBIDDEN_PARTS = ("__pycache__", ".pyc", ".tar.gz")
 REQUIRED = ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml",
             "plugins/modules/docker_manifest_info.py", "plugins/modules/docker_manifest_create.py",
             "plugins/modules/qemu_binfmt.py", "plugins/filter/image_ref.py", "plugins/filter/platform.py",
-            "roles/build_host/meta/argument_specs.yml", "requirements.txt")
+            "roles/build_host/meta/argument_specs.yml", "requirements.txt", "meta/execution-environment.yml")
 RUNTIME_PACKAGES = ("ansible-core", "requests", "jmespath")
 
 
