@@ -37,16 +37,9 @@ help:
 deps: apt venv collection
 
 apt: $(BUILD)/.apt-stamp
-$(BUILD)/.apt-stamp:
+$(BUILD)/.apt-stamp: tools/apt_install.sh
 	@mkdir -p $(BUILD)
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	APT_SUDO=$(SUDO) tools/apt_install.sh $(APT_PACKAGES)
 	@touch $@
 
 venv: $(VENV)/.stamp
