@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: manifest_audit
 short_description: Evaluate JMESPath policies over manifest facts, image by image
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Evaluates every policy for every image of a M(archfleet.multiarch.docker_manifest_info) result and returns
     the audit document that C(playbooks/audit.yml) writes its JSON, Markdown and HTML reports from.

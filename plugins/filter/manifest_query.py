@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: manifest_query
 short_description: Query manifest facts with a JMESPath expression
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Evaluates a JMESPath expression (U(https://jmespath.org/specification.html)) over manifest facts,
     typically the result of M(archfleet.multiarch.docker_manifest_info) or its RV(archfleet.multiarch.docker_manifest_info#module:images) list.
