@@ -22,9 +22,13 @@ description:
   - Knows the magic and mask bytes of every QEMU target (the bytes of QEMU's
     C(qemu-binfmt-conf.sh) and Debian's C(/usr/lib/binfmt.d/qemu-*.conf)).
   - Mounts binfmt_misc on C(/proc/sys/fs/binfmt_misc) when it is not mounted.
-  - Refuses to register the host's own architecture family (for example V(x86_64) and V(i386)
-    on an x86_64 host), because routing native binaries through an emulator can make the host
-    unusable.
+  - Skips what the host runs natively, with the reason in RV(native), that is its own architecture
+    and what its CPU runs in a compatibility mode (V(i386) on x86_64, 32-bit V(arm) on an aarch64
+    CPU that runs it, checked with a test program). Routing native binaries through an emulator can
+    make the host unusable, and no emulator is needed for them.
+  - With O(verify), a change is transactional. If an entry fails its test, every entry this task
+    changed is put back as it was (a replaced entry restored, a new one removed), nothing is
+    written to C(/etc/binfmt.d), and the failure lists what was rolled back.
   - Must run as root, so use C(become=true).
 author:
   - archfleet maintainers (@archfleet)
@@ -36,8 +40,8 @@ options:
         (V(arm64), V(linux/arm64), V(arm/v7), V(386), V(amd64), V(ppc64le), V(mips64le), ...).
         Aliases that map to the same QEMU target are managed once.
       - V(all) means every target whose emulator is installed (with O(state=present)) or every
-        target that has an entry called O(name_prefix)+target (with O(state=absent)), except the
-        host's own family.
+        target that has an entry called O(name_prefix)+target (with O(state=absent)), except what
+        the host runs natively.
     type: list
     elements: str
     required: true
@@ -61,8 +65,15 @@ options:
   persistent:
     description:
       - Also manage C(/etc/binfmt.d/<name>.conf) so the registration comes back after a reboot
-        (C(systemd-binfmt) applies it at boot). With O(state=absent) the file is removed.
-      - With V(false) nothing under C(/etc/binfmt.d) is touched.
+        (C(systemd-binfmt) applies it at boot). It is written only after every kernel entry of the
+        task is registered (and verified, with O(verify)).
+      - With O(state=absent) the file is removed; when the distribution ships a same-named file
+        (C(/usr/lib/binfmt.d/qemu-<target>.conf) from C(qemu-user-static)), it is masked instead
+        with a symlink to C(/dev/null), as C(binfmt.d(5)) documents, so the entry stays removed
+        after a reboot. binfmt-support's own list (C(/var/lib/binfmts)) cannot be masked; it is
+        reported in RV(entries.returns_at_boot) with a warning.
+      - With V(false) nothing under C(/etc/binfmt.d) is touched; removing an entry that a
+        binfmt.d file registers again at boot warns and says so in RV(entries.returns_at_boot).
     type: bool
     default: false
   conflict:
@@ -93,6 +104,8 @@ options:
         download) through the kernel and fail if it does not run under emulation.
       - Test programs exist for V(aarch64), V(arm), V(i386), V(x86_64), V(ppc64le), V(s390x)
         and V(riscv64); other targets report RV(entries.verified=null).
+      - When a test fails, every kernel change of the task is rolled back (see RV(rolled_back)
+        in the failure) and no persistence file is written.
       - Skipped in check mode.
     type: bool
     default: false
@@ -187,6 +200,7 @@ entries:
       machine: aarch64
       changes: [flags]
       verified: true
+      masked: false
   contains:
     name:
       description: Name of the binfmt_misc entry.
@@ -228,6 +242,29 @@ entries:
     verified:
       description: Result of O(verify); null when not verified.
       type: bool
+    masked:
+      description: Whether C(/etc/binfmt.d/<name>.conf) is a symlink to C(/dev/null) masking the distribution's file.
+      type: bool
+    returns_at_boot:
+      description:
+        - With O(state=absent), the files that will register the entry again at the next boot (empty when
+          the removal lasts).
+      type: list
+      elements: str
+      returned: when O(state=absent)
+native:
+  description: Requested names that are not registered because this host runs them natively, with the reason.
+  returned: always
+  type: dict
+  sample: {"linux/amd64": "this is the host's own architecture (x86_64): it runs natively, no emulator is needed."}
+rolled_back:
+  description:
+    - What was undone, one line per entry, when a verification or a kernel write failed (returned with the
+      failure); empty on success.
+  returned: always
+  type: list
+  elements: str
+  sample: ["qemu-aarch64: restored the previous entry (interpreter /usr/bin/qemu-aarch64-static, flags F)"]
 requested:
   description: How each name in O(architectures) other than V(all) was resolved to a QEMU target.
   returned: always

@@ -104,7 +104,9 @@ def test_register_run_busybox_then_remove(playbook, busyboxes):
     assert removed.rc == 0 and removed.result("binfmt")["changed"], removed.output
     for target in TARGETS:
         assert entry("qemu-" + target) is None
-        assert not Path(f"/etc/binfmt.d/qemu-{target}.conf").exists()
+        # Debian's /usr/lib/binfmt.d/qemu-<target>.conf is masked, so the removal outlasts a boot.
+        assert os.readlink(f"/etc/binfmt.d/qemu-{target}.conf") == "/dev/null"
+        assert removed.result("binfmt")["entries"][target]["masked"]
         rc, out = run_busybox(busyboxes[target], "uname", "-m")
         assert rc is None and "Exec format error" in out, out
     again = playbook(play(dict(args, state="absent")))
@@ -113,6 +115,7 @@ def test_register_run_busybox_then_remove(playbook, busyboxes):
 
 def test_check_mode_registers_nothing(playbook):
     fb.remove_entry("qemu-s390x")
+    Path("/etc/binfmt.d/qemu-s390x.conf").unlink(missing_ok=True)  # a mask left by an earlier test
     run = playbook(play({"architectures": ["s390x"], "persistent": True}), check=True, diff=True)
     assert run.rc == 0, run.output
     result = run.result("binfmt")
@@ -179,9 +182,28 @@ def test_all_skips_the_host_family(playbook):
 
 
 @pytest.mark.parametrize("arch", ["amd64", "x86_64", "linux/386"])
-def test_refuses_the_native_architecture(playbook, arch):
-    msg = failure_msg(playbook(play({"architectures": [arch]})))
-    assert msg.startswith(f"Refusing to register '{arch}'") and "own architecture family" in msg
+def test_skips_the_native_architecture_with_the_reason(playbook, arch):
+    # The host's own architecture and what its CPU runs (386 on x86-64) are skipped, not refused:
+    # build hosts of every architecture work with the same list of platforms.
+    before = fb.BinfmtState.capture().entries
+    run = playbook(play({"architectures": [arch, "s390x"]}))
+    assert run.rc == 0, run.output
+    result = run.result("binfmt")
+    assert set(result["entries"]) == {"s390x"}
+    assert "natively" in result["native"][arch] and "no emulator is needed" in result["native"][arch]
+    assert not {n for n in fb.BinfmtState.capture().entries if n in ("qemu-x86_64", "qemu-i386")} - set(before)
+
+
+def test_i686_host_skips_386_and_emulates_amd64(playbook, tmp_path):
+    # A real 32-bit personality: `setarch i686` makes uname -m (and so the module) report i686.
+    extra = interpreter_wrapper(tmp_path, f'exec setarch i686 {sys.executable} "$@"')
+    fb.remove_entry("qemu-x86_64")
+    run = playbook(play({"architectures": ["linux/386", "linux/amd64"]}), extra_vars=extra,
+                   env={"ANSIBLE_PIPELINING": "true"}, check=True)
+    assert run.rc == 0, run.output
+    result = run.result("binfmt")
+    assert list(result["native"]) == ["linux/386"] and "i686" in result["native"]["linux/386"]
+    assert result["entries"]["x86_64"]["changes"] == ["missing"]
 
 
 def test_dynamic_emulator_refused_with_flag_f(playbook, tmp_path):
@@ -244,3 +266,86 @@ def test_verify_fails_clearly_when_the_emulator_does_not_emulate(playbook, tmp_p
     msg = failure_msg(playbook(play(args)))
     assert msg.startswith("Emulation of riscv64 does not work: a riscv64 test program run through "
                           "binfmt_misc entry qemu-riscv64 ended with"), msg
+
+
+def broken_emulator(tmp_path: Path, target: str) -> dict:
+    """Module options that register a static binary that is not QEMU as the emulator of ``target``."""
+    (tmp_path / f"qemu-{target}-static").symlink_to("/bin/busybox")
+    return {"architectures": [target], "emulator_dir": str(tmp_path), "flags": "F", "verify": True,
+            "persistent": True}
+
+
+def test_failed_verification_restores_the_working_entry(playbook, tmp_path, busyboxes):
+    fb.remove_entry("qemu-aarch64")
+    assert playbook(play({"architectures": ["aarch64"], "persistent": True})).rc == 0
+    before, conf = entry("qemu-aarch64"), Path("/etc/binfmt.d/qemu-aarch64.conf").read_text()
+    assert run_busybox(busyboxes["aarch64"], "true")[0] == 0
+
+    msg = failure_msg(playbook(play(broken_emulator(tmp_path, "aarch64"))))
+    assert msg.startswith("Emulation of aarch64 does not work"), msg
+    assert "Rolled back: qemu-aarch64: restored the previous entry (interpreter " \
+           "/usr/libexec/qemu-binfmt/aarch64-binfmt-P, flags POF)" in msg
+    # The working state is what it was: the kernel entry, its persistence file, and emulation itself.
+    assert entry("qemu-aarch64") == before
+    assert Path("/etc/binfmt.d/qemu-aarch64.conf").read_text() == conf
+    rc, out = run_busybox(busyboxes["aarch64"], "uname", "-m")
+    assert (rc, out.strip()) == (0, "aarch64"), out
+
+
+def test_failed_verification_removes_a_new_entry_and_writes_no_file(playbook, tmp_path):
+    fb.remove_entry("qemu-riscv64")
+    Path("/etc/binfmt.d/qemu-riscv64.conf").unlink(missing_ok=True)
+    run = playbook(play(broken_emulator(tmp_path, "riscv64")))
+    assert "Rolled back: qemu-riscv64: removed the new entry" in failure_msg(run)
+    assert run.result("binfmt")["rolled_back"] == ["qemu-riscv64: removed the new entry"]
+    assert entry("qemu-riscv64") is None
+    assert not Path("/etc/binfmt.d/qemu-riscv64.conf").exists()
+
+
+def boot(name: str) -> None:
+    """What the next boot registers for ``name``: the real systemd-binfmt applies ``name``.conf as
+    found in /etc, /run, /usr/local/lib and /usr/lib/binfmt.d (the first wins; a symlink to
+    /dev/null masks it), after the reboot cleared the kernel's entries."""
+    fb.remove_entry(name)
+    subprocess.run(["/lib/systemd/systemd-binfmt", f"{name}.conf"], check=True)
+
+
+@pytest.mark.skipif(not Path("/lib/systemd/systemd-binfmt").exists(), reason="systemd-binfmt is not installed")
+def test_persistent_removal_stays_removed_after_boot(playbook, busyboxes):
+    assert Path("/usr/lib/binfmt.d/qemu-aarch64.conf").exists()
+    args = {"architectures": ["arm64"], "persistent": True}
+    assert playbook(play(args)).rc == 0
+
+    # Without persistence the distribution's file brings the entry back, and the result says so.
+    run = playbook(play({"architectures": ["arm64"], "state": "absent"}))
+    assert run.rc == 0, run.output
+    item = run.result("binfmt")["entries"]["aarch64"]
+    assert "/usr/lib/binfmt.d/qemu-aarch64.conf" in item["returns_at_boot"] and not item["masked"]
+    assert "register it again at boot" in run.output or "registers it again at boot" in run.output
+    boot("qemu-aarch64")
+    assert entry("qemu-aarch64") is not None
+
+    run = playbook(play(dict(args, state="absent")), diff=True)
+    assert run.rc == 0, run.output
+    item = run.result("binfmt")["entries"]["aarch64"]
+    assert item["masked"] and entry("qemu-aarch64") is None
+    assert os.readlink("/etc/binfmt.d/qemu-aarch64.conf") == "/dev/null"
+    boot("qemu-aarch64")
+    assert entry("qemu-aarch64") is None
+    assert run_busybox(busyboxes["aarch64"], "true")[0] is None
+    assert playbook(play(dict(args, state="absent"))).changed_total() == 0
+    # binfmt-support's list cannot be masked from binfmt.d: the result names it, and its boot step
+    # (update-binfmts --enable, after systemd-binfmt) does bring the entry back.
+    support = Path("/var/lib/binfmts/qemu-aarch64")
+    assert item["returns_at_boot"] == ([str(support)] if support.exists() else [])
+    if support.exists() and Path("/usr/sbin/update-binfmts").exists():
+        subprocess.run(["update-binfmts", "--enable", "qemu-aarch64"], check=True)
+        assert entry("qemu-aarch64") is not None
+        fb.remove_entry("qemu-aarch64")
+
+    # Registering again replaces the mask by the managed file, which the boot applies.
+    run = playbook(play(args))
+    assert run.rc == 0 and run.result("binfmt")["entries"]["aarch64"]["persistent"], run.output
+    assert not Path("/etc/binfmt.d/qemu-aarch64.conf").is_symlink()
+    boot("qemu-aarch64")
+    assert "interpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P" in entry("qemu-aarch64")

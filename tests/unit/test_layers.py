@@ -20,7 +20,7 @@ PACKAGE = "ansible_collections.archfleet.multiarch.plugins.module_utils"
 COLLECTIONS = ROOT / "build" / "collections"
 
 PURE = sorted([p for p in (MODULE_UTILS / "_oci").glob("*.py") if p.name != "__init__.py"]
-              + [MODULE_UTILS / "_binfmt" / "entries.py"])
+              + [MODULE_UTILS / "_binfmt" / "entries.py", MODULE_UTILS / "_binfmt" / "hosts.py"])
 FORBIDDEN = ("requests", "urllib3", "socket", "ssl", "http.client", "urllib.request", "subprocess",
              "ansible.module_utils.basic", PACKAGE + "._registry", PACKAGE + "._module", PACKAGE + "._publish",
              PACKAGE + "._inspect")

@@ -21,6 +21,7 @@ import tempfile
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import hosts, persist
 
 
 class QemuBinfmt(object):
@@ -31,8 +32,12 @@ class QemuBinfmt(object):
         self.params = module.params
         self.proc_dir = proc_dir
         self.conf_dir = conf_dir
+        self.boot = persist.BootConfig(module, conf_dir)
+        self.machine = platform.machine()
         self.changed = False
         self.diffs = []
+        self.journal = []  # (entry name, entry before this run or None) for each kernel change
+        self._native_checked = {}
 
     # --- reading --------------------------------------------------------
     def read_entry(self, name):
@@ -40,17 +45,6 @@ class QemuBinfmt(object):
         try:
             with open(path) as handle:
                 return binfmt.parse_entry(name, handle.read())
-        except (IOError, OSError):
-            return None
-
-    def conf_path(self, name):
-        return os.path.join(self.conf_dir, name + ".conf")
-
-    @staticmethod
-    def read_text(path):
-        try:
-            with open(path) as handle:
-                return handle.read()
         except (IOError, OSError):
             return None
 
@@ -87,36 +81,50 @@ class QemuBinfmt(object):
 
     # --- planning -------------------------------------------------------
     def targets(self):
+        """(targets to manage, {requested name: target}, {requested name: reason} for those run natively)."""
         names = self.params["architectures"]
         if not names:
             raise binfmt.BinfmtError("architectures must name at least one architecture, or 'all'.")
         explicit = [n for n in names if str(n).strip().lower() != "all"]
-        targets, requested = binfmt.resolve_architectures(explicit)
-        native = binfmt.native_targets(platform.machine())
-        if self.params["state"] == "present":
-            for name, target in requested.items():
-                if target in native:
-                    raise binfmt.BinfmtError(
-                        "Refusing to register %r (QEMU target %s): it belongs to this host's own "
-                        "architecture family (%s), and routing native binaries through an emulator "
-                        "can make the host unusable." % (name, target, platform.machine()))
+        resolved, requested = binfmt.resolve_architectures(explicit)
+        native, targets = {}, []
+        present = self.params["state"] == "present"
+        for target in resolved:
+            if present and self.runs_natively(target):
+                for name in [n for n, t in requested.items() if t == target]:
+                    native[name] = hosts.native_reason(self.machine, target)
+            else:
+                targets.append(target)
         if len(explicit) != len(names):
             for target in sorted(binfmt.QEMU_TARGETS):
-                if target in native or target in targets:
+                if target in targets or target in resolved or (present and self.runs_natively(target)):
                     continue
-                if self.params["state"] == "absent":
+                if not present:
                     found = self.read_entry(self.params["name_prefix"] + target) is not None
                 else:
                     found = self.find_interpreter(target, self.default_flags(target)[0]) is not None
                 if found:
                     targets.append(target)
-        return targets, requested
+        return targets, requested, native
+
+    def runs_natively(self, target):
+        """Whether this host's CPU runs ``target`` itself, so registering an emulator would hijack it."""
+        if target not in hosts.native_targets(self.machine):
+            return False
+        if not hosts.needs_confirmation(self.machine, target):
+            return True
+        if target not in self._native_checked:
+            # An enabled entry means an emulator already runs these binaries: keep managing it.
+            entry = self.read_entry(self.params["name_prefix"] + target)
+            self._native_checked[target] = not (entry and entry["enabled"]) and \
+                self.run_probe(target)[0] == binfmt.PROBE_EXIT_CODE
+        return self._native_checked[target]
 
     def vendor_line(self, target):
         """The emulator package's own registration (Debian/Ubuntu /usr/lib/binfmt.d)."""
         if self.params["emulator_dir"]:
             return None
-        text = self.read_text(os.path.join(binfmt.DEBIAN_BINFMT_D, "qemu-%s.conf" % target))
+        text = persist.read_text(os.path.join(binfmt.DEBIAN_BINFMT_D, "qemu-%s.conf" % target))
         for line in (text or "").splitlines():
             entry = binfmt.parse_register_line(line)
             if entry:
@@ -171,20 +179,20 @@ class QemuBinfmt(object):
         self.check_interpreter(target, interpreter, flags)
         return binfmt.desired_entry(target, interpreter, flags, self.params["name_prefix"])
 
-    # --- applying -------------------------------------------------------
+    # --- applying (kernel) -----------------------------------------------
     def write_proc(self, name, text):
         path = os.path.join(self.proc_dir, name)
         try:
             with open(path, "w") as handle:
                 handle.write(text)
         except (IOError, OSError) as exc:
-            self.module.fail_json(msg="Writing %r to %s failed: %s." % (text, path, to_native(exc)))
+            raise KernelWriteError("Writing %r to %s failed: %s." % (text, path, to_native(exc)))
 
     def record_diff(self, header, before, after):
         self.diffs.append({"before_header": header, "after_header": header,
                            "before": before or "", "after": after or ""})
 
-    def present(self, target, wanted, mounted):
+    def plan_present(self, wanted, mounted):
         name = wanted["name"]
         current = self.read_entry(name) if mounted else None
         changes = binfmt.entry_differences(current, wanted)
@@ -194,72 +202,95 @@ class QemuBinfmt(object):
                 "binfmt_misc entry %s already exists with a different %s (interpreter %s, flags "
                 "%r); set conflict=replace to replace it." % (
                     name, ", ".join(changes), current["interpreter"], current["flags"]))
-        if changes:
-            self.changed = True
-            self.record_diff("binfmt_misc/" + name, binfmt.describe(current), binfmt.describe(wanted))
-            if not self.module.check_mode:
-                if changes == ["enabled"]:
-                    self.write_proc(name, "1")
-                else:
-                    if current is not None:
-                        self.write_proc(name, "-1")
-                    self.write_proc("register", binfmt.register_line(wanted))
-                after = self.read_entry(name)
-                if binfmt.entry_differences(after, wanted):
-                    self.module.fail_json(
-                        msg="The kernel did not keep entry %s as registered: read back %r." % (name, after))
-        persistent = self.sync_persistent(name, binfmt.persistent_content(wanted))
-        result = dict(wanted, state="present", changes=list(changes))
-        result.update(self.persistent_info(name, persistent))
-        return result
+        return current, changes
 
-    def absent(self, target, mounted):
-        name = self.params["name_prefix"] + target
-        current = self.read_entry(name) if mounted else None
-        changes = []
-        if current is not None:
-            changes = ["removed"]
-            self.changed = True
-            self.record_diff("binfmt_misc/" + name, binfmt.describe(current), "")
-            if not self.module.check_mode:
-                self.write_proc(name, "-1")
-        persistent = self.sync_persistent(name, None)
-        result = {"name": name, "state": "absent", "enabled": False, "interpreter": None,
-                  "flags": None, "offset": None, "magic": None, "mask": None, "changes": changes}
-        result.update(self.persistent_info(name, persistent))
-        return result
-
-    def persistent_info(self, name, exists):
-        return {"persistent": exists, "persistent_file": self.conf_path(name)}
-
-    def sync_persistent(self, name, content):
-        """Write or remove /etc/binfmt.d/<name>.conf; returns whether it exists afterwards."""
-        path = self.conf_path(name)
-        current = self.read_text(path)
-        if not self.params["persistent"]:
-            return current is not None
-        if current == content:
-            return content is not None
+    def apply_present(self, wanted, current, changes):
+        """Change one kernel entry; the journal records how to undo it."""
+        name = wanted["name"]
         self.changed = True
-        self.record_diff(path, current, content)
+        self.record_diff("binfmt_misc/" + name, binfmt.describe(current), binfmt.describe(wanted))
         if self.module.check_mode:
-            return content is not None
-        if content is None:
-            os.unlink(path)
-            return False
-        if not os.path.isdir(self.conf_dir):
-            os.makedirs(self.conf_dir, 0o755)
-        fd, tmp = tempfile.mkstemp(dir=self.conf_dir, prefix="." + name)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-        os.chmod(tmp, 0o644)
-        self.module.atomic_move(tmp, path)
-        return True
+            return
+        self.journal.append((name, current))
+        if changes == ["enabled"]:
+            self.write_proc(name, "1")
+        else:
+            if current is not None:
+                self.write_proc(name, "-1")
+            self.write_proc("register", binfmt.register_line(wanted))
+        after = self.read_entry(name)
+        if binfmt.entry_differences(after, wanted):
+            raise KernelWriteError("The kernel did not keep entry %s as registered: read back %r." % (name, after))
 
-    def verify(self, target, entry):
+    def rollback(self):
+        """Undo the kernel changes of this run, newest first; returns what was done, one line each."""
+        done = []
+        for name, previous in reversed(self.journal):
+            try:
+                if self.read_entry(name) is not None:
+                    self.write_proc(name, "-1")
+                if previous is None:
+                    done.append("%s: removed the new entry" % name)
+                    continue
+                self.write_proc("register", binfmt.register_line(previous))
+                if not previous["enabled"]:
+                    self.write_proc(name, "0")
+                done.append("%s: restored the previous entry (interpreter %s, flags %s%s)" % (
+                    name, previous["interpreter"], previous["flags"] or "none",
+                    "" if previous["enabled"] else ", disabled"))
+            except (KernelWriteError, binfmt.BinfmtError) as exc:
+                done.append("%s: could not be restored (%s)" % (name, exc))
+        self.journal = []
+        return done
+
+    # --- applying (boot configuration) ------------------------------------
+    def sync_present_boot(self, wanted):
+        name = wanted["name"]
+        info = {"persistent": self.boot.current(name) not in (None, "-> " + persist.MASK_TARGET),
+                "persistent_file": self.boot.path(name), "masked": self.boot.is_mask(name)}
+        if self.params["persistent"]:
+            before, content = self.boot.current(name), binfmt.persistent_content(wanted)
+            if self.boot.write(name, content):
+                self.changed = True
+                self.record_diff(self.boot.path(name), before, content)
+            info.update(persistent=True, masked=False)
+        return info
+
+    def sync_absent_boot(self, name):
+        """Remove our file; mask the distribution's; say what still registers the entry at boot."""
+        before = self.boot.current(name)
+        vendor = self.boot.vendor_files(name)
+        masked = self.boot.is_mask(name)
+        if self.params["persistent"]:
+            maskable = [p for p in vendor if p not in self.boot.unmaskable(name)]
+            if maskable:
+                if self.boot.mask(name):
+                    self.changed = True
+                    self.record_diff(self.boot.path(name), before, "-> " + persist.MASK_TARGET)
+                masked = True
+            elif self.boot.remove(name):
+                self.changed = True
+                self.record_diff(self.boot.path(name), before, "")
+                masked = False
+            returns = self.boot.unmaskable(name)
+        else:
+            returns = [] if masked else ([self.boot.path(name)] if before else []) + vendor
+        if returns:
+            self.module.warn(
+                "binfmt_misc entry %s is removed from the kernel, but %s register%s it again at boot%s." % (
+                    name, ", ".join(returns), "s" if len(returns) == 1 else "",
+                    " (set persistent: true to mask the binfmt.d files)" if not self.params["persistent"]
+                    else " (binfmt-support enables it at boot: drop it with update-binfmts --remove, "
+                         "or uninstall binfmt-support)"))
+        return {"persistent": False, "persistent_file": self.boot.path(name), "masked": masked,
+                "returns_at_boot": returns}
+
+    # --- verifying ------------------------------------------------------
+    def run_probe(self, target):
+        """(exit code, output) of the built-in test program of ``target`` run through the kernel."""
         program = binfmt.probe_program(target)
         if program is None:
-            return None
+            return None, ""
         workdir = tempfile.mkdtemp(prefix="qemu-binfmt-probe-", dir=self.module.tmpdir)
         try:
             path = os.path.join(workdir, "probe-" + target)
@@ -273,45 +304,96 @@ class QemuBinfmt(object):
                 rc, out, err = -1, "", to_native(exc)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        return rc, (err or out).strip() or "no output"
+
+    def verify(self, target, entry):
+        """True, None (no test program for the target), or raises VerifyError."""
+        rc, output = self.run_probe(target)
+        if rc is None:
+            return None
         if rc != binfmt.PROBE_EXIT_CODE:
-            self.module.fail_json(
-                msg="Emulation of %s does not work: a %s test program run through binfmt_misc "
-                    "entry %s ended with %d instead of exiting with %d (%s)." % (
-                        target, target, entry["name"], rc, binfmt.PROBE_EXIT_CODE,
-                        (err or out).strip() or "no output"),
-                entries={target: entry})
+            raise VerifyError(
+                "Emulation of %s does not work: a %s test program run through binfmt_misc entry %s "
+                "ended with %d instead of exiting with %d (%s)." % (
+                    target, target, entry["name"], rc, binfmt.PROBE_EXIT_CODE, output))
         return True
+
+    # --- the task -------------------------------------------------------
+    def plan(self):
+        if self.params["flags"] is not None:
+            binfmt.normalize_flags(self.params["flags"])
+        targets, requested, native = self.targets()
+        # Resolve every interpreter before touching the kernel, so errors change nothing.
+        wanted = {}
+        if self.params["state"] == "present":
+            for target in targets:
+                wanted[target] = self.wanted_entry(target)
+        return targets, requested, native, wanted
+
+    def apply_kernel(self, targets, wanted, mounted):
+        entries, plans = {}, {}
+        if self.params["state"] == "present":
+            # Every conflict is found before the first write.
+            plans = dict((t, self.plan_present(wanted[t], mounted)) for t in targets)
+        for target in targets:
+            if self.params["state"] == "present":
+                current, changes = plans[target]
+                if changes:
+                    self.apply_present(wanted[target], current, changes)
+                entries[target] = dict(wanted[target], state="present", changes=list(changes))
+            else:
+                name = self.params["name_prefix"] + target
+                current = self.read_entry(name) if mounted else None
+                entries[target] = {"name": name, "state": "absent", "enabled": False, "interpreter": None,
+                                   "flags": None, "offset": None, "magic": None, "mask": None,
+                                   "changes": ["removed"] if current is not None else []}
+                if current is not None:
+                    self.changed = True
+                    self.record_diff("binfmt_misc/" + name, binfmt.describe(current), "")
+                    if not self.module.check_mode:
+                        self.write_proc(name, "-1")
+            entries[target]["machine"] = binfmt.UNAME_MACHINE.get(target)
+            entries[target]["verified"] = None
+        if self.params["verify"] and self.params["state"] == "present" and not self.module.check_mode:
+            for target in targets:
+                entries[target]["verified"] = self.verify(target, entries[target])
+        return entries
 
     def run(self):
         self.ensure_root()
         try:
-            if self.params["flags"] is not None:
-                binfmt.normalize_flags(self.params["flags"])
-            targets, requested = self.targets()
-            # Resolve every interpreter before touching the kernel, so errors change nothing.
-            wanted = {}
-            if self.params["state"] == "present":
-                for target in targets:
-                    wanted[target] = self.wanted_entry(target)
-            mounted = self.ensure_mounted()
-            status = self.read_text(os.path.join(self.proc_dir, "status"))
-            if status and status.strip() == "disabled":
-                self.module.warn("binfmt_misc is disabled host-wide (%s/status); the entries are "
-                                 "registered but the kernel will not use them." % self.proc_dir)
-            entries = {}
-            for target in targets:
-                if self.params["state"] == "present":
-                    entries[target] = self.present(target, wanted[target], mounted)
-                else:
-                    entries[target] = self.absent(target, mounted)
-                entries[target]["machine"] = binfmt.UNAME_MACHINE.get(target)
-                entries[target]["verified"] = None
+            targets, requested, native, wanted = self.plan()
         except binfmt.BinfmtError as exc:
             self.module.fail_json(msg=str(exc))
-        if self.params["verify"] and self.params["state"] == "present" and not self.module.check_mode:
-            for target in targets:
-                entries[target]["verified"] = self.verify(target, entries[target])
-        result = {"changed": self.changed, "entries": entries, "requested": requested}
+        mounted = self.ensure_mounted()
+        status = persist.read_text(os.path.join(self.proc_dir, "status"))
+        if status and status.strip() == "disabled":
+            self.module.warn("binfmt_misc is disabled host-wide (%s/status); the entries are "
+                             "registered but the kernel will not use them." % self.proc_dir)
+        try:
+            entries = self.apply_kernel(targets, wanted, mounted)
+        except (KernelWriteError, VerifyError, binfmt.BinfmtError) as exc:
+            rolled_back = self.rollback()
+            self.module.fail_json(
+                msg="%s%s" % (exc, " Rolled back: %s." % "; ".join(rolled_back) if rolled_back
+                              else " Nothing was changed."),
+                rolled_back=rolled_back, changed=False)
+        # The boot configuration follows the kernel only once every entry is in place and verified.
+        for target in targets:
+            if self.params["state"] == "present":
+                entries[target].update(self.sync_present_boot(wanted[target]))
+            else:
+                entries[target].update(self.sync_absent_boot(entries[target]["name"]))
+        result = {"changed": self.changed, "entries": entries, "requested": requested,
+                  "native": native, "rolled_back": []}
         if self.module._diff:
             result["diff"] = self.diffs
         return result
+
+
+class KernelWriteError(Exception):
+    """A write to binfmt_misc failed or did not stick; the run is rolled back."""
+
+
+class VerifyError(Exception):
+    """A registered entry does not run its test program; the run is rolled back."""

@@ -214,7 +214,9 @@ class BinfmtState:
     def capture(cls) -> "BinfmtState":
         files = {}
         if BINFMT_D.is_dir():
-            files = {p.name: p.read_bytes() for p in BINFMT_D.iterdir() if p.is_file()}
+            # A symlink (a mask such as -> /dev/null) is kept as ("symlink", target).
+            files = {p.name: ("symlink", os.readlink(p)) if p.is_symlink() else p.read_bytes()
+                     for p in BINFMT_D.iterdir() if p.is_symlink() or p.is_file()}
         return cls((BINFMT_DIR / "register").exists(), _read_entries(), files)
 
     def restore(self) -> list:
@@ -238,10 +240,18 @@ class BinfmtState:
         if BINFMT_D.is_dir() or self.files:
             BINFMT_D.mkdir(parents=True, exist_ok=True)
             for path in BINFMT_D.iterdir():
-                if path.is_file() and path.name not in self.files:
+                if (path.is_symlink() or path.is_file()) and path.name not in self.files:
                     path.unlink()
             for name, data in self.files.items():
                 path = BINFMT_D / name
+                if isinstance(data, tuple):
+                    if not path.is_symlink() or os.readlink(path) != data[1]:
+                        if path.is_symlink() or path.exists():
+                            path.unlink()
+                        path.symlink_to(data[1])
+                    continue
+                if path.is_symlink():
+                    path.unlink()
                 if not path.exists() or path.read_bytes() != data:
                     path.write_bytes(data)
         after = _read_entries()
