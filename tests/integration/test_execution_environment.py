@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from harness.ansible_run import COLLECTION_ROOT
-from test_galaxy_build import run, tarball  # noqa: F401  (the module-scoped tarball fixture)
+# The module-scoped tarball fixture of the galaxy build test, used here by name.
+from test_galaxy_build import run, tarball  # noqa: F401 pylint: disable=unused-import
 
 BUILDER_VENV = COLLECTION_ROOT / "build" / "ansible-builder"
 BUILDER = BUILDER_VENV / "bin" / "ansible-builder"
