@@ -18,9 +18,16 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest 
     index_facts,
     is_image_manifest,
     is_index,
+    is_schema1,
     platform_from_config,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import PlatformError, format_platform, match_key, parse_platform
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
+    PlatformError,
+    format_platform,
+    match_key,
+    parse_platform,
+    platform_matches,
+)
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
 
 
@@ -54,12 +61,26 @@ def _empty_facts(ref):
     }
 
 
-class ManifestFacts:
-    """Inspect references: one manifest GET each, plus what ``fetch_config`` asks for."""
+# Errors about the task's access to a registry rather than about one image: they fail the task.
+TASK_LEVEL_CODES = frozenset(("UNREACHABLE", "TLS", "CREDENTIALS", "UNAUTHORIZED", "DENIED"))
 
-    def __init__(self, client, fetch_config=False, required_platforms=None):
+
+class ManifestFacts:
+    """Inspect references: one manifest GET each, plus what ``fetch_config`` and ``verify_children`` ask for.
+
+    A broken or unreadable image never fails the others: it gets an ``error`` fact (``code``,
+    ``message``) and ``exists`` says what is known (true, false, or null when the registry could not
+    tell). Only failures of the task's access to a registry (TASK_LEVEL_CODES: no connection, TLS,
+    credentials refused, access denied), which no other image would escape, and with ``fail_on_error``
+    any image error, raise RegistryError.
+    """
+
+    def __init__(self, client, fetch_config=False, required_platforms=None, verify_children=False,
+                 fail_on_error=False):
         self.client = client
         self.fetch_config = fetch_config
+        self.verify_children = verify_children
+        self.fail_on_error = fail_on_error
         # (text as given, normalised key) for each required platform
         self.required = [(text, match_key(text)) for text in (required_platforms or [])]
 
@@ -73,11 +94,25 @@ class ManifestFacts:
         return parallel_map(self.inspect, refs, concurrency)
 
     def inspect(self, ref):
+        """The facts of one reference (a dict; see the module's RETURN)."""
         facts = _empty_facts(ref)
+        try:
+            self._inspect(ref, facts)
+        except RegistryError as exc:
+            if self.fail_on_error or exc.code in TASK_LEVEL_CODES:
+                raise
+            facts["error"] = {"code": exc.code or "UNKNOWN", "message": str(exc)}
+            if facts["exists"] is False:
+                facts["exists"] = None
+        if facts.get("error") and self.fail_on_error:
+            raise RegistryError(facts["error"]["message"], code=facts["error"]["code"])
+        self._add_missing(facts)
+        return facts
+
+    def _inspect(self, ref, facts):
         manifest = self.client.get_manifest(ref)
         if manifest is None:
-            self._add_missing(facts)
-            return facts
+            return
         document = manifest.json()
         facts.update({
             "exists": True,
@@ -85,18 +120,21 @@ class ManifestFacts:
             "media_type": manifest.media_type,
             "size": manifest.size,
         })
-        if is_index(manifest.media_type, document):
+        if is_schema1(manifest.media_type, document):
+            facts["kind"] = "schema1"
+            facts["error"] = {"code": "UNSUPPORTED", "message": (
+                "%s is a Docker schema 1 manifest (%s): deprecated, unsigned digests, and no index can list it; "
+                "push the image again with a current client" % (ref.canonical, manifest.media_type))}
+        elif is_index(manifest.media_type, document):
             facts["kind"] = "index"
             facts.update(index_facts(document))
-            if self.fetch_config:
-                for entry in facts["manifests"]:
-                    if is_image_manifest(entry["media_type"]):
-                        entry["config"] = self._config(ref.with_digest(entry["digest"]))[1]
+            self._children(ref, facts)
         elif is_image_manifest(manifest.media_type, document):
             facts["kind"] = "image"
             config, details = self._config(ref, document)
             platform = platform_from_config(config)
             entry = {
+                "kind": "image",
                 "digest": manifest.digest,
                 "size": manifest.size,
                 "media_type": manifest.media_type,
@@ -112,16 +150,40 @@ class ManifestFacts:
             facts["annotations"] = dict(document.get("annotations") or {})
         else:
             facts["kind"] = "unknown"
-        self._add_missing(facts)
-        return facts
+
+    def _children(self, ref, facts):
+        """With ``config`` or ``verify_children``: read or HEAD each child; list those that are gone."""
+        if not (self.fetch_config or self.verify_children):
+            return
+        missing, failed = [], []
+        for entry in facts["manifests"] + facts["attestations"]:
+            child = ref.with_digest(entry["digest"])
+            try:
+                if self.fetch_config and entry.get("kind") == "image" and is_image_manifest(entry["media_type"]):
+                    entry["config"] = self._config(child)[1]
+                elif self.client.head_manifest(child, what="checking child") is None:
+                    raise _missing_child(child)
+            except RegistryError as exc:
+                if exc.code == "MANIFEST_UNKNOWN":
+                    missing.append(entry["digest"])
+                    entry["missing"] = True
+                else:
+                    failed.append(exc)
+                entry["error"] = {"code": exc.code or "UNKNOWN", "message": str(exc)}
+        facts["missing_children"] = missing
+        if missing:
+            facts["error"] = {"code": "MANIFEST_UNKNOWN", "message": (
+                "%s lists %d child manifest(s) missing from the registry: %s"
+                % (ref.canonical, len(missing), ", ".join(missing)))}
+        elif failed:
+            facts["error"] = {"code": failed[0].code or "UNKNOWN", "message": str(failed[0])}
 
     def _config(self, ref, document=None):
         """(config JSON, config facts) of an image manifest; reads the manifest first if not given."""
         if document is None:
             child = self.client.get_manifest(ref, what="reading child manifest")
             if child is None:
-                raise RegistryError("index entry %s is listed but its manifest is missing from the registry"
-                                    % ref.canonical, code="MANIFEST_UNKNOWN")
+                raise _missing_child(ref)
             document = child.json()
         config = self.client.get_image_config(ref, document)
         return config, config_facts(config, document)
@@ -129,8 +191,12 @@ class ManifestFacts:
     def _add_missing(self, facts):
         if not self.required:
             return
-        present = set()
-        for entry in facts["manifests"]:
-            if entry.get("platform"):
-                present.add(match_key(entry["platform"]))
-        facts["missing_platforms"] = [text for text, key in self.required if key not in present]
+        present = [match_key(entry["platform"]) for entry in facts["manifests"]
+                   if entry.get("platform") and not entry.get("missing")]
+        facts["missing_platforms"] = [text for text, key in self.required
+                                      if not any(platform_matches(key, have) for have in present)]
+
+
+def _missing_child(ref):
+    return RegistryError("index entry %s is listed but its manifest is missing from the registry" % ref.canonical,
+                         code="MANIFEST_UNKNOWN")

@@ -17,6 +17,12 @@ description:
   - Inspects many images in one task with bounded concurrency; one manifest request per reference
     when nothing more is asked, plus one token request per batch of repositories on token-auth registries.
   - A missing tag or repository is a fact (RV(images[].exists=false)), not a failure.
+  - A broken or unreadable image is a fact too (RV(images[].error)); the other images are still inspected,
+    and the task fails only for bad options or a registry that cannot be reached or refuses the credentials,
+    unless O(fail_on_error=true).
+  - Index entries are classified (RV(images[].manifests[].kind)) as platform images, nested indexes,
+    artifacts or unknown; reference entries (buildx attestations and any other C(vnd.docker.reference.type))
+    are listed apart and never count as platforms. Windows entries keep their C(os.version).
   - Needs no docker daemon or CLI.
 author:
   - archfleet maintainers (@archfleet)
@@ -46,9 +52,12 @@ options:
     required: true
   require_platforms:
     description:
-      - Platforms every image should have (C(linux/amd64), C(linux/arm64), C(arm/v7), ...).
+      - Platforms every image should have (C(linux/amd64), C(linux/arm64), C(linux/arm/v7), ...).
       - When set, each image gets RV(images[].missing_platforms). Platforms are compared normalised
         (C(arm64) is C(arm64/v8), C(aarch64) is C(arm64), C(armhf) is C(arm/v7)).
+      - An OS version is matched as containerd matches it, as a prefix on a dot boundary;
+        C(windows(10.0.20348\)/amd64) needs an entry whose C(os.version) is C(10.0.20348) or starts with
+        C(10.0.20348.); C(windows/amd64) is met by any version.
     type: list
     elements: str
     default: []
@@ -57,6 +66,17 @@ options:
       - Also read each platform's image config and return its creation date, labels, entrypoint, command,
         layer count and compressed size (RV(images[].manifests[].config)). Costs a manifest and a blob request
         per platform.
+    type: bool
+    default: false
+  verify_children:
+    description:
+      - Check that every child an index lists still exists (one HEAD per child), and list those that are gone
+        in RV(images[].missing_children). O(config=true) finds them too, as it reads each child.
+    type: bool
+    default: false
+  fail_on_error:
+    description:
+      - Fail the task when any image cannot be read or is broken, instead of reporting RV(images[].error).
     type: bool
     default: false
 """
@@ -86,6 +106,17 @@ EXAMPLES = r"""
   ansible.builtin.assert:
     that: audit.images | map(attribute='missing_platforms') | flatten | length == 0
     fail_msg: "Missing platforms: {{ audit.images | selectattr('missing_platforms') | items2dict(key_name='canonical', value_name='missing_platforms') }}"
+
+- name: Audit that no index lists a child that a cleanup deleted
+  archfleet.multiarch.docker_manifest_info:
+    images: "{{ release_images }}"
+    verify_children: true
+    insecure_registries: [registry.lan:5000]
+  register: children
+
+- name: Report the images that could not be read, and why
+  ansible.builtin.debug:
+    msg: "{{ children.images | selectattr('error', 'defined') | map(attribute='error.message') | list }}"
 
 - name: Use credentials from a specific docker config file
   archfleet.multiarch.docker_manifest_info:
@@ -120,7 +151,9 @@ images:
       description: Tag as written; V(null) when none was written.
       type: str
     exists:
-      description: Whether the tag or digest exists in the registry.
+      description:
+        - Whether the tag or digest exists in the registry; V(null) when the registry could not tell
+          (see RV(images[].error)).
       type: bool
     digest:
       description: Digest of the manifest or index the reference points at.
@@ -134,20 +167,37 @@ images:
       description: Size in bytes of the manifest or index document.
       type: int
     kind:
-      description: V(index) (manifest list or OCI index), V(image) (single-platform manifest) or V(unknown).
+      description:
+        - V(index) (manifest list or OCI index), V(image) (single-platform manifest), V(schema1) (a deprecated
+          Docker schema 1 manifest, reported with an RV(images[].error)) or V(unknown); V(null) when missing.
       type: str
+    error:
+      description:
+        - Only when the image could not be read or is broken. C(code) is the registry's error code or one of
+          C(MANIFEST_UNKNOWN) (a listed child is gone), C(UNSUPPORTED) (schema 1), C(DIGEST_MISMATCH),
+          C(UNREACHABLE); C(message) is one sentence naming the reference.
+      type: dict
+      sample: {"code": "MANIFEST_UNKNOWN", "message": "registry.lan:5000/app:1.0 lists 1 child manifest(s) missing from the registry: sha256:..."}
+    missing_children:
+      description: Digests of the children the index lists that are missing. Only with O(config) or O(verify_children).
+      type: list
+      elements: str
     platforms:
       description:
-        - Platforms as C(os/architecture[/variant]), as written in the index, or from the image config for a
-          single-platform image. Attestation entries are excluded.
+        - Platforms as C(os[(os.version)]/architecture[/variant]), as written in the index, or from the image
+          config for a single-platform image. Reference entries (attestations) are excluded; an identical entry
+          listed twice appears twice.
       type: list
       elements: str
       sample: [linux/amd64, linux/arm64, linux/arm/v7]
     manifests:
-      description: Child manifests (for a single-platform image, the image itself).
+      description: Child manifests (for a single-platform image, the image itself), reference entries excluded.
       type: list
       elements: dict
       contains:
+        kind:
+          description: V(image) (a platform), V(index) (nested), V(artifact) (OCI 1.1 C(artifactType)) or V(unknown).
+          type: str
         digest:
           description: Digest of the child manifest.
           type: str
@@ -161,8 +211,11 @@ images:
           description: Platform with keys C(os), C(architecture), C(variant), C(os_version), C(os_features).
           type: dict
         platform_string:
-          description: The platform as C(os/architecture[/variant]).
+          description: The platform as C(os[(os.version)]/architecture[/variant]), as containerd formats it.
           type: str
+        missing:
+          description: V(true) when this child's manifest is gone from the registry (O(config) or O(verify_children)).
+          type: bool
         annotations:
           description: Descriptor annotations.
           type: dict
@@ -172,7 +225,9 @@ images:
               (count), C(size) (compressed bytes of all layers), C(config_digest).
           type: dict
     attestations:
-      description: buildx attestation entries (provenance, SBOM), each with C(reference_digest), the image it describes.
+      description:
+        - Reference entries, each with C(reference_digest) (the entry it describes) and C(reference_type)
+          (C(attestation-manifest) for buildx provenance and SBOM attestations, or another type).
       type: list
       elements: dict
     annotations:
@@ -205,11 +260,15 @@ def main():
         images=dict(type="list", elements="str", required=True),
         require_platforms=dict(type="list", elements="str", default=[]),
         config=dict(type="bool", default=False),
+        verify_children=dict(type="bool", default=False),
+        fail_on_error=dict(type="bool", default=False),
     )
 
     def inspect(client, refs):
         facts = ManifestFacts(client, fetch_config=module.params["config"],
-                              required_platforms=module.params["require_platforms"])
+                              required_platforms=module.params["require_platforms"],
+                              verify_children=module.params["verify_children"],
+                              fail_on_error=module.params["fail_on_error"])
         return {"changed": False, "images": facts.gather(refs, concurrency=module.params["concurrency"])}
 
     run_registry_task(module, parse_options, inspect)

@@ -227,7 +227,7 @@ def _assert_nothing_written(proxy, registry, target_on_registry):
 
 @pytest.mark.parametrize("case", [
     "missing source", "duplicate platform", "no architecture", "annotations on docker list",
-    "docker list of oci children", "platform override on index", "merge into a single image",
+    "docker list of oci children", "platform override on index",
 ])
 def test_plan_errors(playbook, open_registry, case):
     with Proxy(open_registry) as proxy:
@@ -236,8 +236,6 @@ def test_plan_errors(playbook, open_registry, case):
         target = f"{h}/{repo}:1"
         if case == "no architecture":
             push_image(open_registry.url, repo, "noarch", platform={"os": "linux"}, payload=b"no architecture\n")
-        if case == "merge into a single image":
-            push_image(open_registry.url, repo, "1")
         proxy.reset()
         args, message = {
             "missing source": ({"sources": [f"{h}/fixtures/single:amd64", f"{h}/fixtures/single:nope"]},
@@ -256,16 +254,29 @@ def test_plan_errors(playbook, open_registry, case):
             "platform override on index": ({"sources": [{"image": f"{h}/fixtures/multi:latest",
                                                          "platform": "linux/amd64"}]},
                                            "a platform override is only allowed for single-platform sources"),
-            "merge into a single image": ({"sources": [f"{h}/fixtures/single:arm64"], "mode": "merge"},
-                                          "mode=merge needs an index at"),
         }[case]
         run = playbook(play(create(name=target, ignore_errors=True, **args)))
         result = run.result("publish")
         assert result["failed"] is True
         assert message in result["msg"], result["msg"]
         assert proxy.writes == 0
-        if case != "merge into a single image":
-            assert manifest_digest(open_registry, f"{open_registry.host}/{repo}:1") is None
+        assert manifest_digest(open_registry, f"{open_registry.host}/{repo}:1") is None
+
+
+def test_merge_into_a_tag_holding_a_single_image_makes_it_the_first_entry(playbook, open_registry):
+    """As buildah and podman do: the image at the tag becomes the first entry of a new index."""
+    h = open_registry.host
+    repo = unique("merge-single/app")
+    pushed = push_image(open_registry.url, repo, "1")
+    args = dict(name=f"{h}/{repo}:1", sources=[f"{h}/fixtures/single:arm64"], mode="merge")
+    run = playbook(play(create(**args)), diff=True)
+    assert run.rc == 0, run.output
+    result = run.result("publish")
+    assert result["changed"] is True and result["platforms"] == ["linux/amd64", "linux/arm64"]
+    assert result["manifest"]["manifests"][0]["digest"] == pushed["digest"]
+    assert f"linux/amd64: {pushed['digest']}" in run.output  # the diff shows the image as "before"
+    again = playbook(play(create(**args)))
+    assert again.result("publish")["changed"] is False
 
 
 def test_no_push_permission_is_said_plainly(playbook, token_registry):

@@ -14,12 +14,18 @@ __metaclass__ = type
 import json
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import (
-    ATTESTATION_DIGEST_ANNOTATION,
+    REFERENCE_DIGEST_ANNOTATION,
+    REFERENCE_TYPE_ANNOTATION,
     is_attestation,
+    is_platform_entry,
+    is_reference,
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
+    PlatformError,
+    check_variant,
     format_platform,
-    match_key,
+    normalize_arch,
+    platform_key,
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
     MEDIA_DOCKER_LIST,
@@ -50,8 +56,13 @@ class Entry:
         return self.descriptor["digest"]
 
     @property
-    def attestation(self):
-        return is_attestation(self.descriptor)
+    def reference(self):
+        """A reference entry (buildx attestation or other ``vnd.docker.reference.type``): never a platform."""
+        return is_reference(self.descriptor)
+
+    @property
+    def platform_entry(self):
+        return is_platform_entry(self.descriptor)
 
 
 def descriptor(media_type, digest, size, platform=None, annotations=None):
@@ -73,92 +84,108 @@ def ordered_platform(platform):
 
 
 def entries_from_image(origin, source_ref, media_type, digest, size, platform, annotations=None):
+    """The one entry of a single-image source; its platform must be complete and possible."""
     if not platform or not platform.get("architecture") or not platform.get("os"):
         raise PlanError("source %s has no architecture/os in its image config; give it a platform, "
                         "for example {image: %s, platform: linux/arm64}" % (origin, origin))
+    arch, variant = normalize_arch(platform.get("architecture"), platform.get("variant"))
+    try:
+        check_variant(arch, variant, format_platform(platform))
+    except PlatformError as exc:
+        raise PlanError("source %s: %s; give it a platform, for example {image: %s, platform: linux/%s}"
+                        % (origin, exc, origin, arch))
     return [Entry(descriptor(media_type, digest, size, platform, annotations), origin, source_ref)]
 
 
 def entries_from_index(origin, source_ref, index_document, annotations=None, attestations="keep"):
-    """The entries of a source that is itself an index; attestation entries follow ``attestations``."""
+    """The entries of a source that is itself an index, each carried with every field it has.
+
+    Reference entries (buildx attestations and other ``vnd.docker.reference.type``) follow
+    ``attestations``. ``annotations`` are added to the platform entries (the only change made to
+    an entry); without them an entry is copied as it is, key order included.
+    """
     entries = []
     for child in index_document.get("manifests") or []:
         if not isinstance(child, dict) or not child.get("digest"):
             continue
-        if is_attestation(child):
+        if is_reference(child):
             if attestations == "keep":
-                entries.append(Entry(descriptor(child.get("mediaType"), child["digest"], child.get("size"),
-                                                child.get("platform"), child.get("annotations")),
-                                     origin, source_ref))
+                entries.append(Entry(dict(child), origin, source_ref))
             continue
-        merged = dict(child.get("annotations") or {})
-        merged.update(annotations or {})
-        entries.append(Entry(descriptor(child.get("mediaType"), child["digest"], child.get("size"),
-                                        child.get("platform"), merged), origin, source_ref))
-    if not any(not e.attestation for e in entries):
+        carried = dict(child)
+        if annotations:
+            merged = dict(child.get("annotations") or {})
+            merged.update(annotations)
+            carried["annotations"] = merged
+        entries.append(Entry(carried, origin, source_ref))
+    if not any(e.platform_entry for e in entries):
         raise PlanError("source %s is an index without any platform entry" % origin)
     return entries
 
 
 def check_duplicates(entries):
-    """Two entries for the same normalised platform are an error naming both sources."""
+    """Two entries for the same platform (platform_key) are an error naming both sources.
+
+    Reference and platform-less entries are never duplicates; an identical entry (same digest and
+    platform) listed twice, as some upstream indexes do, is carried as it is.
+    """
     seen = {}
     for entry in entries:
-        platform = entry.descriptor.get("platform")
-        if entry.attestation or not platform:
+        if not entry.platform_entry:
             continue
-        key = match_key(platform)
-        if key in seen:
-            other = seen[key]
+        platform = entry.descriptor["platform"]
+        key = platform_key(platform)
+        other = seen.get(key)
+        if other is not None and other.digest != entry.digest:
             if other.origin != entry.origin:
                 who = "sources %s and %s both provide it" % (other.origin, entry.origin)
             else:
                 who = "source %s provides it twice" % entry.origin
             raise PlanError("duplicate platform %s: %s (%s and %s)"
                             % (format_platform(platform), who, other.digest, entry.digest))
-        seen[key] = entry
+        seen.setdefault(key, entry)
 
 
 def merge_entries(existing_document, new_entries, target_ref):
     """``mode=merge``: the existing index with same-platform entries replaced and new ones appended.
 
-    Attestation entries of the existing index whose image is no longer in the result are dropped.
+    Platforms are compared by platform_key (``os.version`` included: a Windows image of another
+    OS version is added, not swapped in). Reference entries of the existing index whose entry is no
+    longer in the result are dropped; those of the new entries follow them.
     """
     new_by_key = {}
     for entry in new_entries:
-        platform = entry.descriptor.get("platform")
-        if platform and not entry.attestation:
-            new_by_key[match_key(platform)] = entry
+        if entry.platform_entry:
+            new_by_key.setdefault(platform_key(entry.descriptor["platform"]), entry)
+    existing_label = "existing index %s" % target_ref.canonical
     placed = set()
     result = []
     for child in (existing_document or {}).get("manifests") or []:
-        if not isinstance(child, dict) or is_attestation(child):
+        if not isinstance(child, dict) or is_reference(child):
             continue
-        platform = child.get("platform")
-        key = match_key(platform) if platform else None
+        key = platform_key(child["platform"]) if is_platform_entry(child) else None
         if key is not None and key in new_by_key:
             if key not in placed:
                 result.append(new_by_key[key])
                 placed.add(key)
             continue
-        result.append(Entry(dict(child), "existing index %s" % target_ref.canonical, target_ref))
+        result.append(Entry(dict(child), existing_label, target_ref))
     for entry in new_entries:
-        platform = entry.descriptor.get("platform")
-        if entry.attestation:
+        if entry.reference:
             continue
-        key = match_key(platform) if platform else None
+        key = platform_key(entry.descriptor["platform"]) if entry.platform_entry else None
         if key is None or key not in placed:
             result.append(entry)
             if key is not None:
                 placed.add(key)
     kept = set(e.digest for e in result)
-    attestation_pool = [Entry(dict(c), "existing index %s" % target_ref.canonical, target_ref)
-                        for c in (existing_document or {}).get("manifests") or []
-                        if isinstance(c, dict) and is_attestation(c)]
-    attestation_pool += [e for e in new_entries if e.attestation]
+    reference_pool = [Entry(dict(c), existing_label, target_ref)
+                      for c in (existing_document or {}).get("manifests") or []
+                      if isinstance(c, dict) and is_reference(c)]
+    reference_pool += [e for e in new_entries if e.reference]
     seen = set()
-    for entry in attestation_pool:
-        described = (entry.descriptor.get("annotations") or {}).get(ATTESTATION_DIGEST_ANNOTATION)
+    for entry in reference_pool:
+        described = (entry.descriptor.get("annotations") or {}).get(REFERENCE_DIGEST_ANNOTATION)
         if described in kept and entry.digest not in seen:
             result.append(entry)
             seen.add(entry.digest)
@@ -219,8 +246,11 @@ def platform_lines(document):
     for child in (document or {}).get("manifests") or []:
         if not isinstance(child, dict):
             continue
-        if is_attestation(child):
-            label = "attestation for %s" % (child.get("annotations") or {}).get(ATTESTATION_DIGEST_ANNOTATION)
+        if is_reference(child):
+            annotations = child.get("annotations") or {}
+            label = "%s for %s" % ("attestation" if is_attestation(child) else
+                                   "reference (%s)" % annotations.get(REFERENCE_TYPE_ANNOTATION, "untyped"),
+                                   annotations.get(REFERENCE_DIGEST_ANNOTATION))
         elif child.get("platform"):
             label = format_platform(child["platform"])
         else:
@@ -233,9 +263,9 @@ def platform_lines(document):
 
 
 def known_platforms(document):
-    """``digest -> descriptor`` of the non-attestation entries of an existing index (reused on re-runs)."""
+    """``digest -> descriptor`` of the non-reference entries of an existing index (reused on re-runs)."""
     known = {}
     for child in (document or {}).get("manifests") or []:
-        if isinstance(child, dict) and child.get("digest") and not is_attestation(child):
+        if isinstance(child, dict) and child.get("digest") and not is_reference(child):
             known[child["digest"]] = child
     return known

@@ -1,7 +1,19 @@
 # -*- coding: utf-8 -*-
 # Copyright: archfleet.multiarch contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure shaping of manifests, indexes and image configs into facts (no I/O)."""
+"""Pure classification of manifests and index entries, and their shaping into facts (no I/O).
+
+The entry model: every entry of an index is one of
+
+* ``image``: a manifest for one platform (OCI image-spec image-index.md ``platform``);
+* ``index``: a nested index;
+* ``reference``: an entry that describes another entry rather than being a platform, marked with
+  the annotations ``vnd.docker.reference.digest`` / ``vnd.docker.reference.type`` (buildx
+  attestations, ``reference.type: attestation-manifest``, are one kind); its platform is
+  ``unknown/unknown`` and it is never a platform;
+* ``artifact``: an entry with ``artifactType`` (OCI 1.1);
+* ``unknown``: anything else (no usable platform, an unknown media type); reported, not an error.
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -15,11 +27,15 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
     IMAGE_MEDIA_TYPES,
     INDEX_MEDIA_TYPES,
+    SCHEMA1_MEDIA_TYPES,
 )
 
-ATTESTATION_TYPE_ANNOTATION = "vnd.docker.reference.type"
-ATTESTATION_DIGEST_ANNOTATION = "vnd.docker.reference.digest"
+REFERENCE_TYPE_ANNOTATION = "vnd.docker.reference.type"
+REFERENCE_DIGEST_ANNOTATION = "vnd.docker.reference.digest"
 ATTESTATION_MANIFEST = "attestation-manifest"
+# The names used before reference entries of every type were recognised.
+ATTESTATION_TYPE_ANNOTATION = REFERENCE_TYPE_ANNOTATION
+ATTESTATION_DIGEST_ANNOTATION = REFERENCE_DIGEST_ANNOTATION
 
 
 def is_index(media_type, document=None):
@@ -29,16 +45,56 @@ def is_index(media_type, document=None):
     return bool(document) and media_type is None and "manifests" in document and "layers" not in document
 
 
-def is_attestation(descriptor):
-    """buildx attestation manifests: an annotation says so; their platform is unknown/unknown."""
+def is_schema1(media_type, document=None):
+    """Docker image manifest schema 1 (``schemaVersion: 1``, signed or not)."""
+    if media_type in SCHEMA1_MEDIA_TYPES:
+        return True
+    return isinstance(document, dict) and document.get("schemaVersion") == 1
+
+
+def is_reference(descriptor):
+    """An index entry that refers to another entry (``vnd.docker.reference.*`` annotations); never a platform."""
     annotations = descriptor.get("annotations") or {}
-    return annotations.get(ATTESTATION_TYPE_ANNOTATION) == ATTESTATION_MANIFEST
+    return REFERENCE_DIGEST_ANNOTATION in annotations or REFERENCE_TYPE_ANNOTATION in annotations
+
+
+def is_attestation(descriptor):
+    """buildx attestation manifests: a reference entry of type ``attestation-manifest``."""
+    annotations = descriptor.get("annotations") or {}
+    return annotations.get(REFERENCE_TYPE_ANNOTATION) == ATTESTATION_MANIFEST
+
+
+def has_platform(descriptor):
+    """Whether an index entry names a real platform (os and architecture, not ``unknown/unknown``)."""
+    platform = descriptor.get("platform")
+    return (isinstance(platform, dict) and bool(platform.get("os")) and bool(platform.get("architecture"))
+            and not is_unknown(platform))
+
+
+def is_platform_entry(descriptor):
+    """An entry a runtime selects by platform: it has a real platform and is not a reference entry."""
+    return not is_reference(descriptor) and has_platform(descriptor)
+
+
+def entry_kind(descriptor):
+    """``reference``, ``artifact``, ``index``, ``image`` or ``unknown`` (see the module docstring)."""
+    if is_reference(descriptor):
+        return "reference"
+    if descriptor.get("artifactType"):
+        return "artifact"
+    media_type = descriptor.get("mediaType")
+    if media_type in INDEX_MEDIA_TYPES:
+        return "index"
+    if has_platform(descriptor) and media_type in IMAGE_MEDIA_TYPES + (None,):
+        return "image"
+    return "unknown"
 
 
 def describe_descriptor(descriptor):
     """Facts for one index entry."""
     platform = descriptor.get("platform")
     return {
+        "kind": entry_kind(descriptor),
         "digest": descriptor.get("digest"),
         "size": descriptor.get("size"),
         "media_type": descriptor.get("mediaType"),
@@ -54,8 +110,8 @@ def describe_attestation(descriptor):
         "digest": descriptor.get("digest"),
         "size": descriptor.get("size"),
         "media_type": descriptor.get("mediaType"),
-        "reference_digest": annotations.get(ATTESTATION_DIGEST_ANNOTATION),
-        "reference_type": annotations.get(ATTESTATION_TYPE_ANNOTATION),
+        "reference_digest": annotations.get(REFERENCE_DIGEST_ANNOTATION),
+        "reference_type": annotations.get(REFERENCE_TYPE_ANNOTATION),
         "annotations": dict(annotations),
     }
 
@@ -63,20 +119,21 @@ def describe_attestation(descriptor):
 def index_facts(document):
     """``manifests``, ``attestations``, ``platforms`` and ``annotations`` of an index document.
 
-    Entries of unknown media types are kept in ``manifests`` (reported, not an error);
-    attestation entries and entries without a usable platform are not platforms.
+    ``attestations`` lists every reference entry (buildx attestations and any other
+    ``vnd.docker.reference.type``); ``manifests`` every other entry, with its ``kind``. Entries of
+    unknown media types are kept in ``manifests`` (reported, not an error). ``platforms`` holds the
+    platform of each platform entry, in index order (an identical duplicate entry appears twice).
     """
     manifests, attestations, platforms = [], [], []
     for descriptor in document.get("manifests") or []:
         if not isinstance(descriptor, dict):
             continue
-        if is_attestation(descriptor):
+        if is_reference(descriptor):
             attestations.append(describe_attestation(descriptor))
             continue
         entry = describe_descriptor(descriptor)
         manifests.append(entry)
-        platform = descriptor.get("platform")
-        if platform and not is_unknown(platform):
+        if has_platform(descriptor):
             platforms.append(entry["platform_string"])
     return {
         "manifests": manifests,

@@ -47,32 +47,75 @@ def normalize_os(os_name):
     return "darwin" if os_name == "macos" else os_name
 
 
+# Aliases that name an architecture (and, for 32-bit ARM, a variant): GOARCH names as containerd's
+# normalizeArch, plus what `uname -m`, Debian (dpkg) and other tools print for the same CPUs.
+_ARCH_ALIASES = {
+    "x86_64": ("amd64", ""), "x86-64": ("amd64", ""), "amd64": ("amd64", ""),
+    "i386": ("386", ""), "i486": ("386", ""), "i586": ("386", ""), "i686": ("386", ""), "x86": ("386", ""),
+    "aarch64": ("arm64", ""), "arm64": ("arm64", ""),
+    "armhf": ("arm", "v7"), "armv7l": ("arm", "v7"), "armv7": ("arm", "v7"), "armv8l": ("arm", "v8"),
+    "armel": ("arm", "v6"), "armv6l": ("arm", "v6"), "armv6": ("arm", "v6"),
+    "armv5l": ("arm", "v5"), "armv5tel": ("arm", "v5"), "armv5": ("arm", "v5"),
+    "ppc64el": ("ppc64le", ""), "powerpc64le": ("ppc64le", ""), "powerpc64": ("ppc64", ""),
+    "loongarch64": ("loong64", ""), "mips64el": ("mips64le", ""), "mipsel": ("mipsle", ""),
+}
+
+# The variants each architecture has (after normalisation; "" is the architecture without one).
+# amd64: x86-64 micro-architecture levels; arm: ARM architecture versions (GOARM); arm64: ARMv8.x
+# and ARMv9.x; riscv64: RVA profiles (GORISCV64); ppc64/ppc64le: POWER levels (GOPPC64).
+# Architectures not listed have no variants.
+VARIANTS = {
+    "amd64": ("", "v2", "v3", "v4"),
+    "arm": ("v5", "v6", "v7", "v8"),
+    "arm64": ("", "v8.1", "v8.2", "v8.3", "v8.4", "v8.5", "v8.6", "v8.7", "v8.8", "v8.9",
+              "v9", "v9.1", "v9.2", "v9.3", "v9.4", "v9.5"),
+    "riscv64": ("", "rva20u64", "rva22u64", "rva23u64"),
+    "ppc64le": ("", "power8", "power9", "power10"),
+    "ppc64": ("", "power8", "power9", "power10"),
+}
+_VARIANT_SPELLINGS = {"amd64": ("v1", "v2", "v3", "v4"), "arm": ("v5", "v6", "v7", "v8"),
+                      "arm64": ("v8", "v8.1", "...", "v8.9", "v9", "v9.1", "...", "v9.5")}
+
+
 def normalize_arch(arch, variant):
-    """containerd's normalizeArch: aliases to GOARCH names, arm variants to ``vN``."""
+    """containerd's normalizeArch: aliases to GOARCH names, arm variants to ``vN``.
+
+    Returns ``(architecture, variant)``, both lower case; the variant is "" when the architecture
+    has none (or its default: ``amd64/v1``, ``arm64/v8``).
+    """
     arch, variant = (arch or "").lower(), (variant or "").lower()
-    if arch == "i386":
-        return "386", ""
-    if arch in ("x86_64", "x86-64", "amd64"):
-        return "amd64", ("" if variant == "v1" else variant)
-    if arch in ("aarch64", "arm64"):
-        if variant in ("8", "v8", "v8.0"):
+    arch, implied = _ARCH_ALIASES.get(arch, (arch, ""))
+    variant = variant or implied
+    if arch == "amd64":
+        return arch, ("" if variant == "v1" else variant)
+    if arch == "arm64":
+        if variant in ("8", "v8", "v8.0", "8.0"):
             variant = ""
         elif variant in ("9", "9.0", "v9.0"):
             variant = "v9"
         elif re.match(r"^[89]\.[0-9]$", variant):
             variant = "v" + variant
-        return "arm64", variant
-    if arch == "armhf":
-        return "arm", "v7"
-    if arch == "armel":
-        return "arm", "v6"
+        return arch, variant
     if arch == "arm":
         if variant in ("", "7"):
             variant = "v7"
         elif variant in ("5", "6", "8"):
             variant = "v" + variant
-        return "arm", variant
+        return arch, variant
     return arch, variant
+
+
+def check_variant(arch, variant, text):
+    """Raise PlatformError unless the normalised ``variant`` exists for ``arch`` (see VARIANTS)."""
+    allowed = VARIANTS.get(arch, ("",))
+    if variant in allowed:
+        return
+    if allowed == ("",):
+        raise PlatformError("invalid platform %r: architecture %s has no variants (write it without one, "
+                            "e.g. 'linux/%s')" % (text, arch, arch))
+    spelled = _VARIANT_SPELLINGS.get(arch) or [v for v in allowed if v]
+    raise PlatformError("invalid platform %r: architecture %s has no variant %s (valid: %s)"
+                        % (text, arch, variant, ", ".join(spelled)))
 
 
 def host_platform():
@@ -160,38 +203,75 @@ def parse_platform(text):
             variant = ""
     else:
         arch, variant = normalize_arch(parts[1], parts[2])
+        check_variant(arch, variant, text)
         if arch == "arm64" and variant == "":
             variant = "v8"
     return _platform(os_name, arch, variant, os_version, os_features)
 
 
-def match_key(platform):
-    """A hashable key under which equivalent platforms compare equal.
+def platform_key(platform):
+    """The identity of a platform: ``(os, architecture, variant, os_version, os_features)``, normalised.
 
-    ``arm64`` == ``arm64/v8``; ``arm`` == ``arm/v7``; ``amd64/v1`` == ``amd64``; OS and
-    architecture aliases are resolved. ``platform`` is a dict (index ``platform`` object or
-    the result of parse_platform) or a string.
+    Two index entries are the same platform when their keys are equal: ``arm64`` == ``arm64/v8``,
+    ``arm`` == ``arm/v7``, ``amd64/v1`` == ``amd64``, aliases resolved; ``os.version`` and
+    ``os.features`` (OCI image-spec, image-index.md) are part of the identity, so Windows images
+    of two OS versions are two platforms. ``platform`` is a dict (an index ``platform`` object or the
+    result of parse_platform) or a string.
     """
     if isinstance(platform, str):
         platform = parse_platform(platform)
     os_name = normalize_os(platform.get("os"))
     arch, variant = normalize_arch(platform.get("architecture"), platform.get("variant"))
-    if arch == "arm64" and variant == "v8":
-        variant = ""
-    return (os_name, arch, variant)
+    version = platform.get("os_version") if "os_version" in platform else platform.get("os.version")
+    features = platform.get("os_features") if "os_features" in platform else platform.get("os.features")
+    return (os_name, arch, variant, version or "", tuple(sorted(features or ())))
+
+
+match_key = platform_key
+
+
+def platform_matches(required, platform):
+    """Whether ``platform`` satisfies the requirement ``required`` (dicts, strings or keys), as containerd matches.
+
+    OS, architecture and variant must be equal (normalised); a required ``os.version`` is a prefix
+    on a dot boundary (``10.0.20348`` matches ``10.0.20348.2340``), none matches any version; the
+    required ``os.features`` must all be present.
+    """
+    want = required if isinstance(required, tuple) else platform_key(required)
+    have = platform if isinstance(platform, tuple) else platform_key(platform)
+    if want[:3] != have[:3]:
+        return False
+    if want[3] and not (have[3] == want[3] or have[3].startswith(want[3] + ".")):
+        return False
+    return set(want[4]) <= set(have[4])
+
+
+def _os_text(os_name, version, features):
+    if not version and not features:
+        return os_name
+    return "%s(%s%s)" % (os_name, version or "", "".join("+" + f for f in features or ()))
 
 
 def format_platform(platform):
-    """``os/arch[/variant]`` from a platform dict, as written (no normalisation)."""
-    text = "%s/%s" % (platform.get("os") or "unknown", platform.get("architecture") or "unknown")
+    """``os[(os.version[+feature...])]/arch[/variant]`` from a platform dict, as written (not normalised).
+
+    The OS version and features are written as containerd's ``FormatAll`` writes them, so the text
+    parses back (parse_platform) to the same platform.
+    """
+    version = platform.get("os_version") if "os_version" in platform else platform.get("os.version")
+    features = platform.get("os_features") if "os_features" in platform else platform.get("os.features")
+    text = "%s/%s" % (_os_text(platform.get("os") or "unknown", version, features),
+                      platform.get("architecture") or "unknown")
     if platform.get("variant"):
         text += "/" + platform["variant"]
     return text
 
 
 def format_key(key):
-    os_name, arch, variant = key
-    return "%s/%s/%s" % (os_name, arch, variant) if variant else "%s/%s" % (os_name, arch)
+    """The text of a platform_key (normalised names)."""
+    os_name, arch, variant = key[:3]
+    text = "%s/%s" % (_os_text(os_name, key[3] if len(key) > 3 else "", key[4] if len(key) > 4 else ()), arch)
+    return text + "/" + variant if variant else text
 
 
 def oci_platform(platform):

@@ -201,7 +201,12 @@ class ImageReference:
 
 def registry_api_host(registry):
     """Host (and port) that serves a registry's API: Docker Hub (docker.io) is served by registry-1."""
-    return DOCKER_HUB_API_HOST if registry == DEFAULT_DOMAIN else registry
+    return DOCKER_HUB_API_HOST if registry.lower() == DEFAULT_DOMAIN else registry
+
+
+def registry_key(registry):
+    """How registry domains compare: host names are case-insensitive (RFC 4343), ports are not names."""
+    return registry.lower()
 
 
 def is_loopback_registry(registry):
@@ -211,7 +216,8 @@ def is_loopback_registry(registry):
 
 
 def registry_hostname(registry):
-    """The host part of a registry domain (without port), keeping IPv6 brackets."""
+    """The host part of a registry domain (without port, lower case), keeping IPv6 brackets."""
+    registry = registry.lower()
     if registry.startswith("["):
         return registry[:registry.index("]") + 1]
     return registry.split(":", 1)[0]

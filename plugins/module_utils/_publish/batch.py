@@ -84,7 +84,7 @@ class Batch:
             result["diff"] = {
                 "before_header": "%s (%s)" % (publisher.target.canonical,
                                               plan.existing.digest if plan.existing else "absent"),
-                "before": platform_lines(plan.existing_document),
+                "before": platform_lines(plan.before_document),
                 "after_header": "%s (%s)" % (publisher.target.canonical, plan.digest),
                 "after": platform_lines(plan.document),
             }

@@ -20,6 +20,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index imp
     build_index,
     check_duplicates,
     choose_media_type,
+    descriptor,
     entries_from_image,
     entries_from_index,
     known_platforms,
@@ -29,9 +30,11 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index imp
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import (
     is_image_manifest,
     is_index,
+    is_schema1,
     platform_from_config,
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import oci_platform
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import IMAGE_MEDIA_TYPES
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
 
@@ -51,7 +54,9 @@ class Source:
 class Plan:
     """What the module would write: the index, its digest, and which tags must move."""
 
-    def __init__(self, document, body, digest, media_type, entries, existing, existing_document, tags_to_write):
+    def __init__(self, document, body, digest, media_type, entries, existing, existing_document, tags_to_write,
+                 before_document=None):
+        self.before_document = before_document if before_document is not None else existing_document
         self.document = document
         self.body = body
         self.digest = digest
@@ -82,10 +87,9 @@ class Publisher:
         existing = self.client.get_manifest(self.target, what="reading the current index")
         existing_document = existing.json() if existing is not None else None
         if existing is not None and not is_index(existing.media_type, existing_document):
-            if mode == "merge":
-                raise PlanError("mode=merge needs an index at %s, but it holds a single-platform image (%s)"
-                                % (self.target.canonical, existing.media_type))
-            existing_document_for_reuse = None
+            # A single image at the tag: merge makes it the first entry of a new index (as buildah
+            # and podman do); replace overwrites it.
+            existing_document_for_reuse = self._image_as_index(existing) if mode == "merge" else None
         else:
             existing_document_for_reuse = existing_document
         known = {} if self.force else known_platforms(existing_document_for_reuse)
@@ -114,7 +118,21 @@ class Publisher:
             if current is None or current.digest != digest:
                 tags_to_write.append(tag_ref)
         return Plan(document, body, digest, document.get("mediaType") or chosen, entries, existing,
-                    existing_document, tags_to_write)
+                    existing_document, tags_to_write, before_document=existing_document_for_reuse)
+
+    def _image_as_index(self, existing):
+        """The single image at the target tag as a one-entry index, its platform from its config."""
+        document = existing.json()
+        if is_schema1(existing.media_type, document) or not is_image_manifest(existing.media_type, document):
+            raise PlanError("mode=merge cannot add to %s: it holds a %s manifest, which cannot be listed in an "
+                            "index; use mode=replace to overwrite it" % (self.target.canonical, existing.media_type))
+        config = self.client.get_image_config(self.target.with_digest(existing.digest), document)
+        platform = platform_from_config(config)
+        if not platform.get("architecture") or not platform.get("os"):
+            raise PlanError("mode=merge cannot add to %s: the image there states no architecture/os in its config; "
+                            "use mode=replace" % self.target.canonical)
+        return {"manifests": [descriptor(existing.media_type, existing.digest, existing.size,
+                                         oci_platform(platform))]}
 
     def _resolve(self, source, known, attestations):
         """The index entries a source contributes. Reads as little as the situation allows.
@@ -153,6 +171,9 @@ class Publisher:
                         else self._platform_from_config(source, manifest))
             return entries_from_image(source.origin, source.ref, manifest.media_type, manifest.digest,
                                       manifest.size, platform, source.annotations)
+        if is_schema1(manifest.media_type, document):
+            raise PlanError("source %s is a Docker schema 1 manifest (%s), which no index can list; push the image "
+                            "again with a current client (schema 2 or OCI)" % (source.origin, manifest.media_type))
         raise PlanError("source %s has media type %s, which is neither an image manifest nor an index"
                         % (source.origin, manifest.media_type))
 
@@ -218,7 +239,7 @@ class Publisher:
             self.client.put_manifest(tag_ref, plan.body, plan.media_type, what="writing index")
 
     def _same_repository(self, ref):
-        return ref.registry == self.target.registry and ref.repository == self.target.repository
+        return registry_key(ref.registry) == registry_key(self.target.registry) and ref.repository == self.target.repository
 
     def _children_to_copy(self, source_ref, digest):
         """``[(source_ref, manifest)]`` for ``digest`` and, for a nested index, its children; [] if present."""
@@ -245,7 +266,7 @@ class Publisher:
 
     def _ensure_blob(self, source_ref, digest):
         target = self.target
-        if source_ref.registry == target.registry:
+        if registry_key(source_ref.registry) == registry_key(target.registry):
             if self.client.mount_blob(target, digest, source_ref.repository):
                 self._bump("blobs_mounted")
                 return

@@ -22,10 +22,13 @@ from urllib.parse import urljoin
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
     ACCEPT_MANIFESTS,
+    MEDIA_DOCKER_SCHEMA1,
+    SCHEMA1_MEDIA_TYPES,
     compute_digest,
     media_type_of,
     sha256_digest,
 )
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import is_schema1
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import (
     CredentialError,
     Credentials,
@@ -206,19 +209,32 @@ class RegistryClient:
         if response.status_code == 404:
             return None
         digest = response.headers.get("Docker-Content-Digest")
-        if response.status_code == 405 or (response.status_code == 200 and not digest):
+        size = response.headers.get("Content-Length")
+        size = int(size) if size and size.isdigit() else 0
+        # No digest, or no (or a zero) length as some proxies send: the GET tells both for sure.
+        if response.status_code == 405 or (response.status_code == 200 and (not digest or size <= 0)):
             return self.get_manifest(ref, what)
         if response.status_code != 200:
             raise self._error(response, "%s of %s" % (what, ref.canonical), ref.registry)
         if ref.digest and digest != ref.digest:
             raise RegistryError("%s of %s: the registry reports digest %s for it" % (what, ref.canonical, digest),
                                 code="DIGEST_MISMATCH")
-        size = response.headers.get("Content-Length")
-        return ManifestResponse(digest, media_type_of(response.headers.get("Content-Type")),
-                                int(size) if size and size.isdigit() else None)
+        return ManifestResponse(digest, media_type_of(response.headers.get("Content-Type")), size)
 
     def _manifest_from(self, ref, response, body, what):
+        """A ManifestResponse for a manifest body, its digest verified (schema 1 excepted, see below)."""
         label = "%s of %s" % (what, ref.canonical)
+        try:
+            document = json.loads(body.decode("utf-8"))
+        except ValueError:
+            raise RegistryError("%s: the manifest is not valid JSON" % label, code="MANIFEST_INVALID")
+        content_type = media_type_of(response.headers.get("Content-Type"))
+        if content_type in SCHEMA1_MEDIA_TYPES or is_schema1(None, document):
+            # Docker schema 1: its digest covers the JWS payload, not these bytes, so it cannot be
+            # checked here; it is reported (and refused as a source), never written.
+            digest = ref.digest or response.headers.get("Docker-Content-Digest") or sha256_digest(body)
+            media_type = content_type if content_type in SCHEMA1_MEDIA_TYPES else MEDIA_DOCKER_SCHEMA1
+            return ManifestResponse(digest, media_type, len(body), body)
         if ref.digest:
             verify_digest(body, ref.digest, label)
             digest = ref.digest
@@ -228,15 +244,8 @@ class RegistryClient:
             if announced and announced.startswith("sha256:") and announced != digest:
                 raise RegistryError("%s: the registry announced digest %s but the bytes it sent hash to %s; "
                                     "refusing the content" % (label, announced, digest), code="DIGEST_MISMATCH")
-        media_type = None
-        try:
-            document = json.loads(body.decode("utf-8"))
-            if isinstance(document, dict):
-                media_type = document.get("mediaType")
-        except ValueError:
-            raise RegistryError("%s: the manifest is not valid JSON" % label, code="MANIFEST_INVALID")
-        media_type = media_type or media_type_of(response.headers.get("Content-Type"))
-        return ManifestResponse(digest, media_type, len(body), body)
+        media_type = document.get("mediaType") if isinstance(document, dict) else None
+        return ManifestResponse(digest, media_type or content_type, len(body), body)
 
     def put_manifest(self, ref, body, media_type, what="writing manifest"):
         """PUT manifest bytes unchanged at ``ref`` (tag or digest); returns the digest the registry reports."""

@@ -98,7 +98,7 @@ def normalize_config_key(key):
         if key.startswith(prefix):
             key = key[len(prefix):]
             break
-    key = key.split("/", 1)[0]
+    key = key.split("/", 1)[0].lower()  # host names are case-insensitive (RFC 4343)
     if key in _DOCKER_HUB_ALIASES:
         return "docker.io"
     return key

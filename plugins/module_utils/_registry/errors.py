@@ -46,7 +46,11 @@ class BrokenBodyError(RegistryError):
 
 
 def parse_error_body(body, content_type=""):
-    """``(code, message)`` of a registry error body (JSON ``errors`` list or plain text); Nones when empty."""
+    """``(code, message)`` of a registry error body (JSON ``errors`` list or plain text); Nones when empty.
+
+    ``code`` is the first error's code; when the body carries several errors, ``message`` ends
+    with the others (``also CODE (message)``), so no code is lost.
+    """
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
     try:
         data = json.loads(text)
@@ -56,7 +60,14 @@ def parse_error_body(body, content_type=""):
         errors = data.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             first = errors[0]
-            return first.get("code") or None, (first.get("message") or "").strip() or None
+            message = (first.get("message") or "").strip() or None
+            others = ["%s%s" % (e.get("code") or "UNKNOWN", " (%s)" % e["message"].strip()
+                                if isinstance(e.get("message"), str) and e["message"].strip() else "")
+                      for e in errors[1:] if isinstance(e, dict)]
+            if others:
+                message = "%s; also %s" % (message or "", ", ".join(others))
+                message = message.lstrip("; ")
+            return first.get("code") or None, message
         if data.get("details") or data.get("message"):
             return None, (data.get("details") or data.get("message"))
     text = " ".join(text.split())

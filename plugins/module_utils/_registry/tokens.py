@@ -21,6 +21,7 @@ import time
 
 from urllib.parse import urlencode
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import (
     basic_auth_value,
     scope_string,
@@ -80,7 +81,7 @@ class TokenStore:
             self.fetch(endpoint, wanted[start:start + TOKEN_SCOPES_PER_REQUEST])
 
     def cached(self, registry, repository, actions):
-        entry = self._tokens.get((registry, repository))
+        entry = self._tokens.get((registry_key(registry), repository))
         if entry is None:
             return None
         token, expires, granted = entry
@@ -90,14 +91,14 @@ class TokenStore:
 
     def granted_actions(self, registry, repository):
         """Actions the cached Bearer token grants on ``repository``, when the token says (a JWT); else None."""
-        entry = self._tokens.get((registry, repository))
+        entry = self._tokens.get((registry_key(registry), repository))
         if entry is None:
             return None
         return jwt_granted_actions(entry[0], repository)
 
     def drop(self, registry, repository):
         with self._lock:
-            self._tokens.pop((registry, repository), None)
+            self._tokens.pop((registry_key(registry), repository), None)
 
     def headers(self, endpoint, repository, actions):
         """``{"Authorization": ...}`` for a request on ``repository`` needing ``actions``; {} when open."""
@@ -157,7 +158,7 @@ class TokenStore:
         expires = self._clock() + max(lifetime - TOKEN_EXPIRY_MARGIN, 1)
         with self._lock:
             for repo, actions in scopes:
-                self._tokens[(endpoint.registry, repo)] = (token, expires, frozenset(actions))
+                self._tokens[(registry_key(endpoint.registry), repo)] = (token, expires, frozenset(actions))
         return token
 
     def _realm_verify(self, endpoint):

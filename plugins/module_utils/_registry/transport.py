@@ -37,6 +37,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference
     is_loopback_registry,
     registry_api_host,
     registry_hostname,
+    registry_key,
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import (
     parse_www_authenticate,
@@ -130,7 +131,7 @@ class Transport:
         self.credentials_for = credentials_for
         self.validate_certs = validate_certs
         self.ca_path = ca_path
-        self.insecure_registries = set(insecure_registries or ())
+        self.insecure_registries = set(registry_key(entry) for entry in insecure_registries or ())
         self.timeout = timeout
         self.max_retries = retries
         self._sleep = sleep
@@ -232,14 +233,15 @@ class Transport:
     def is_insecure(self, registry):
         """Whether ``registry`` (host[:port]) is listed in ``insecure_registries`` (with or without its port)."""
         host = registry_hostname(registry)
-        return registry in self.insecure_registries or host in self.insecure_registries
+        return registry_key(registry) in self.insecure_registries or host in self.insecure_registries
 
     def endpoint(self, registry):
         """The discovered Endpoint of ``registry``; the first call per registry pings ``/v2/``."""
+        key = registry_key(registry)
         with self._lock:
-            endpoint = self._endpoints.get(registry)
+            endpoint = self._endpoints.get(key)
             if endpoint is None:
-                endpoint = self._endpoints[registry] = Endpoint(registry)
+                endpoint = self._endpoints[key] = Endpoint(registry)
         if endpoint.base_url is None:
             with endpoint.lock:
                 if endpoint.base_url is None:

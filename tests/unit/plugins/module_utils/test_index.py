@@ -69,7 +69,7 @@ def test_index_source_keeps_or_drops_attestations_and_merges_annotations():
     kept = entries_from_index("up", SOURCE, document, {"y": "source"}, "keep")
     assert [e.digest for e in kept] == [digest(1), digest(2)]
     assert kept[0].descriptor["annotations"] == {"x": "child", "y": "source"}
-    assert kept[1].attestation and "y" not in kept[1].descriptor["annotations"]
+    assert kept[1].reference and "y" not in kept[1].descriptor["annotations"]
     dropped = entries_from_index("up", SOURCE, document, None, "drop")
     assert [e.digest for e in dropped] == [digest(1)]
 

@@ -63,13 +63,53 @@ def test_results_keep_input_order_and_tokens_are_asked_per_registry(registry):
         ("authorize", REG, (("other/x", ("pull",)), ("team/app", ("pull",))))]
 
 
-def test_a_listed_child_that_is_gone_is_named(registry):
+def test_a_listed_child_that_is_gone_is_a_fact_not_a_failure(registry):
     index = registry.repo(parse_reference(REG + "/team/app"))
     armv7 = index.tags.pop("armv7")
     del index.manifests[armv7]
-    with pytest.raises(RegistryError, match="index entry registry.example/team/app@%s is listed but its manifest "
-                                            "is missing" % armv7):
-        gather(registry, [REG + "/team/app:1.0"], fetch_config=True)
+    for options in ({"fetch_config": True}, {"verify_children": True}):
+        broken, fine = gather(registry, [REG + "/team/app:1.0", REG + "/team/app:amd64"],
+                              required_platforms=["linux/arm/v7"], **options)
+        assert broken["exists"] is True and broken["missing_children"] == [armv7]
+        assert broken["error"] == {"code": "MANIFEST_UNKNOWN", "message": (
+            "registry.example/team/app:1.0 lists 1 child manifest(s) missing from the registry: %s" % armv7)}
+        assert broken["missing_platforms"] == ["linux/arm/v7"]
+        assert "error" not in fine and fine["exists"] is True
+    with pytest.raises(RegistryError, match="lists 1 child manifest"):
+        gather(registry, [REG + "/team/app:1.0"], fetch_config=True, fail_on_error=True)
+
+
+def test_an_unreadable_image_gets_an_error_fact(registry):
+    target = parse_reference(REG + "/team/broken:1")
+    registry.add_manifest(target, {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                   "config": {"digest": "sha256:" + "9" * 64, "size": 2}, "layers": []})
+    facts, = gather(registry, [REG + "/team/broken:1"])
+    assert facts["exists"] is True and facts["error"]["code"] == "BLOB_UNKNOWN"
+
+
+def test_schema1_is_reported_for_that_image_only(registry):
+    target = parse_reference(REG + "/team/old:1")
+    registry.add_manifest(target, {"schemaVersion": 1, "name": "team/old", "tag": "1", "architecture": "amd64",
+                                   "fsLayers": [], "history": []},
+                          media_type="application/vnd.docker.distribution.manifest.v1+prettyjws")
+    old, new = gather(registry, [REG + "/team/old:1", REG + "/team/app:1.0"])
+    assert old["kind"] == "schema1" and old["exists"] is True and old["error"]["code"] == "UNSUPPORTED"
+    assert "Docker schema 1 manifest" in old["error"]["message"] and new["kind"] == "index"
+
+
+def test_windows_requirements_name_a_version_prefix():
+    fake = FakeRegistry()
+    ref = parse_reference(REG + "/team/win:1")
+    entries = [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + "%064x" % n,
+                "size": 1, "platform": {"architecture": "amd64", "os": "windows", "os.version": version}}
+               for n, version in ((1, "10.0.17763.5458"), (2, "10.0.20348.2340"))]
+    fake.add_index(ref, entries[:1])
+    facts, = gather(fake, [REG + "/team/win:1"], required_platforms=["windows(10.0.20348)/amd64", "windows/amd64"])
+    assert facts["platforms"] == ["windows(10.0.17763.5458)/amd64"]
+    assert facts["missing_platforms"] == ["windows(10.0.20348)/amd64"]
+    fake.add_index(ref, entries)
+    facts, = gather(fake, [REG + "/team/win:1"], required_platforms=["windows(10.0.20348)/amd64"])
+    assert facts["missing_platforms"] == []
 
 
 def test_parse_options_names_the_bad_value():

@@ -11,6 +11,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform 
     match_key,
     oci_platform,
     parse_platform,
+    platform_matches,
 )
 
 
@@ -108,8 +109,66 @@ def test_different_platforms_differ(left, right):
 
 
 def test_match_key_of_index_platform_objects():
-    assert match_key({"os": "linux", "architecture": "arm64", "variant": "v8"}) == ("linux", "arm64", "")
-    assert match_key({"os": "linux", "architecture": "arm"}) == ("linux", "arm", "v7")
+    assert match_key({"os": "linux", "architecture": "arm64", "variant": "v8"}) == ("linux", "arm64", "", "", ())
+    assert match_key({"os": "linux", "architecture": "arm"}) == ("linux", "arm", "v7", "", ())
+    assert match_key({"os": "windows", "architecture": "amd64", "os.version": "10.0.17763.5458",
+                      "os.features": ["win32k"]}) == ("windows", "amd64", "", "10.0.17763.5458", ("win32k",))
+
+
+WINDOWS_2019 = {"os": "windows", "architecture": "amd64", "os.version": "10.0.17763.5458"}
+WINDOWS_2022 = {"os": "windows", "architecture": "amd64", "os.version": "10.0.20348.2340"}
+
+
+def test_windows_versions_are_two_platforms():
+    assert match_key(WINDOWS_2019) != match_key(WINDOWS_2022)
+    assert format_platform(WINDOWS_2019) == "windows(10.0.17763.5458)/amd64"
+    assert parse_platform("windows(10.0.17763.5458)/amd64")["os_version"] == "10.0.17763.5458"
+    assert format_platform({"os": "windows", "architecture": "amd64", "os.features": ["win32k"]}) == \
+        "windows(+win32k)/amd64"
+
+
+@pytest.mark.parametrize("required, platform, matches", [
+    ("windows(10.0.20348)/amd64", WINDOWS_2022, True),
+    ("windows(10.0.20348)/amd64", WINDOWS_2019, False),
+    ("windows(10.0.2034)/amd64", WINDOWS_2022, False),   # a prefix on a dot boundary only
+    ("windows/amd64", WINDOWS_2019, True),
+    ("windows(10.0.17763.5458)/amd64", WINDOWS_2019, True),
+    ("linux/arm64", {"os": "linux", "architecture": "arm64", "variant": "v8"}, True),
+    ("linux/arm/v6", {"os": "linux", "architecture": "arm", "variant": "v7"}, False),
+    ("windows(+win32k)/amd64", dict(WINDOWS_2019, **{"os.features": ["win32k"]}), True),
+    ("windows(+win32k)/amd64", WINDOWS_2019, False),
+])
+def test_requirements_match_as_containerd_matches(required, platform, matches):
+    assert platform_matches(required, platform) is matches
+
+
+@pytest.mark.parametrize("alias, canonical", [
+    ("linux/armv7l", "linux/arm/v7"), ("linux/armv6l", "linux/arm/v6"), ("linux/armel", "linux/arm/v6"),
+    ("linux/armhf", "linux/arm/v7"), ("linux/i686", "linux/386"), ("linux/i386", "linux/386"),
+    ("linux/ppc64el", "linux/ppc64le"), ("linux/loongarch64", "linux/loong64"), ("linux/x86_64", "linux/amd64"),
+    ("linux/aarch64", "linux/arm64"), ("linux/mips64el", "linux/mips64le"), ("armv7l", "linux/arm/v7"),
+    ("i686", "linux/386"), ("linux/armv8l", "linux/arm/v8"),
+])
+def test_aliases_normalise_identically(alias, canonical):
+    assert match_key(alias) == match_key(canonical)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("linux/amd64/v8", r"architecture amd64 has no variant v8 \(valid: v1, v2, v3, v4\)"),
+    ("linux/386/v7", r"architecture 386 has no variants \(write it without one, e.g. 'linux/386'\)"),
+    ("linux/arm/v9", r"architecture arm has no variant v9 \(valid: v5, v6, v7, v8\)"),
+    ("linux/arm64/v7", r"architecture arm64 has no variant v7 \(valid: v8, v8.1, ..., v8.9, v9"),
+    ("linux/s390x/v2", "architecture s390x has no variants"),
+])
+def test_impossible_variants_are_refused_with_the_valid_ones(text, message):
+    with pytest.raises(PlatformError, match=message):
+        parse_platform(text)
+
+
+@pytest.mark.parametrize("text", ["linux/amd64/v1", "linux/amd64/v3", "linux/arm64/v8", "linux/arm64/v8.2",
+                                  "linux/arm64/v9", "linux/arm/v5", "linux/riscv64/rva22u64"])
+def test_possible_variants_are_accepted(text):
+    parse_platform(text)
 
 
 def test_format_keeps_what_is_written():

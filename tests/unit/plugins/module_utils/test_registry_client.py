@@ -118,7 +118,8 @@ def test_bearer_tokens_are_fetched_once_for_many_scopes_and_refreshed_on_401():
         ("GET", "/token"): [lambda: answer(200, json.dumps({"token": "tok-1", "expires_in": 300}).encode()),
                             lambda: answer(200, json.dumps({"access_token": "tok-2"}).encode())],
         ("HEAD", "/v2/team/app/manifests/1.0"): [
-            lambda: answer(401), lambda: answer(200, headers={"Docker-Content-Digest": DIGEST})],
+            lambda: answer(401),
+            lambda: answer(200, headers={"Docker-Content-Digest": DIGEST, "Content-Length": str(len(MANIFEST))})],
     })
     client = client_with(script, username="ci", password="s3cret-pass")
     client.authorize("registry.example", [("team/app", ("pull",)), ("team/other", ("pull",))])
@@ -174,3 +175,37 @@ def test_jwt_granted_actions():
     assert jwt_granted_actions("h." + payload + ".s", "team/app") == {"pull"}
     assert jwt_granted_actions("h." + payload + ".s", "team/other") == set()
     assert jwt_granted_actions("opaque", "team/app") is None
+
+
+@pytest.mark.parametrize("length", [None, "0"])
+def test_a_head_without_a_usable_length_is_followed_by_a_get(length):
+    headers = {"Docker-Content-Digest": DIGEST, "Content-Type": MEDIA_OCI_MANIFEST}
+    if length is not None:
+        headers["Content-Length"] = length
+    script = Script({**PING_OPEN, **{
+        ("HEAD", "/v2/team/app/manifests/1.0"): [lambda: answer(200, headers=headers)],
+        ("GET", "/v2/team/app/manifests/1.0"): [lambda: answer(200, MANIFEST, {"Docker-Content-Digest": DIGEST})],
+    }})
+    head = client_with(script).head_manifest(REF)
+    assert head.size == len(MANIFEST) and head.digest == DIGEST
+
+
+def test_schema1_is_recognised_not_refused_as_a_digest_mismatch():
+    schema1 = json.dumps({"schemaVersion": 1, "name": "team/app", "tag": "1.0", "architecture": "amd64",
+                          "fsLayers": [], "history": [], "signatures": [{"header": {}}]}).encode()
+    script = Script({**PING_OPEN, **{("GET", "/v2/team/app/manifests/1.0"): [
+        lambda: answer(200, schema1, {"Content-Type": "application/vnd.docker.distribution.manifest.v1+prettyjws",
+                                      "Docker-Content-Digest": "sha256:" + "5" * 64})]}})
+    manifest = client_with(script).get_manifest(REF)
+    assert manifest.media_type == "application/vnd.docker.distribution.manifest.v1+prettyjws"
+    assert manifest.digest == "sha256:" + "5" * 64
+
+
+def test_registry_host_names_compare_case_insensitively():
+    transport = Transport(lambda registry: None, insecure_registries=["Registry.Lan:5000"], sleep=lambda s: None)
+    assert transport.is_insecure("registry.lan:5000") and transport.is_insecure("REGISTRY.LAN:5000")
+    script = Script({("GET", "/v2/"): [requests.exceptions.SSLError("wrong version number"), lambda: answer(200)]})
+    transport.session.request = script
+    # LOCALHOST is loopback: after the TLS attempt fails, plain HTTP is tried, as for localhost.
+    endpoint = transport.endpoint("LOCALHOST:5000")
+    assert endpoint.base_url == "http://LOCALHOST:5000" and transport.endpoint("localhost:5000") is endpoint

@@ -57,3 +57,11 @@ def test_verify_digest():
     with pytest.raises(RegistryError) as info:
         verify_digest(data + b" ", sha256_digest(data), "reading x")
     assert info.value.code == "DIGEST_MISMATCH" and "refusing" in str(info.value)
+
+
+def test_an_error_body_with_several_errors_names_every_code():
+    body = (b'{"errors": [{"code": "DENIED", "message": "no push"}, {"code": "NAME_UNKNOWN", "message": "no repo"},'
+            b' {"code": "UNAUTHORIZED"}]}')
+    assert parse_error_body(body) == ("DENIED", "no push; also NAME_UNKNOWN (no repo), UNAUTHORIZED")
+    assert parse_error_body(b'{"errors": [{"code": "DENIED"}, {"code": "UNAUTHORIZED"}]}') == (
+        "DENIED", "also UNAUTHORIZED")
