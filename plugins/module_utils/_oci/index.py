@@ -44,12 +44,13 @@ class PlanError(ValueError):
 class Entry:
     """One descriptor of the index to write, and where its manifest comes from."""
 
-    __slots__ = ("descriptor", "origin", "source_ref")
+    __slots__ = ("descriptor", "origin", "source_ref", "carried")
 
-    def __init__(self, descriptor, origin, source_ref):
+    def __init__(self, descriptor, origin, source_ref, carried=False):
         self.descriptor = descriptor
         self.origin = origin          # the source as the user wrote it, for messages
         self.source_ref = source_ref  # ImageReference of the repository holding the manifest
+        self.carried = carried        # taken from an index source as it lists it
 
     @property
     def digest(self):
@@ -110,14 +111,14 @@ def entries_from_index(origin, source_ref, index_document, annotations=None, att
             continue
         if is_reference(child):
             if attestations == "keep":
-                entries.append(Entry(dict(child), origin, source_ref))
+                entries.append(Entry(dict(child), origin, source_ref, carried=True))
             continue
         carried = dict(child)
         if annotations:
             merged = dict(child.get("annotations") or {})
             merged.update(annotations)
             carried["annotations"] = merged
-        entries.append(Entry(carried, origin, source_ref))
+        entries.append(Entry(carried, origin, source_ref, carried=True))
     if not any(e.platform_entry for e in entries):
         raise PlanError("source %s is an index without any platform entry" % origin)
     return entries
@@ -127,7 +128,8 @@ def check_duplicates(entries):
     """Two entries for the same platform (platform_key) are an error naming both sources.
 
     Reference and platform-less entries are never duplicates; an identical entry (same digest and
-    platform) listed twice, as some upstream indexes do, is carried as it is.
+    platform) that one index source lists twice, as some upstream indexes do, is carried as it is.
+    The same image given twice as a source is a duplicate.
     """
     seen = {}
     for entry in entries:
@@ -136,7 +138,9 @@ def check_duplicates(entries):
         platform = entry.descriptor["platform"]
         key = platform_key(platform)
         other = seen.get(key)
-        if other is not None and other.digest != entry.digest:
+        identical = (other is not None and other.digest == entry.digest and other.carried and entry.carried
+                     and other.origin == entry.origin)
+        if other is not None and not identical:
             if other.origin != entry.origin:
                 who = "sources %s and %s both provide it" % (other.origin, entry.origin)
             else:

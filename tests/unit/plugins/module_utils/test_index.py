@@ -192,3 +192,55 @@ def test_index_bytes_are_deterministic(platforms, annotations):
                for e in entries_for(platforms, 0)]
     second = build_index(MEDIA_OCI_INDEX, rebuilt, dict(reversed(list(annotations.items()))))
     assert first[1] == second[1] and first[2] == second[2]
+
+
+def test_an_index_source_listing_an_entry_twice_is_carried_but_a_source_given_twice_is_a_duplicate():
+    child = {"mediaType": MEDIA_OCI_MANIFEST, "digest": digest(1), "size": 1,
+             "platform": {"os": "linux", "architecture": "amd64"}}
+    entries = entries_from_index("up", SOURCE, {"manifests": [child, dict(child)]})
+    check_duplicates(entries)
+    assert [e.digest for e in entries] == [digest(1), digest(1)]
+    with pytest.raises(PlanError, match="source a provides it twice"):
+        check_duplicates([image(1, "amd64", origin="a"), image(1, "amd64", origin="a")])
+
+
+def test_windows_os_versions_are_separate_platforms_in_merge_and_duplicates():
+    def windows(n, version):
+        platform = {"os": "windows", "architecture": "amd64", "os.version": version}
+        return entries_from_image("win%d" % n, SOURCE, MEDIA_OCI_MANIFEST, digest(n), 10, platform)[0]
+    check_duplicates([image(1, "amd64"), windows(2, "10.0.17763.5458"), windows(3, "10.0.20348.2340")])
+    existing = {"manifests": [image(1, "amd64").descriptor, windows(2, "10.0.17763.5458").descriptor]}
+    merged = merge_entries(existing, [windows(3, "10.0.20348.2340")], TARGET)
+    assert [e.digest for e in merged] == [digest(1), digest(2), digest(3)]
+    replaced = merge_entries(existing, [windows(4, "10.0.17763.5458")], TARGET)
+    assert [e.digest for e in replaced] == [digest(1), digest(4)]
+
+
+def test_reference_entries_of_any_type_follow_attestations_and_are_never_platforms():
+    signature = {"mediaType": MEDIA_OCI_MANIFEST, "digest": digest(7), "size": 7,
+                 "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.type": "signature", "vnd.docker.reference.digest": digest(1)}}
+    other = dict(signature, digest=digest(8))
+    child = {"mediaType": MEDIA_OCI_MANIFEST, "digest": digest(1), "size": 1,
+             "platform": {"os": "linux", "architecture": "amd64"}}
+    kept = entries_from_index("up", SOURCE, {"manifests": [child, signature, other]})
+    check_duplicates(kept)  # two unknown/unknown entries are no duplicate
+    assert [e.reference for e in kept] == [False, True, True]
+    assert [e.digest for e in entries_from_index("up", SOURCE, {"manifests": [child, signature]}, None, "drop")] == [
+        digest(1)]
+    assert "reference (signature) for %s: %s" % (digest(1), digest(7)) in platform_lines({"manifests": [signature]})
+
+
+def test_index_entries_are_copied_whole_with_their_key_order():
+    child = {"size": 1, "digest": digest(1), "mediaType": MEDIA_OCI_MANIFEST, "urls": ["https://x.example/b"],
+             "platform": {"os": "linux", "architecture": "amd64", "os.features": ["sse4"]},
+             "data": "e30=", "artifactType": None}
+    entry, = entries_from_index("up", SOURCE, {"manifests": [child]})
+    assert entry.descriptor == child and list(entry.descriptor) == list(child)
+
+
+def test_an_impossible_variant_in_an_image_config_is_refused():
+    with pytest.raises(PlanError, match=r"source app: invalid platform 'linux/amd64/v8': architecture amd64 has no "
+                                        r"variant v8 .*platform: linux/amd64"):
+        entries_from_image("app", SOURCE, MEDIA_OCI_MANIFEST, digest(1), 1,
+                           {"os": "linux", "architecture": "amd64", "variant": "v8"})
