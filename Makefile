@@ -85,6 +85,7 @@ MATRIX_TESTS    := tests/integration/test_filters.py \
                    tests/integration/test_publish_manifests.py \
                    tests/integration/test_audit.py \
                    tests/integration/test_module_defaults.py \
+                   tests/integration/test_image_digest.py \
                    tests/integration/test_docker_manifest_info.py::test_facts_in_every_registry_variant \
                    tests/integration/test_docker_manifest_info.py::test_config_details \
                    tests/integration/test_docker_manifest_info.py::test_check_mode_reads_the_same \

@@ -4,7 +4,7 @@ For a Basic (htpasswd) and a Bearer (token) registry, and credentials from each 
 read (the username/password options, a docker config.json ``auths`` entry, a credential helper on
 PATH), one playbook runs docker_manifest_info and docker_manifest_create successfully and failing
 (wrong password, push denied, registry unreachable, a source that cannot be read or answers
-badly). Every password, every base64 ``user:password`` string and every bearer token the token
+badly), and the image_digest lookup the same ways. Every password, every base64 ``user:password`` string and every bearer token the token
 service issued (captured at the proxy from the requests' Authorization headers) is then looked
 for in stdout+stderr and in every task result: none may appear.
 """
@@ -150,8 +150,18 @@ def secret_runs(proxy: Proxy, source: CredentialSource, dead_host: str) -> tuple
         return task(title, "docker_manifest_create", ignore_errors=True, name=name, sources=list(sources),
                     retries=0, **options)
 
+    def digest(title, options, reference=image):
+        # Options reach the lookup through a variable, as a vaulted password would.
+        return {"name": title, "ignore_errors": True, "vars": {"lookup_image": reference, "lookup_options": options},
+                "ansible.builtin.debug": {"msg": "{{ lookup('archfleet.multiarch.image_digest', lookup_image, "
+                                                 "retries=0, **lookup_options) }}"}}
+
     tasks = [
         (info("inspect", alice), ""),
+        (digest("digest", alice), ""),
+        (digest("digest with a wrong password", wrong), "alice"),
+        (digest("digest from an unreachable registry", alice, f"{dead_host}/secrets/base:amd64"),
+         "cannot reach registry"),
         (create("publish", alice), ""),
         (info("inspect with a wrong password", wrong), "alice"),
         (create("publish with a wrong password", wrong), "alice"),
@@ -161,7 +171,8 @@ def secret_runs(proxy: Proxy, source: CredentialSource, dead_host: str) -> tuple
                 [f"{dead_host}/secrets/base:amd64"]), "cannot reach registry"),
     ]
     for title, options, words in source_failures(source):
-        tasks += [(info(f"inspect: {title}", options), words), (create(f"publish: {title}", options), words)]
+        tasks += [(info(f"inspect: {title}", options), words), (create(f"publish: {title}", options), words),
+                  (digest(f"digest: {title}", options), words)]
     return [entry for entry, _words in tasks], {entry["name"]: words for entry, words in tasks}
 
 

@@ -1,0 +1,28 @@
+# -*- coding: utf-8 -*-
+# Copyright: archfleet.multiarch contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Digests of many references, one manifest HEAD each (the image_digest lookup).
+
+``RegistryClient.head_manifest`` falls back to a GET only when the registry answers a HEAD
+without a digest or length, so a digest costs no pull on registries that count GETs.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._concurrency import parallel_map
+
+
+def head_digests(client, refs, concurrency=8):
+    """A ManifestResponse (digest, media type, size; no body) per reference, or None when it does not exist.
+
+    In input order; Bearer tokens are fetched per registry for all its repositories up front, and
+    ``concurrency`` HEADs run at once. A RegistryError of any reference propagates.
+    """
+    by_registry = {}
+    for ref in refs:
+        by_registry.setdefault(ref.registry, set()).add(ref.repository)
+    for registry, repositories in by_registry.items():
+        client.authorize(registry, [(repository, ("pull",)) for repository in sorted(repositories)])
+    return parallel_map(lambda ref: client.head_manifest(ref, what="reading the digest"), refs, concurrency)

@@ -1,0 +1,30 @@
+"""One manifest HEAD per reference, tokens per registry up front, None for what does not exist."""
+from fake_registry import FakeRegistry
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._digests import head_digests
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import parse_reference
+
+REG = "registry.example"
+
+
+def test_one_head_per_reference_in_order():
+    fake = FakeRegistry()
+    amd64 = fake.add_image(parse_reference(REG + "/team/app"), "amd64", tag="amd64")
+    arm64 = fake.add_image(parse_reference(REG + "/team/app"), "arm64", tag="arm64")
+    base = fake.add_image(parse_reference("other.example/base"), "amd64", tag="1")
+    refs = [parse_reference(text) for text in (REG + "/team/app:arm64", "other.example/base:1",
+                                               REG + "/team/app:amd64", REG + "/team/app:gone",
+                                               REG + "/team/app@" + amd64[0])]
+    found = head_digests(fake, refs, concurrency=3)
+    assert [response.digest if response else None for response in found] == [arm64[0], base[0], amd64[0], None,
+                                                                              amd64[0]]
+    assert found[0].size == arm64[1] and found[0].body is None
+    assert sorted(call for call in fake.calls if call[0] == "authorize") == [
+        ("authorize", "other.example", (("base", ("pull",)),)),
+        ("authorize", REG, (("team/app", ("pull",)),))]
+    assert [call[0] for call in fake.calls if call[0] != "authorize"] == ["head_manifest"] * 5
+
+
+def test_no_reference_no_request():
+    fake = FakeRegistry()
+    assert head_digests(fake, []) == [] and fake.calls == []
