@@ -251,7 +251,8 @@ def push_image(registry_url: str, repo: str, tag: str | None = None, *, platform
             diff_ids.append(diff_id)
             history.append({"created": created, "created_by": f"archfleet harness layer {index}"})
         config = {
-            **{k: platform_obj[k] for k in ("architecture", "os", "variant") if k in platform_obj},
+            **{k: platform_obj[k] for k in ("architecture", "os", "variant", "os.version", "os.features")
+               if k in platform_obj},
             "created": created,
             "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
                        "Cmd": ["/bin/sh"], "Labels": dict(labels or {})},
