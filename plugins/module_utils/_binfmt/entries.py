@@ -14,6 +14,8 @@ __metaclass__ = type
 import re
 import struct
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import PlatformError, parse_platform
+
 BINFMT_MISC_DIR = "/proc/sys/fs/binfmt_misc"
 PERSISTENT_DIR = "/etc/binfmt.d"
 DEBIAN_BINFMT_D = "/usr/lib/binfmt.d"
@@ -203,8 +205,25 @@ def resolve_architecture(name):
     arch, variant = parts[0], (parts[1] if len(parts) == 2 else "")
     target = arch if arch in QEMU_TARGETS else ARCH_ALIASES.get(arch)
     if target is None or (variant and variant not in _VARIANTS.get(target, ())):
-        raise BinfmtError(_unknown(text))
+        # Any platform the collection's platform model accepts (containerd's grammar, every alias
+        # and variant it knows: linux/amd64/v3, linux/arm64/v8.2, linux/armv7l, i686, ...).
+        target = _target_of_platform(text)
+        if target is None:
+            raise BinfmtError(_unknown(text))
     return target
+
+
+def _target_of_platform(text):
+    """The QEMU target of a Linux platform string, or None when it is not one."""
+    try:
+        platform = parse_platform(text if "/" in text else "linux/" + text)
+    except PlatformError:
+        return None
+    if platform["os"] != "linux":
+        return None
+    arch = platform["architecture"]
+    target = arch if arch in QEMU_TARGETS else ARCH_ALIASES.get(arch)
+    return target if target in QEMU_TARGETS else None
 
 
 def _unknown(text):

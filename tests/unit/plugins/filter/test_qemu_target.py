@@ -29,3 +29,17 @@ def test_missing_value_instead_of_failing():
 ])
 def test_machine_is_what_uname_prints_under_the_emulator(platform, machine):
     assert qemu_target(platform, machine=True) == machine
+
+
+@pytest.mark.parametrize("platform, target", [
+    ("linux/amd64/v3", "x86_64"), ("linux/arm64/v8.2", "aarch64"), ("linux/armv7l", "arm"), ("armv6l", "arm"),
+    ("linux/i686", "i386"), ("linux/ppc64el", "ppc64le"), ("linux/loongarch64", "loongarch64"),
+    ("linux/riscv64/rva22u64", "riscv64"),
+])
+def test_every_platform_alias_and_variant_the_platform_model_accepts(platform, target):
+    assert qemu_target(platform) == target
+
+
+@pytest.mark.parametrize("platform", ["windows/amd64", "linux/amd64/v8", "linux/386/v7"])
+def test_platforms_without_an_emulator_or_impossible_variants_fail(platform):
+    assert qemu_target(platform, missing="none") == "none"
