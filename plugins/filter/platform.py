@@ -36,9 +36,15 @@ EXAMPLES = r"""
     msg: "{{ 'aarch64' | archfleet.multiarch.platform }}"
   # os: linux, architecture: arm64, variant: null, os_version: null, os_features: []
 
-- name: Docker platform strings of a list of Debian architectures
+- name: Platforms of a list of Debian architectures (dpkg names are aliases too)
   ansible.builtin.debug:
-    msg: "{{ ['amd64', 'armhf', 'ppc64el' | replace('el', 'le')] | map('archfleet.multiarch.platform') | list }}"
+    msg: "{{ ['amd64', 'armhf', 'ppc64el', 'i386'] | map('archfleet.multiarch.platform') | map(attribute='architecture') | list }}"
+  # ['amd64', 'arm', 'ppc64le', '386']
+
+- name: A Windows platform with its OS version, as containerd prints it
+  ansible.builtin.debug:
+    msg: "{{ 'windows(10.0.20348.2340)/amd64' | archfleet.multiarch.platform }}"
+  # os: windows, architecture: amd64, variant: null, os_version: 10.0.20348.2340, os_features: []
 """
 
 RETURN = r"""

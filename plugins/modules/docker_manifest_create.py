@@ -141,7 +141,7 @@ EXAMPLES = r"""
     name: registry.example.com/team/app:1.4.2
     mode: merge
     sources:
-      - registry.example.com/builds/app@sha256:4f1c...
+      - registry.example.com/builds/app:1.4.2-riscv64
   check_mode: true
   diff: true
 
