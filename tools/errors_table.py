@@ -52,7 +52,8 @@ def code(text: str) -> str:
 
 def given_as(content: dict, case: dict) -> str:
     if content["kind"] == "filter":
-        return code(f"{inline(case['input'])} | {content['name']}")
+        call = ", ".join(f"{name}={inline(value)}" for name, value in (case.get("args") or {}).items())
+        return code(f"{inline(case['input'])} | {content['name']}" + (f"({call})" if call else ""))
     parts = [f"{name}: {inline(value)}" for name, value in (case.get("args") or {}).items()]
     parts += [f"without {name}" for name in case.get("omit", [])]
     return "<br>".join(code(part) for part in parts)

@@ -119,3 +119,61 @@ def test_role_fails_clearly_when_a_container_does_not_run_emulated(playbook, dae
     run = playbook(PROVISION, extra_vars=extra)
     assert run.rc != 0
     assert "Emulation of linux/s390x does not work in containers" in run.output, run.output
+
+
+@pytest.fixture()
+def own_daemon(tmp_path_factory):
+    """A dockerd whose daemon.json already holds keys the role does not manage."""
+    config = tmp_path_factory.mktemp("ownconf") / "daemon.json"
+    config.write_text(json.dumps({"labels": ["team=a"], "insecure-registries": ["10.9.9.9:5000"]}, indent=2))
+    with Dockerd(config_file=config) as dockerd:
+        yield dockerd
+
+
+def daemon_only_vars(daemon, options, **extra):
+    return dict(role_vars(daemon), build_host_install_packages=False, build_host_verify=False,
+                build_host_buildx_builder="", build_host_platforms=["linux/s390x"],
+                build_host_docker_daemon_options=options, build_host_docker_daemon_wait=5, **extra)
+
+
+def daemon_info(daemon) -> dict:
+    return json.loads(daemon.docker("info", "--format", "{{json .}}").stdout)
+
+
+def test_daemon_json_merges_backs_up_and_restores_what_dockerd_rejects(playbook, own_daemon):
+    config = own_daemon.config_file
+    mirror = "https://mirror.example"
+    run = playbook(PROVISION, extra_vars=daemon_only_vars(own_daemon, {"registry-mirrors": [mirror]}))
+    assert run.rc == 0, run.output
+    # Keys the role does not manage are kept, and dockerd runs with all of them.
+    merged = {"labels": ["team=a"], "insecure-registries": ["10.9.9.9:5000"], "registry-mirrors": [mirror]}
+    assert json.loads(config.read_text()) == merged
+    info = daemon_info(own_daemon)
+    assert info["Labels"] == ["team=a"] and [m.rstrip("/") for m in info["RegistryConfig"]["Mirrors"]] == [mirror]
+    assert info["RegistryConfig"]["IndexConfigs"]["10.9.9.9:5000"]["Secure"] is False
+    backups = [p for p in config.parent.iterdir() if p.name.startswith("daemon.json.") and p.name.endswith("~")]
+    assert len(backups) == 1 and json.loads(backups[0].read_text())["labels"] == ["team=a"]
+    assert playbook(PROVISION, extra_vars=daemon_only_vars(own_daemon, {"registry-mirrors": [mirror]})).changed_total() == 0
+
+    # A value of the wrong type: refused before anything is written.
+    before = config.read_text()
+    run = playbook(PROVISION, extra_vars=daemon_only_vars(own_daemon, {"insecure-registries": "10.0.0.5:5000"}))
+    assert run.rc != 0
+    assert ("docker_daemon_json: build_host_docker_daemon_options: 'insecure-registries' must be a list of "
+            "strings for dockerd, got a string \"10.0.0.5:5000\"") in run.output, run.output
+    assert config.read_text() == before
+
+    # A value of the right type that dockerd rejects on reload: the previous file is back and applied.
+    run = playbook(PROVISION, extra_vars=daemon_only_vars(own_daemon, {"registry-mirrors": ["not a url"]}))
+    assert run.rc != 0
+    assert "dockerd did not take the new " + str(config) in run.output, run.output
+    assert "The previous daemon.json was restored and applied (dockerd answers)" in run.output, run.output
+    assert config.read_text() == before
+    info = daemon_info(own_daemon)
+    assert [m.rstrip("/") for m in info["RegistryConfig"]["Mirrors"]] == [mirror] and info["Labels"] == ["team=a"]
+
+    # replace: the managed keys alone.
+    run = playbook(PROVISION, extra_vars=daemon_only_vars(
+        own_daemon, {"debug": True}, build_host_docker_daemon_json_mode="replace"))
+    assert run.rc == 0, run.output
+    assert json.loads(config.read_text()) == {"debug": True} and daemon_info(own_daemon)["Debug"] is True

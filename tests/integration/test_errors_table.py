@@ -60,8 +60,11 @@ def row_task(content: dict, case: dict, values: dict) -> dict:
     if kind == "module":
         return {"name": case["id"], name: row_args(content, case, values), "ignore_errors": True}
     if kind == "filter":
-        return {"name": case["id"], "ignore_errors": True, "vars": {INPUT_VAR: fill(case["input"], values)},
-                "ansible.builtin.debug": {"msg": "{{ %s | %s }}" % (INPUT_VAR, name)}}
+        # A row's args are the filter's keyword arguments.
+        call = "(**%s_args)" % INPUT_VAR if case.get("args") else ""
+        return {"name": case["id"], "ignore_errors": True,
+                "vars": {INPUT_VAR: fill(case["input"], values), INPUT_VAR + "_args": case.get("args") or {}},
+                "ansible.builtin.debug": {"msg": "{{ %s | %s%s }}" % (INPUT_VAR, name, call)}}
     if kind == "role":
         # The refusal is the role's argument check; rescue records its message under the row's id.
         return {"name": case["id"] + " (role)",
