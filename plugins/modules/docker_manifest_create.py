@@ -100,23 +100,35 @@ options:
     default: replace
   attestations:
     description:
-      - What to do with buildx attestation entries (provenance, SBOM) carried by sources that are indexes.
-      - V(keep) copies them with the images they describe; V(drop) leaves them out.
+      - What to do with reference entries (buildx attestations such as provenance and SBOM, and any other
+        C(vnd.docker.reference.type)) carried by sources that are indexes.
+      - V(keep) copies them with the entries they describe; V(drop) leaves them out.
     type: str
     choices: [keep, drop]
     default: keep
   state:
     description:
       - V(present) publishes the index.
-      - V(absent) deletes the manifest O(name) points at, where the registry allows deletes (the distribution
-        registry also removes every tag pointing at it); a registry that refuses deletes is reported clearly.
+      - V(absent) deletes the tag O(name) and nothing else; other tags of the same manifest keep resolving and
+        the manifest stays for the indexes that list it. Where the registry cannot delete a tag (the distribution
+        registry 2.x), the tag is pointed at a unique throw-away manifest which is then deleted by digest.
+        A registry that refuses deletes is reported clearly, and the tag is left as it was.
     type: str
     choices: [present, absent]
     default: present
+  delete_manifest:
+    description:
+      - With O(state=absent), delete the manifest itself, by digest, and with it every tag that points at it
+        (check mode and diff name them all).
+      - Refused while an index in the same repository lists that manifest (the refusal names the index tags),
+        unless O(force=true).
+    type: bool
+    default: false
   force:
     description:
       - Rewrite the index even when the tag holds one with the same entries written by another tool (different
         bytes), and re-read every source's platform from its image config instead of reusing the current index.
+      - With O(state=absent) and O(delete_manifest=true), delete a manifest that an index still lists.
     type: bool
     default: false
 """
@@ -237,6 +249,7 @@ def main():
         mode=dict(type="str", choices=["replace", "merge"], default="replace"),
         attestations=dict(type="str", choices=["keep", "drop"], default="keep"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
+        delete_manifest=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
     )
 

@@ -173,13 +173,74 @@ def test_state_absent(playbook, open_registry):
     assert manifest_digest(open_registry, target) is None
 
 
+def test_absent_deletes_only_the_named_tag(playbook, open_registry):
+    """1.0-rc1, 1.0 and latest point at one index: deleting 1.0-rc1 leaves the other two resolving."""
+    h = open_registry.host
+    repo = unique("gone/release")
+    rc1, release, latest = (f"{h}/{repo}:{tag}" for tag in ("1.0-rc1", "1.0", "latest"))
+    run = playbook(play(
+        create("publish", name=rc1, tags=["1.0", "latest"], sources=[f"{h}/fixtures/single:amd64"]),
+        {**create("check absent", name=rc1, state="absent"), "check_mode": True},
+        create("absent", name=rc1, state="absent"),
+    ), diff=True)
+    assert run.rc == 0, run.output
+    digest = run.result("publish")["digest"]
+    for title in ("check absent", "absent"):
+        assert run.result(title)["written_tags"] == [rc1]
+    assert run.result("absent")["deleted"] == "tombstone"  # the distribution registry cannot delete a tag
+    assert manifest_digest(open_registry, rc1) is None
+    assert manifest_digest(open_registry, release) == digest and manifest_digest(open_registry, latest) == digest
+
+
+def test_absent_of_a_build_tag_keeps_the_manifest_an_index_lists(playbook, open_registry):
+    h = open_registry.host
+    repo = unique("gone/builds")
+    amd64 = push_image(open_registry.url, repo, "amd64")
+    arm64 = push_image(open_registry.url, repo, "arm64", platform="linux/arm64")
+    release = f"{h}/{repo}:1.0"
+    run = playbook(play(
+        create("publish", name=release, sources=[f"{h}/{repo}:amd64", f"{h}/{repo}:arm64"]),
+        create("tag only", name=f"{h}/{repo}:amd64", state="absent"),
+        create("manifest", name=f"{h}/{repo}:arm64", state="absent", delete_manifest=True, ignore_errors=True),
+        {**create("forced check", name=f"{h}/{repo}:arm64", state="absent", delete_manifest=True, force=True),
+         "check_mode": True},
+        task("read", "docker_manifest_info", images=[release], verify_children=True),
+    ))
+    assert run.rc == 0, run.output
+    assert manifest_digest(open_registry, f"{h}/{repo}:amd64") is None
+    refused = run.result("manifest")
+    assert refused["failed"] and f"the index(es) {release} in the same repository still list it" in refused["msg"]
+    assert run.result("forced check")["written_tags"] == [f"{h}/{repo}:arm64"]
+    facts = run.result("read")["images"][0]
+    assert facts["missing_children"] == [] and "error" not in facts
+    assert [m["digest"] for m in facts["manifests"]] == [amd64["digest"], arm64["digest"]]
+
+
+def test_delete_manifest_names_every_tag_that_goes(playbook, open_registry):
+    h = open_registry.host
+    repo = unique("gone/all")
+    pushed = push_image(open_registry.url, repo, "a")
+    push_image(open_registry.url, repo, "b")   # the same bytes: the same manifest under a second tag
+    push_image(open_registry.url, repo, "other", platform="linux/arm64")
+    run = playbook(play({**create("check", name=f"{h}/{repo}:a", state="absent", delete_manifest=True),
+                         "check_mode": True},
+                        create("delete", name=f"{h}/{repo}:a", state="absent", delete_manifest=True)), diff=True)
+    assert run.rc == 0, run.output
+    for title in ("check", "delete"):
+        assert run.result(title)["written_tags"] == [f"{h}/{repo}:a", f"{h}/{repo}:b"]
+    assert f"{h}/{repo}:b: {pushed['digest']}" in run.output
+    assert manifest_digest(open_registry, f"{h}/{repo}:b") is None
+    assert manifest_digest(open_registry, f"{h}/{repo}:other") is not None
+
+
 def test_state_absent_where_deletes_are_disabled(playbook):
     with Registry(delete_enabled=False) as registry:
-        push_image(registry.url, "app", "1")
+        pushed = push_image(registry.url, "app", "1")
         run = playbook(play(create(name=f"{registry.host}/app:1", state="absent", ignore_errors=True)))
         result = run.result("publish")
         assert result["failed"] and "does not allow deletes" in result["msg"]
-        assert manifest_digest(registry, f"{registry.host}/app:1") is not None
+        # The tag was put back: it still resolves to the image, not to the throw-away manifest.
+        assert manifest_digest(registry, f"{registry.host}/app:1") == pushed["digest"]
 
 
 # --- peers read what we wrote ---------------------------------------------------------------

@@ -15,6 +15,7 @@ __metaclass__ = type
 from ansible_collections.archfleet.multiarch.plugins.module_utils._concurrency import parallel_map
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index import PlanError, platform_lines
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import index_facts
+from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.delete import Deleter
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, authorize
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
 
@@ -91,15 +92,9 @@ class Batch:
         return result
 
     def absent(self, publisher):
-        current = self.client.head_manifest(publisher.target, what="checking")
-        result = {"changed": current is not None, "digest": current.digest if current else None,
-                  "written_tags": [publisher.target.canonical] if current else []}
-        if current is not None and not self.check_mode:
-            self.client.delete_manifest(publisher.target, current.digest)
-        if self.diff:
-            result["diff"] = {"before": "%s: %s\n" % (publisher.target.canonical, current.digest) if current else "",
-                              "after": ""}
-        return result
+        deleter = Deleter(self.client, publisher.target, delete_manifest=self.options.get("delete_manifest", False),
+                          force=self.options["force"], concurrency=publisher.concurrency)
+        return deleter.run(check_mode=self.check_mode, diff=self.diff)
 
 
 def labelled(job, function, *args):

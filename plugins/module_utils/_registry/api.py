@@ -41,6 +41,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.erro
     error_code,
     response_error,
 )
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry import tags
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.tokens import TokenStore
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.transport import (
     HAS_REQUESTS,
@@ -262,10 +263,19 @@ class RegistryClient:
                                 % (label, reported, expected), code="DIGEST_MISMATCH")
         return expected
 
+    def list_tags(self, ref):
+        """Every tag of ``ref``'s repository (``Link`` pagination); None when the repository does not exist."""
+        return tags.list_tags(self, ref)
+
+    def delete_tag(self, ref, current):
+        """Remove the tag ``ref`` only (``current``: its ManifestResponse); ``"tag"``, ``"tombstone"`` or None."""
+        return tags.delete_tag(self, ref, current)
+
     def delete_manifest(self, ref, digest):
         """DELETE a manifest by digest. Returns False when it was already gone."""
         target = ref.with_digest(digest)
-        response = self.request("DELETE", target, "manifests/" + digest, "manifest", actions=("pull", "push"))
+        response = self.request("DELETE", target, "manifests/" + digest, "manifest",
+                                actions=("pull", "push", "delete"))
         response.close()
         if response.status_code in (200, 202):
             return True
@@ -328,6 +338,24 @@ class RegistryClient:
         what = "mounting blob %s from %s into %s" % (digest, source_repository, target.name)
         raise self._write_error(response, what, target)
 
+    def push_blob(self, ref, data):
+        """Upload a small blob (bytes) into ``ref``'s repository unless it is there; returns its digest."""
+        digest = sha256_digest(data)
+        if self.blob_exists(ref, digest):
+            return digest
+        label = "uploading blob %s to %s" % (digest, ref.name)
+        start = self.request("POST", ref, "blobs/uploads/", "upload", actions=("pull", "push"), allow_redirects=False)
+        start.close()
+        if start.status_code != 202:
+            raise self._write_error(start, label, ref)
+        location = self._location(ref, start)
+        separator = "&" if "?" in location else "?"
+        done = self._upload_request("PUT", location + separator + "digest=" + digest, ref,
+                                    {"Content-Type": "application/octet-stream"}, data=data)
+        if done.status_code != 201:
+            raise self._write_error(done, label, ref)
+        return digest
+
     def copy_blob(self, source, target, digest):
         """Stream a blob from ``source`` (any registry) into ``target`` in 1 MiB chunks; never held whole."""
         label = "copying blob %s from %s to %s" % (digest, source.name, target.name)
@@ -380,6 +408,10 @@ class RegistryClient:
             self._upload_request("DELETE", self._location(ref, response), ref, {}, retry=False)
         except RegistryError:
             pass  # an abandoned upload session expires on the registry by itself
+
+    def write_error(self, response, what, ref):
+        """A RegistryError for a failed write (see _write_error)."""
+        return self._write_error(response, what, ref)
 
     def _write_error(self, response, what, ref):
         """A failed write; permission problems say plainly that push is not allowed and why."""

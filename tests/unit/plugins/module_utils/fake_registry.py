@@ -78,7 +78,7 @@ class FakeRegistry:
         return self.add_manifest(ref, document, tag=tag)
 
     def writes(self):
-        kinds = ("put_manifest", "mount_blob", "copy_blob", "delete_manifest")
+        kinds = ("put_manifest", "mount_blob", "copy_blob", "delete_manifest", "delete_tag")
         return [call for call in self.calls if call[0] in kinds]
 
     def _record(self, *call):
@@ -156,6 +156,15 @@ class FakeRegistry:
         for tag in [t for t, d in repository.tags.items() if d == digest]:
             del repository.tags[tag]
         return True
+
+    def list_tags(self, ref):
+        self._record("list_tags", ref.name)
+        repository = self.repositories.get((ref.registry, ref.repository))
+        return None if repository is None else sorted(repository.tags)
+
+    def delete_tag(self, ref, current):
+        self._record("delete_tag", ref.canonical)
+        return "tag" if self.repo(ref).tags.pop(ref.tag, None) else None
 
     def blob_exists(self, ref, digest):
         self._record("blob_exists", ref.name, digest)

@@ -53,7 +53,7 @@ def test_single_image_facts_come_from_its_config(registry):
 
 def test_missing_reference_is_a_fact(registry):
     facts, = gather(registry, [REG + "/team/app:nope"], required_platforms=["linux/amd64"])
-    assert facts["exists"] is False and facts["kind"] is None and facts["missing_platforms"] == ["linux/amd64"]
+    assert facts["exists"] is False and facts["kind"] == "missing" and facts["missing_platforms"] == ["linux/amd64"]
 
 
 def test_results_keep_input_order_and_tokens_are_asked_per_registry(registry):

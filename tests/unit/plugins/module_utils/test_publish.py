@@ -22,7 +22,7 @@ def ref(text):
 
 def params(**overrides):
     base = dict(name=None, sources=[], tags=[], indexes=[], media_type="auto", annotations={}, mode="replace",
-                attestations="keep", state="present", force=False, concurrency=4)
+                attestations="keep", state="present", force=False, delete_manifest=False, concurrency=4)
     base.update(overrides)
     return base
 
@@ -146,16 +146,29 @@ def test_index_sources_keep_or_drop_attestations(registry):
     assert [m["digest"] for m in dropped["manifest"]["manifests"]] == [amd64]
 
 
-def test_absent_deletes_the_tag_and_reports_it(registry):
-    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES)
+def test_absent_deletes_only_the_named_tag_and_reports_it(registry):
+    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES, tags=["latest"])
     predicted = publish(registry, check_mode=True, diff=True, name=REG + "/team/app:1.0", state="absent")
-    assert predicted["changed"] is True
-    assert not [call for call in registry.calls if call[0] == "delete_manifest"]
+    assert predicted["changed"] is True and predicted["written_tags"] == [REG + "/team/app:1.0"]
+    assert not [call for call in registry.calls if call[0] in ("delete_manifest", "delete_tag")]
     assert predicted["diff"]["after"] == "" and predicted["diff"]["before"].startswith(REG + "/team/app:1.0: sha256:")
     deleted = publish(registry, name=REG + "/team/app:1.0", state="absent")
-    assert deleted["changed"] is True and deleted["written_tags"] == [REG + "/team/app:1.0"]
-    assert "1.0" not in registry.repo(ref(REG + "/team/app")).tags
+    assert deleted["changed"] is True and deleted["deleted"] == "tag"
+    assert sorted(registry.repo(ref(REG + "/team/app")).tags) == ["latest"]
     assert publish(registry, name=REG + "/team/app:1.0", state="absent")["changed"] is False
+
+
+def test_delete_manifest_names_every_tag_and_refuses_what_an_index_lists(registry):
+    first = publish(registry, name=REG + "/builds/app:1.0", sources=SOURCES)
+    amd64 = registry.repo(ref(REG + "/builds/app")).tags["amd64"]
+    registry.repo(ref(REG + "/builds/app")).tags["amd64-copy"] = amd64
+    with pytest.raises(PlanError, match=r"refusing to delete manifest %s of registry.example/builds/app:amd64: the "
+                                        r"index\(es\) registry.example/builds/app:1.0 in the same repository" % amd64):
+        publish(registry, name=REG + "/builds/app:amd64", state="absent", delete_manifest=True)
+    forced = publish(registry, check_mode=True, name=REG + "/builds/app:amd64", state="absent",
+                     delete_manifest=True, force=True)
+    assert forced["written_tags"] == [REG + "/builds/app:amd64", REG + "/builds/app:amd64-copy"]
+    assert first["digest"] and registry.writes()[-1][0] == "put_manifest"
 
 
 def test_batch_results_carry_every_index(registry):
@@ -193,3 +206,11 @@ def test_an_index_with_the_same_entries_written_by_another_tool_is_left_unless_f
     assert plan.changed is False and plan.digest == sha256_digest(other_bytes)
     forced = Publisher(registry, ref(REG + "/team/app:1.0"), force=True).plan(sources)
     assert forced.changed is True and forced.digest == first["digest"]
+
+
+def test_deleter_reads_once_and_writes_nothing_for_a_missing_tag(registry):
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.delete import Deleter
+    result = Deleter(registry, ref(REG + "/team/none:1")).run(diff=True)
+    assert result == {"changed": False, "digest": None, "written_tags": [], "deleted": None,
+                      "diff": {"before": "", "after": ""}}
+    assert registry.writes() == [] and [c[0] for c in registry.calls] == ["get_manifest"]

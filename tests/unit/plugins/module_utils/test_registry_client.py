@@ -209,3 +209,18 @@ def test_registry_host_names_compare_case_insensitively():
     # LOCALHOST is loopback: after the TLS attempt fails, plain HTTP is tried, as for localhost.
     endpoint = transport.endpoint("LOCALHOST:5000")
     assert endpoint.base_url == "http://LOCALHOST:5000" and transport.endpoint("localhost:5000") is endpoint
+
+
+def test_tags_are_listed_across_link_pages():
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.tags import list_tags, next_link
+    assert next_link('</v2/team/app/tags/list?last=b&n=2>; rel="next"') == "/v2/team/app/tags/list?last=b&n=2"
+    assert next_link(None) is None
+    pages = {("GET", "/v2/team/app/tags/list"): [
+        lambda: answer(200, b'{"name": "team/app", "tags": ["a", "b"]}',
+                       {"Link": '</v2/team/app/tags/list?last=b&n=2>; rel="next"'}),
+        lambda: answer(200, b'{"name": "team/app", "tags": ["c"]}')]}
+    script = Script({**PING_OPEN, **pages})
+    client = client_with(script)
+    assert list_tags(client, REF, page_size=2) == ["a", "b", "c"]
+    assert [s[1] for s in script.sent if s[1].endswith("tags/list")] == ["/v2/team/app/tags/list"] * 2
+    assert list_tags(client_with(Script(PING_OPEN)), parse_reference("registry.example/none/x")) is None
