@@ -94,7 +94,11 @@ options:
     description:
       - V(replace) makes the index exactly the O(sources).
       - V(merge) amends the index at O(name) - entries of the same platform as a source are replaced,
-        other entries are kept, new platforms are appended; index annotations are merged.
+        other entries are kept, new platforms are appended; index annotations are merged. A single image at
+        O(name) becomes the first entry of a new index.
+      - Concurrent merges into one tag converge. After writing, the tag is read back (after a short, jittered
+        delay, and once more later); when another writer replaced the index without an entry this run added,
+        the merge is done again from what is there (at most 10 times).
     type: str
     choices: [replace, merge]
     default: replace
@@ -227,6 +231,18 @@ copied:
       C(blobs_copied), C(blobs_present) (already there).
   returned: when O(state=present) and O(name) is used
   type: dict
+merge_rewrites:
+  description:
+    - With O(mode=merge), how often the index was merged and written again because another writer replaced it
+      without this run's entries (see O(mode)).
+  returned: when a merge had to be redone
+  type: int
+deleted:
+  description:
+    - With O(state=absent), how the tag went - V(tag) (the registry deleted the tag), V(tombstone) (the tag was
+      pointed at a throw-away manifest that was then deleted) or V(manifest) (O(delete_manifest=true)).
+  returned: when O(state=absent) and something was deleted
+  type: str
 registry_stats:
   description: Requests made by method and kind, retries, and the rate-limit headers seen per registry.
   returned: always

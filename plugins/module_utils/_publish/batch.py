@@ -67,9 +67,24 @@ class Batch:
             if plan.changed:
                 labelled(job, publisher.ensure_push_permission)
         if not self.check_mode:
-            parallel_map(lambda item: labelled(item[0][0], item[0][1].apply, item[1]), list(zip(pairs, plans)),
-                         self.outer)
+            plans = parallel_map(lambda item: labelled(item[0][0], self.write, item[0], item[1]),
+                                 list(zip(pairs, plans)), self.outer)
         return [self.result_of(publisher, plan) for publisher, plan in zip(self.publishers, plans)]
+
+    def write(self, pair, plan):
+        """Apply ``plan``; a merge is then read back and redone until what it added is in the index."""
+        job, publisher = pair
+        publisher.apply(plan)
+        plan.rewrites = 0
+        if self.options["mode"] == "merge" and plan.changed:
+            options = self.options
+            rewrites, final = publisher.converge(plan, lambda: publisher.plan(
+                job.sources, "merge", options["media_type"], job.annotations, options["attestations"]))
+            if rewrites:
+                final.rewrites = rewrites
+                final.tags_to_write = final.tags_to_write or plan.tags_to_write
+                return final
+        return plan
 
     def result_of(self, publisher, plan):
         result = {
@@ -81,6 +96,8 @@ class Batch:
             "written_tags": [r.canonical for r in plan.tags_to_write],
             "copied": publisher.copied,
         }
+        if getattr(plan, "rewrites", 0):
+            result["merge_rewrites"] = plan.rewrites
         if self.diff:
             result["diff"] = {
                 "before_header": "%s (%s)" % (publisher.target.canonical,

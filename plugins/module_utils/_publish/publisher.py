@@ -12,7 +12,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import random
 import threading
+import time
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._concurrency import parallel_map
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index import (
@@ -37,6 +39,11 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import IMAGE_MEDIA_TYPES
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
+
+
+# Seconds to wait before reading a merged index back (see Publisher.converge), and how often to redo it.
+MERGE_SETTLE = 0.4
+MERGE_ATTEMPTS = 10
 
 
 class Source:
@@ -98,6 +105,7 @@ class Publisher:
         for resolved in self._map(lambda s: self._resolve(s, known, attestations), sources):
             entries.extend(resolved)
         check_duplicates(entries)
+        added = [e.digest for e in entries]
         if mode == "merge" and existing_document_for_reuse is not None:
             merged_annotations = dict(existing_document_for_reuse.get("annotations") or {})
             merged_annotations.update(annotations or {})
@@ -117,8 +125,41 @@ class Publisher:
             current = self.client.head_manifest(tag_ref, what="checking tag")
             if current is None or current.digest != digest:
                 tags_to_write.append(tag_ref)
-        return Plan(document, body, digest, document.get("mediaType") or chosen, entries, existing,
+        plan = Plan(document, body, digest, document.get("mediaType") or chosen, entries, existing,
                     existing_document, tags_to_write, before_document=existing_document_for_reuse)
+        plan.added = added
+        return plan
+
+    def converge(self, plan, replan, settle=None, attempts=MERGE_ATTEMPTS, sleep=None, jitter=random.random):
+        """After a merge wrote ``plan``: make sure what it added is still in the index; returns the rewrites.
+
+        Registries have no conditional PUT, so another writer that read the index before this write
+        can replace it without this run's entries. The tag is read back after ``settle`` seconds (and
+        again after three times that, with up to 50 % jitter); when an entry this run added is missing,
+        the merge is done again from what is there (``replan()``, then apply), up to ``attempts`` times.
+        """
+        settle = MERGE_SETTLE if settle is None else settle
+        sleep = sleep or time.sleep
+        rewrites = 0
+        checks = [settle, settle * 3]
+        while checks:
+            sleep(checks.pop(0) * (1 + 0.5 * jitter()))
+            current = self.client.get_manifest(self.target, what="reading back the merged index")
+            listed = set()
+            if current is not None and is_index(current.media_type, current.json()):
+                listed = set(c.get("digest") for c in current.json().get("manifests") or [] if isinstance(c, dict))
+            if current is not None and (current.digest == plan.digest or set(plan.added) <= listed):
+                continue
+            if rewrites >= attempts:
+                raise RegistryError("merging into %s: other writers replaced the index %d times without the "
+                                    "entries this run added (%s); nothing more was written"
+                                    % (self.target.canonical, rewrites + 1, ", ".join(plan.added)),
+                                    code="CONFLICT")
+            rewrites += 1
+            plan = replan()
+            self.apply(plan)
+            checks = [settle, settle * 3]
+        return rewrites, plan
 
     def _image_as_index(self, existing):
         """The single image at the target tag as a one-entry index, its platform from its config."""

@@ -32,6 +32,12 @@ def publish(registry, check_mode=False, diff=False, **options):
     return Batch(registry, parse_jobs(options), options, check_mode=check_mode, diff=diff).run()
 
 
+@pytest.fixture(autouse=True)
+def no_settle_delay(monkeypatch):
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish import publisher
+    monkeypatch.setattr(publisher, "MERGE_SETTLE", 0.0)
+
+
 @pytest.fixture
 def registry():
     fake = FakeRegistry()
@@ -214,3 +220,42 @@ def test_deleter_reads_once_and_writes_nothing_for_a_missing_tag(registry):
     assert result == {"changed": False, "digest": None, "written_tags": [], "deleted": None,
                       "diff": {"before": "", "after": ""}}
     assert registry.writes() == [] and [c[0] for c in registry.calls] == ["get_manifest"]
+
+
+def test_a_merge_another_writer_replaced_is_merged_again(registry):
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
+    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[:1])
+    target = ref(REG + "/team/app:1.0")
+    publisher = Publisher(registry, target)
+    sources = [Source(REG + "/builds/app:arm64", ref(REG + "/builds/app:arm64"))]
+    plan = publisher.plan(sources, mode="merge")
+    stale = registry.repo(target).tags["1.0"]          # what a concurrent writer read before our write
+    publisher.apply(plan)
+    clobbered = []
+
+    def another_writer_finishes(seconds):
+        if not clobbered:                              # it writes the index it built from the stale read
+            registry.repo(target).tags["1.0"] = stale
+            clobbered.append(seconds)
+    rewrites, final = publisher.converge(plan, lambda: publisher.plan(sources, mode="merge"),
+                                         settle=0.1, sleep=another_writer_finishes, jitter=lambda: 0.0)
+    assert clobbered == [0.1] and rewrites == 1
+    document = json.loads(registry.repo(target).manifests[registry.repo(target).tags["1.0"]][1])
+    assert [m["platform"]["architecture"] for m in document["manifests"]] == ["amd64", "arm64"]
+    assert final.digest == registry.repo(target).tags["1.0"]
+
+
+def test_a_merge_that_never_sticks_gives_up_with_a_clear_error(registry):
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
+    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[:1])
+    target = ref(REG + "/team/app:1.0")
+    stale = registry.repo(target).tags["1.0"]
+    publisher = Publisher(registry, target)
+    sources = [Source(REG + "/builds/app:arm64", ref(REG + "/builds/app:arm64"))]
+    plan = publisher.plan(sources, mode="merge")
+    publisher.apply(plan)
+
+    def always_clobbered(seconds):
+        registry.repo(target).tags["1.0"] = stale
+    with pytest.raises(RegistryError, match="other writers replaced the index 3 times without the entries"):
+        publisher.converge(plan, lambda: publisher.plan(sources, mode="merge"), attempts=2, sleep=always_clobbered)
