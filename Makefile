@@ -13,8 +13,10 @@ BUILD       := $(ROOT)/build
 COLL_ROOT   := $(BUILD)/collections
 COLL_LINK   := $(COLL_ROOT)/ansible_collections/archfleet/multiarch
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# chromium: tests/integration/test_audit_browser.py opens the HTML audit report in a headless browser.
 APT_PACKAGES := docker-registry skopeo docker.io qemu-user-static apache2-utils openssl \
-                binfmt-support busybox-static python3-venv openssh-server openssh-client shellcheck
+                binfmt-support busybox-static python3-venv openssh-server openssh-client shellcheck \
+                chromium
 
 DEMO_DIR    := $(BUILD)/demo
 DEMO_PORT   ?= 5000
@@ -37,7 +39,7 @@ help:
 deps: apt venv collection
 
 apt: $(BUILD)/.apt-stamp
-$(BUILD)/.apt-stamp: tools/apt_install.sh
+$(BUILD)/.apt-stamp: tools/apt_install.sh Makefile
 	@mkdir -p $(BUILD)
 	APT_SUDO=$(SUDO) tools/apt_install.sh $(APT_PACKAGES)
 	@touch $@

@@ -127,8 +127,9 @@ _value:
       description:
         - One entry per image, in input order, each the image's facts plus C(age_days) (on the image and on
           each manifest), C(results), C(status) and C(platform_cells).
-        - C(results) has one entry per policy with C(policy), C(severity), C(passed) and C(value) (what
-          the expression returned).
+        - C(results) has one entry per policy with C(policy), C(severity), C(passed), C(outcome) and C(value)
+          (what the expression returned). C(outcome) is V(fail), V(pass), or V(n/a) for a policy that an image
+          which does not exist (or could not be read, C(exists) not V(true)) passes.
         - C(status) is V(pass), or the worst severity the image failed (V(error), V(warning), V(info)).
         - C(platform_cells) has one entry per RV(_value.platform_columns) item with C(present), C(required),
           and for a present platform C(platform), C(digest), C(short_digest), C(size) (compressed bytes),

@@ -269,6 +269,17 @@ def is_truthy(value):
     return True
 
 
+def _outcome(image, passed):
+    """``fail``; ``pass``; or ``n/a`` for a policy an image that does not exist (or was not read) passes.
+
+    The built-in policies pass a missing image (``!exists || ...``) so that it fails once, on
+    ``image-exists``; the reports say "n/a" there rather than claim the image passed.
+    """
+    if not passed:
+        return "fail"
+    return "pass" if image.get("exists") is True else "n/a"
+
+
 def _worst(severities):
     """The most severe of ``severities`` (failed results), or ``pass`` when there are none."""
     for severity in SEVERITIES:
@@ -284,7 +295,7 @@ def audit(images, policies, now, require_platforms=None):
     datetime. Returns ``{now, require_platforms, policies, platform_columns, images, summary}``:
 
     - each image is its facts plus ``age_days`` (see with_ages), ``results`` (per policy: policy,
-      severity, passed, value), ``status`` (``pass`` or the worst failed severity) and
+      severity, passed, outcome - ``pass``, ``fail`` or ``n/a`` - and value), ``status`` (``pass`` or the worst failed severity) and
       ``platform_cells`` (one per ``platform_columns`` entry: the manifest's digest, size, age);
     - each policy carries ``failed``, the number of images that failed it;
     - ``summary`` counts failures per severity and lists every failed image/policy pair.
@@ -318,7 +329,7 @@ def audit(images, policies, now, require_platforms=None):
                                   % (policy["name"], policy["expression"], image.get("canonical"), exc))
             passed = is_truthy(value)
             image["results"].append({"policy": policy["name"], "severity": policy["severity"], "passed": passed,
-                                     "value": value})
+                                     "outcome": _outcome(image, passed), "value": value})
             if not passed:
                 failures.append({"image": image.get("canonical") or image.get("reference"),
                                  "policy": policy["name"], "severity": policy["severity"]})

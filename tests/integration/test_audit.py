@@ -1,15 +1,26 @@
-"""playbooks/audit.yml and the manifest_query/manifest_audit filters, run by real ansible-playbook
-against a real registry seeded with the standard fixtures."""
+"""The audit role (through its wrapper playbooks/audit.yml) and the manifest_query/manifest_audit filters,
+run by real ansible-playbook against a real registry seeded with the standard fixtures: the JSON, Markdown,
+HTML and JUnit reports, broken and unreachable images, and the role's variables."""
 from __future__ import annotations
 
 import json
 import re
+from xml.etree import ElementTree
+
+import pytest
+import requests
 
 from harness.ansible_run import COLLECTION_ROOT, play, task
+from harness.images import push_image, push_index
+from harness.registry import Registry, free_port
 
 AUDIT_PLAYBOOK = COLLECTION_ROOT / "playbooks" / "audit.yml"
-GATHER = "Gather manifest facts with creation dates for every image"
-EVALUATE = "Evaluate the policies for every image"
+ROLE = "archfleet.multiarch.audit : "
+GATHER = ROLE + "Gather manifest facts with creation dates for every image"
+EVALUATE = ROLE + "Evaluate the policies for every image"
+FAIL = ROLE + "Fail when a policy of severity error failed"
+VALIDATE = (ROLE + "Validating arguments against arg spec 'main' - "
+            "Audit multi-arch images against JMESPath policies and write reports")
 NOW = "2024-03-01T00:00:00Z"          # the fixtures are created 2024-01-01: 60 days old
 
 
@@ -34,7 +45,7 @@ def test_reports_and_failing_error_policies(playbook, open_registry, tmp_path):
 
     # Exit status: error policies failed; the message lists each failing image/policy pair.
     assert run.rc != 0, run.output
-    message = run.result("Fail when a policy of severity error failed")["msg"]
+    message = run.result(FAIL)["msg"]
     assert message == (f"3 error policy failures: {h}/fixtures/dockerlist:latest: required-platforms, "
                        f"{h}/fixtures/single:amd64: required-platforms, "
                        f"{h}/fixtures/no-such-repo:latest: image-exists (report: {report_dir}/audit.md)")
@@ -61,25 +72,61 @@ def test_reports_and_failing_error_policies(playbook, open_registry, tmp_path):
                                                        "source-annotation", "not-attestation-only"}
 
     markdown = (report_dir / "audit.md").read_text()
-    assert "- Status: **ERROR**: 3 error, 3 warning, 1 info failures (4 images x 6 policies)" in markdown
+    assert "- Status: **ERROR**: 3 error, 3 warning, 1 info failures (4 images x 7 policies)" in markdown
     assert f"| {h}/fixtures/dockerlist:latest | required-platforms | error |" in markdown
     assert f"| {h}/fixtures/no-such-repo:latest | does not exist |" in markdown
-    assert re.search(rf"\| {re.escape(h)}/fixtures/dockerlist:latest \| `` [0-9a-f]{{12}} `` .*\| \*\*missing\*\* \|",
-                     markdown)
+    # Full digests, human-readable sizes; failing images first.
+    assert f"| {h}/fixtures/multi:latest | warning | index | `` {fx['multi']['digest']} `` |" in markdown
+    assert re.search(rf"\| {re.escape(h)}/fixtures/dockerlist:latest \| `` sha256:[0-9a-f]{{64}} `` 138 B 60d .*"
+                     rf"\| \*\*missing\*\* \|", markdown)
+    images_table = markdown[markdown.index("## Images"):markdown.index("## Platform matrix")]
+    order = [line.split(" | ")[0][2:] for line in images_table.splitlines() if line.startswith(f"| {h}/")]
+    assert order == [f"{h}/fixtures/dockerlist:latest", f"{h}/fixtures/single:amd64",
+                     f"{h}/fixtures/no-such-repo:latest", f"{h}/fixtures/multi:latest"]
+    # A policy that does not apply to a missing image says n/a, not pass.
+    assert f"| {h}/fixtures/no-such-repo:latest | **FAIL** (error) | n/a | n/a | n/a | n/a | n/a | n/a |" in markdown
     assert "`` !exists \\|\\| length(missing_platforms \\|\\| `[]`) == `0` ``" in markdown
 
     html = (report_dir / "audit.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "<style>" in html
-    assert not re.search(r"<(link|script|img)\b|\bsrc=|@import|url\(", html), "the page must be self-contained"
-    matrix = html[html.index('<table id="matrix">'):html.index("</table>")]
+    # Self-contained: one inline script, nothing loaded from anywhere.
+    assert html.count("<script") == 1 and "<script>" in html
+    assert not re.search(r"<(link|img|iframe)\b|\bsrc=|@import|url\(|https?://|fetch\(|XMLHttpRequest", html), \
+        "the page must be self-contained"
+    matrix = html[html.index('<table id="matrix"'):html.index("</table>")]
     assert "<th>linux/arm/v7</th>" in matrix
-    assert fx["multi"]["platforms"]["linux/ppc64le"].split(":")[1][:12] in matrix
-    assert "60 days" in matrix
+    ppc64le = fx["multi"]["platforms"]["linux/ppc64le"]
+    assert f'<code class="digest" title="{ppc64le}">{ppc64le}</code>' in matrix
+    assert "139 B, 60 days" in matrix
+    assert matrix.index("fixtures/dockerlist:latest") < matrix.index("fixtures/multi:latest")
     dockerlist_row = matrix[matrix.index(f"{h}/fixtures/dockerlist:latest"):]
     dockerlist_row = dockerlist_row[:dockerlist_row.index("</tr>")]
-    assert '<td class="error"><span class="badge">error</span><br><small>required-platforms</small>' in dockerlist_row
-    assert '<td class="cell-missing">missing</td>' in dockerlist_row
+    assert '<span class="badge">error</span><br><small>required-platforms</small>' in dockerlist_row
+    assert '<td class="cell-missing" data-sort="">missing</td>' in dockerlist_row
     assert '<div class="banner error" id="status">' in html
+    results = html[html.index('<table id="results"'):]
+    missing_row = results[results.index(f"{h}/fixtures/no-such-repo:latest"):]
+    missing_row = missing_row[:missing_row.index("</tr>")]
+    assert missing_row.count(">n/a</td>") == 6 and missing_row.count(">FAIL</td>") == 1
+
+    junit = ElementTree.parse(report_dir / "audit.junit.xml").getroot()
+    assert junit.tag == "testsuites"
+    assert (junit.get("tests"), junit.get("failures"), junit.get("skipped")) == ("28", "3", "6")
+    suites = {suite.get("name"): suite for suite in junit}
+    assert list(suites) == [f"{h}/fixtures/multi:latest", f"{h}/fixtures/dockerlist:latest",
+                            f"{h}/fixtures/single:amd64", f"{h}/fixtures/no-such-repo:latest"]
+    failed = [(case.get("classname"), case.get("name")) for suite in junit for case in suite
+              if case.find("failure") is not None]
+    assert failed == [(f"{h}/fixtures/dockerlist:latest", "required-platforms"),
+                      (f"{h}/fixtures/single:amd64", "required-platforms"),
+                      (f"{h}/fixtures/no-such-repo:latest", "image-exists")]
+    missing_suite = suites[f"{h}/fixtures/no-such-repo:latest"]
+    assert [case.get("name") for case in missing_suite.iter("testcase") if case.find("skipped") is not None] == \
+        ["readable", "required-platforms", "not-attestation-only", "platforms-fresh", "source-annotation",
+         "multi-platform"]
+    # A warning is in the report but does not fail the test case (nor the run).
+    warning = [case for case in suites[f"{h}/fixtures/multi:latest"] if case.get("name") == "source-annotation"][0]
+    assert warning.find("failure") is None and warning.find("system-out").text.startswith("WARNING: source-annotation")
 
 
 def test_warnings_only_exit_zero_and_rerun_changes_nothing(playbook, open_registry, tmp_path):
@@ -93,8 +140,8 @@ def test_warnings_only_exit_zero_and_rerun_changes_nothing(playbook, open_regist
     assert summary["failed"] == {"error": 0, "warning": 2, "info": 0}
     failed = {(f["policy"], f["severity"]) for f in summary["failures"]}
     assert failed == {("platforms-fresh", "warning"), ("source-annotation", "warning")}
-    assert run.task("Fail when a policy of severity error failed")["status"] == "skipped"
-    assert '<td class="cell warning">' in (report_dir / "audit.html").read_text()
+    assert run.task(FAIL)["status"] == "skipped"
+    assert '<td class="cell warning" data-sort="60">' in (report_dir / "audit.html").read_text()
 
     again = playbook(AUDIT_PLAYBOOK, extra_vars=variables, cwd=tmp_path)
     assert again.rc == 0 and again.changed_total() == 0, again.output
@@ -111,7 +158,7 @@ def test_custom_policies_and_registry_options(playbook, open_registry, tmp_path)
         open_registry, report_dir, "fixtures/multi:latest", "fixtures/single:arm64", audit_policies=policies,
         audit_require_platforms=[], audit_registry_options={"retries": 1, "timeout": 10, "concurrency": 2}))
     assert run.rc != 0
-    assert run.result("Fail when a policy of severity error failed")["msg"].startswith(
+    assert run.result(FAIL)["msg"].startswith(
         f"1 error policy failures: {open_registry.host}/fixtures/single:arm64: five-platforms")
     report = json.loads((report_dir / "audit.json").read_text())
     assert [p["name"] for p in report["policies"]] == ["five-platforms", "has-attestation"]
@@ -136,7 +183,7 @@ def test_invalid_variables_are_reported_before_any_request(playbook, tmp_path):
     run = playbook(AUDIT_PLAYBOOK, extra_vars={"audit_images": {"app": "1.0"}, "audit_report_dir": str(tmp_path),
                                                "audit_registry_options": {"user": "ci"}})
     assert run.rc != 0
-    errors = run.result("Check the audit variables")["argument_errors"]
+    errors = run.result(VALIDATE)["argument_errors"]
     # ansible-core < 2.19 names the type as <class 'dict'>.
     assert re.match(r"argument 'audit_images' is of type (dict|<class 'dict'>) and we were unable to convert to list",
                     errors[0]), errors[0]
@@ -169,3 +216,87 @@ def test_manifest_query_filter(playbook, open_registry):
         run.result("bad")["msg"]
     assert "manifest_query: JMESPath expression 'nosuch(a)' failed: Unknown function: nosuch()" in \
         run.result("unknown function")["msg"]
+
+
+@pytest.fixture(scope="module")
+def broken_registry():
+    """A registry holding broken/app:latest, an index whose arm64 child manifest was deleted, and ok/app:latest."""
+    with Registry() as registry:
+        children = [push_image(registry.url, "broken/app", platform=p) for p in ("linux/amd64", "linux/arm64")]
+        push_index(registry.url, "broken/app", "latest", children)
+        response = requests.delete(f"{registry.url}/v2/broken/app/manifests/{children[1]['digest']}", timeout=30)
+        assert response.status_code == 202, response.text
+        registry.deleted = children[1]["digest"]
+        ok = [push_image(registry.url, "ok/app", platform=p) for p in ("linux/amd64", "linux/arm64")]
+        push_index(registry.url, "ok/app", "latest", ok)
+        yield registry
+
+
+def test_a_broken_image_is_reported_with_its_error_and_fails_readable(playbook, broken_registry, tmp_path):
+    h = broken_registry.host
+    report_dir = tmp_path / "report"
+    run = playbook(AUDIT_PLAYBOOK, extra_vars=audit_vars(
+        broken_registry, report_dir, "ok/app:latest", "broken/app:latest", "ok/app:gone",
+        audit_require_platforms=["linux/amd64"]))
+    assert run.rc != 0
+    assert run.result(FAIL)["msg"].startswith(
+        f"2 error policy failures: {h}/broken/app:latest: readable, {h}/ok/app:gone: image-exists (report: ")
+    report = json.loads((report_dir / "audit.json").read_text())
+    ok, broken, gone = report["images"]
+    assert "error" not in ok and ok["status"] == "warning"
+    assert broken["exists"] is True and broken["error"]["code"] == "MANIFEST_UNKNOWN"
+    assert broken["missing_children"] == [broken_registry.deleted]
+    assert [r["policy"] for r in broken["results"] if not r["passed"]] == ["readable", "source-annotation"]
+    assert gone["exists"] is False and gone["kind"] == "missing"
+    html = (report_dir / "audit.html").read_text()
+    assert f'<div class="image-error"><b>MANIFEST_UNKNOWN</b>: {h}/broken/app:latest lists 1 child manifest(s) ' \
+           f'missing from the registry: {broken_registry.deleted}</div>' in html
+    markdown = (report_dir / "audit.md").read_text()
+    assert f"| MANIFEST_UNKNOWN: {h}/broken/app:latest lists 1 child manifest(s) missing" in markdown
+    junit = ElementTree.parse(report_dir / "audit.junit.xml").getroot()
+    readable = [case for case in junit.iter("testcase")
+                if case.get("classname") == f"{h}/broken/app:latest" and case.get("name") == "readable"][0]
+    assert broken_registry.deleted in readable.find("failure").get("message")
+
+
+def test_unreachable_registry_still_writes_every_report(playbook, tmp_path):
+    dead = f"127.0.0.1:{free_port()}"
+    report_dir = tmp_path / "report"
+    run = playbook(AUDIT_PLAYBOOK, extra_vars={
+        "audit_images": [f"{dead}/team/app:1", f"{dead}/team/worker:1"], "audit_report_dir": str(report_dir),
+        "audit_now": NOW, "audit_registry_options": {"retries": 0, "timeout": 5}})
+    assert run.rc != 0
+    assert run.task(GATHER)["status"] == "failed"
+    assert run.result(FAIL)["msg"].startswith(f"2 error policy failures: {dead}/team/app:1: readable, "
+                                              f"{dead}/team/worker:1: readable (report: ")
+    assert sorted(path.name for path in report_dir.iterdir()) == ["audit.html", "audit.json", "audit.junit.xml",
+                                                                  "audit.md"]
+    images = json.loads((report_dir / "audit.json").read_text())["images"]
+    assert [image["error"]["code"] for image in images] == ["UNREACHABLE", "UNREACHABLE"]
+    assert all(image["exists"] is None and "cannot reach registry" in image["error"]["message"] for image in images)
+    assert "not read" in (report_dir / "audit.md").read_text()
+
+
+def test_role_in_a_play_with_module_defaults_and_chosen_formats(playbook, tmp_path):
+    with Registry(auth="htpasswd", tls=True) as registry:
+        push_image(registry.url, "team/app", "1", auth=registry.auth_tuple, verify=registry.verify)
+        report_dir = tmp_path / "report"
+        run = playbook(play(
+            {"name": "audit", "ansible.builtin.include_role": {"name": "archfleet.multiarch.audit"},
+             "vars": {"audit_images": [f"{registry.host}/team/app:1"], "audit_report_dir": str(report_dir),
+                      "audit_formats": ["junit", "md"], "audit_fail_on_error": False,
+                      "audit_registry_options": {"timeout": 9, "retries": 1},
+                      "audit_policies": [{"name": "exists", "expression": "exists"}]}},
+            module_defaults={"group/archfleet.multiarch.registry": {
+                "username": registry.username, "password": registry.password,
+                "insecure_registries": [registry.host]}},
+            vars={"ansible_python_interpreter": "{{ ansible_playbook_python }}"}))
+        assert run.rc == 0, run.output
+        assert sorted(path.name for path in report_dir.iterdir()) == ["audit.junit.xml", "audit.md"]
+        junit = ElementTree.parse(report_dir / "audit.junit.xml").getroot()
+        assert (junit.get("tests"), junit.get("failures")) == ("1", "0"), (report_dir / "audit.md").read_text()
+        # audit_registry_options win option by option; the rest still come from the play's module_defaults.
+        arguments = run.result(GATHER)["invocation"]["module_args"]
+        assert (arguments["timeout"], arguments["retries"], arguments["insecure_registries"]) == (9, 1, [registry.host])
+        assert arguments["username"] == registry.username and arguments["password"] != registry.password
+        assert registry.password not in run.output

@@ -28,7 +28,7 @@ def manifest(platform, digest, created="2024-05-01T00:00:00Z", size=1000):
 
 
 def image(name, manifests, exists=True, kind="index", missing=(), annotations=None):
-    return {"reference": name, "canonical": name, "exists": exists, "kind": kind if exists else None,
+    return {"reference": name, "canonical": name, "exists": exists, "kind": kind if exists else "missing",
             "digest": "sha256:" + "ab" * 32 if exists else None, "manifests": manifests,
             "platforms": [m["platform_string"] for m in manifests], "missing_platforms": list(missing),
             "annotations": annotations or {}, "attestations": []}
@@ -251,3 +251,14 @@ def test_invalid_now_and_require_platforms():
         audit([MULTI], POLICIES, NOW, require_platforms=["linux/arm46"])
     with pytest.raises(PolicyError, match="images must be the list docker_manifest_info returns"):
         audit({"images": []}, POLICIES, NOW)
+
+
+def test_outcome_is_not_applicable_for_policies_a_missing_or_unreadable_image_passes():
+    unreadable = dict(image("r/broken:1", [], exists=None), error={"code": "MANIFEST_UNKNOWN", "message": "gone"})
+    policies = POLICIES + [{"name": "readable", "expression": "!error", "severity": "error"}]
+    document = audit([MULTI, MISSING, unreadable], policies, NOW)
+    outcomes = [dict((r["policy"], r["outcome"]) for r in entry["results"]) for entry in document["images"]]
+    assert outcomes[0] == {"exists": "pass", "platforms": "pass", "fresh": "fail", "multi": "pass", "readable": "pass"}
+    assert outcomes[1] == {"exists": "fail", "platforms": "n/a", "fresh": "n/a", "multi": "n/a", "readable": "n/a"}
+    assert outcomes[2] == {"exists": "fail", "platforms": "n/a", "fresh": "n/a", "multi": "n/a", "readable": "fail"}
+    assert [entry["status"] for entry in document["images"]] == ["warning", "error", "error"]
