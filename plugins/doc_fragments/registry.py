@@ -33,10 +33,31 @@ options:
       - Registries listed in O(insecure_registries) are never verified.
     type: bool
     default: true
+    aliases: [tls_verify]
   ca_path:
     description:
-      - PEM file with the CA certificate(s) to verify registries with, instead of the system store.
+      - PEM file with the CA certificate(s) to verify registries with, instead of the system store
+        (and instead of a C(ca.crt) in O(docker_certs_dir)).
     type: path
+    aliases: [ca_cert]
+  client_cert:
+    description:
+      - PEM client certificate to present to registries that require one (mutual TLS), with O(client_key).
+      - When not set, a client pair in O(docker_certs_dir) for the registry is used, as Docker does.
+    type: path
+  client_key:
+    description:
+      - PEM private key of O(client_cert).
+    type: path
+  docker_certs_dir:
+    description:
+      - Docker's per-registry TLS directory, read as Docker reads it. C(<docker_certs_dir>/<host[:port]>/)
+        may hold CA certificates (C(*.crt)) to verify that registry with, and client pairs
+        (C(name.cert) with C(name.key)) to present to it.
+      - O(ca_path), O(client_cert) and O(client_key), when set, take precedence.
+      - Podman and skopeo use C(/etc/containers/certs.d) in the same layout.
+    type: path
+    default: /etc/docker/certs.d
   insecure_registries:
     description:
       - Registries (C(host) or C(host:port)) to reach without TLS verification, and over plain HTTP
@@ -65,6 +86,8 @@ options:
     default: 8
 notes:
   - Requests go straight to the registry API (OCI distribution); no docker daemon or CLI is used.
+  - A registry that speaks TLS is never retried over plain HTTP, whatever its TLS error; the error says
+    what failed (unknown CA, name mismatch, client certificate required or rejected).
   - Docker Hub references (C(docker.io/...), C(busybox)) are served by C(registry-1.docker.io).
 requirements:
   - requests

@@ -27,19 +27,23 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.api 
     REQUESTS_IMPORT_ERROR,
     RegistryClient,
 )
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.transport import DEFAULT_CERTS_DIR
 
 REGISTRY_ARGUMENT_SPEC = dict(
     username=dict(type="str"),
     password=dict(type="str", no_log=True),
     docker_config=dict(type="path"),
-    validate_certs=dict(type="bool", default=True),
-    ca_path=dict(type="path"),
+    validate_certs=dict(type="bool", default=True, aliases=["tls_verify"]),
+    ca_path=dict(type="path", aliases=["ca_cert"]),
+    client_cert=dict(type="path"),
+    client_key=dict(type="path"),
+    docker_certs_dir=dict(type="path", default=DEFAULT_CERTS_DIR),
     insecure_registries=dict(type="list", elements="str", default=[]),
     timeout=dict(type="float", default=30),
     retries=dict(type="int", default=3),
     concurrency=dict(type="int", default=8),
 )
-REGISTRY_REQUIRED_TOGETHER = [("username", "password")]
+REGISTRY_REQUIRED_TOGETHER = [("username", "password"), ("client_cert", "client_key")]
 
 
 class OptionError(ValueError):
@@ -84,6 +88,10 @@ def validate_registry_options(params):
             ssl.create_default_context(cafile=ca_path)
         except ssl.SSLError as exc:
             raise OptionError("ca_path %s holds no valid PEM certificate (%s)" % (ca_path, exc.reason or exc))
+    _check_client_pair(params.get("client_cert"), params.get("client_key"))
+    certs_dir = params.get("docker_certs_dir")
+    if certs_dir and certs_dir != DEFAULT_CERTS_DIR and not os.path.isdir(certs_dir):
+        raise OptionError("docker_certs_dir %s does not exist or is not a directory" % certs_dir)
     for entry in params.get("insecure_registries") or []:
         if not entry or "/" in entry or " " in entry:
             raise OptionError("insecure_registries entry %r is not a registry host (expected host or host:port, "
@@ -93,6 +101,29 @@ def validate_registry_options(params):
             DockerConfig.load(params["docker_config"], required=True)
         except CredentialError as exc:
             raise OptionError(str(exc))
+
+
+def _check_client_pair(cert, key):
+    """client_cert and client_key: readable PEM files that belong together. Raises OptionError."""
+    if not cert:
+        return
+    for option, path, marker in (("client_cert", cert, b"-----BEGIN CERTIFICATE-----"),
+                                 ("client_key", key, b"PRIVATE KEY-----")):
+        if not os.path.isfile(path):
+            raise OptionError("%s %s does not exist or is not a file" % (option, path))
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(1024 * 1024)
+        except (IOError, OSError) as exc:
+            raise OptionError("%s %s cannot be read: %s" % (option, path, exc.strerror or exc))
+        if marker not in head:
+            raise OptionError("%s %s is not a PEM %s" % (option, path, "certificate" if option == "client_cert"
+                                                                      else "private key"))
+    try:
+        ssl.create_default_context().load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise OptionError("client_cert %s and client_key %s do not belong together (%s)"
+                          % (cert, key, exc.reason or exc))
 
 
 def parse_references(values, option):
@@ -114,6 +145,9 @@ def client_from_params(params, pool_size=10):
         docker_config_required=bool(params.get("docker_config")),
         validate_certs=params.get("validate_certs", True),
         ca_path=params.get("ca_path"),
+        client_cert=params.get("client_cert"),
+        client_key=params.get("client_key"),
+        certs_dir=params.get("docker_certs_dir"),
         insecure_registries=params.get("insecure_registries"),
         timeout=params.get("timeout") or 30,
         retries=params.get("retries") if params.get("retries") is not None else 3,

@@ -87,7 +87,7 @@ class RegistryClient:
 
     def __init__(self, username=None, password=None, docker_config=None, validate_certs=True, ca_path=None,
                  insecure_registries=None, timeout=30, retries=3, pool_size=10, sleep=time.sleep,
-                 docker_config_required=False):
+                 docker_config_required=False, client_cert=None, client_key=None, certs_dir=None):
         self.username = username
         self.password = password
         self._docker_config_path = docker_config
@@ -95,7 +95,8 @@ class RegistryClient:
         self._docker_config = None
         self.transport = Transport(self._credentials, validate_certs=validate_certs, ca_path=ca_path,
                                    insecure_registries=insecure_registries, timeout=timeout, retries=retries,
-                                   pool_size=pool_size, sleep=sleep)
+                                   pool_size=pool_size, sleep=sleep, client_cert=client_cert,
+                                   client_key=client_key, certs_dir=certs_dir)
         self.tokens = TokenStore(self.transport)
 
     # ------------------------------------------------------------------ bookkeeping
@@ -150,7 +151,7 @@ class RegistryClient:
             all_headers.update(self.tokens.headers(endpoint, ref.repository, actions))
             try:
                 answer = self.transport.send(method, url, ref.registry, kind, headers=all_headers,
-                                             verify=endpoint.verify, stream=stream, data=data,
+                                             verify=endpoint.verify, cert=endpoint.cert, stream=stream, data=data,
                                              allow_redirects=allow_redirects, read_body=read_body, retry=retry)
             except BrokenBodyError:
                 raise
@@ -390,7 +391,7 @@ class RegistryClient:
         all_headers = dict(headers)
         all_headers.update(self.tokens.headers(endpoint, target.repository, ("pull", "push")))
         response = self.transport.send(method, url, target.registry, "upload", headers=all_headers,
-                                       verify=endpoint.verify, data=data, retry=retry)
+                                       verify=endpoint.verify, cert=endpoint.cert, data=data, retry=retry)
         response.close()
         return response
 

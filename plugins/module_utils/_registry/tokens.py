@@ -138,7 +138,7 @@ class TokenStore:
                 headers["Authorization"] = "Basic " + basic_auth_value(credentials.username, credentials.password)
         try:
             response = self.transport.send(method, url, endpoint.registry, "token", headers=headers,
-                                           verify=self._realm_verify(endpoint), data=form)
+                                           verify=self._realm_verify(endpoint), cert=endpoint.cert, data=form)
         except RegistryError as exc:
             raise RegistryError("cannot reach the token service %s of registry %s: %s"
                                 % (endpoint.realm.split("?")[0], endpoint.registry, exc.detail), code=exc.code)

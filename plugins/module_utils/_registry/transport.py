@@ -14,7 +14,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import glob
+import os
 import random
+import tempfile
 import threading
 import time
 import traceback
@@ -54,6 +57,15 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.erro
 )
 
 RETRY_STATUSES = frozenset((429, 502, 503, 504))
+DEFAULT_CERTS_DIR = "/etc/docker/certs.d"
+# What OpenSSL says when the other side answered a ClientHello with plain HTTP: only then is plain
+# HTTP tried (for loopback and insecure registries). Any other TLS error means the server speaks TLS.
+_PLAIN_HTTP_MARKERS = ("WRONG_VERSION_NUMBER", "wrong version number", "HTTP_REQUEST", "http request",
+                       "UNKNOWN_PROTOCOL", "unknown protocol", "RECORD_LAYER_FAILURE", "record layer failure",
+                       "PACKET_LENGTH_TOO_LONG", "packet length too long")
+_CLIENT_CERT_MARKERS = ("ALERT_BAD_CERTIFICATE", "alert bad certificate", "CERTIFICATE_REQUIRED",
+                        "certificate required", "ALERT_UNKNOWN_CA", "alert unknown ca", "ALERT_HANDSHAKE_FAILURE",
+                        "alert handshake failure", "ALERT_CERTIFICATE_UNKNOWN", "alert certificate unknown")
 MAX_RETRY_DELAY = 60.0
 USER_AGENT = "archfleet.multiarch (ansible; python-requests)"
 
@@ -104,12 +116,13 @@ class Endpoint:
     Credentials or None, filled in on discovery.
     """
 
-    __slots__ = ("registry", "base_url", "verify", "scheme", "realm", "service", "credentials", "lock")
+    __slots__ = ("registry", "base_url", "verify", "cert", "scheme", "realm", "service", "credentials", "lock")
 
     def __init__(self, registry):
         self.registry = registry
         self.base_url = None
         self.verify = True
+        self.cert = None
         self.scheme = None
         self.realm = None
         self.service = None
@@ -125,12 +138,15 @@ class Transport:
     """
 
     def __init__(self, credentials_for, validate_certs=True, ca_path=None, insecure_registries=None, timeout=30,
-                 retries=3, pool_size=10, sleep=time.sleep):
+                 retries=3, pool_size=10, sleep=time.sleep, client_cert=None, client_key=None, certs_dir=None):
         if not HAS_REQUESTS:
             raise RegistryError("the Python library 'requests' is required")
         self.credentials_for = credentials_for
         self.validate_certs = validate_certs
         self.ca_path = ca_path
+        self.client_pair = (client_cert, client_key) if client_cert else None
+        self.certs_dir = certs_dir
+        self._bundles = []
         self.insecure_registries = set(registry_key(entry) for entry in insecure_registries or ())
         self.timeout = timeout
         self.max_retries = retries
@@ -148,6 +164,11 @@ class Transport:
 
     def close(self):
         self.session.close()
+        for path in self._bundles:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
     def endpoints(self):
         return list(self._endpoints.values())
@@ -185,7 +206,7 @@ class Transport:
 
     # ------------------------------------------------------------------ the retry loop
     def send(self, method, url, registry, kind, headers=None, verify=True, stream=False, data=None,
-             allow_redirects=True, retry=True, wrap_errors=True, read_body=None):
+             allow_redirects=True, retry=True, wrap_errors=True, read_body=None, cert=None):
         """One request, retried on 429/502/503/504 and transport errors up to ``max_retries`` times.
 
         ``read_body(response) -> bytes``, when given, reads a 200 answer's body inside the loop, so a
@@ -199,7 +220,7 @@ class Transport:
             attempt += 1
             self._count(method, kind)
             try:
-                response = self.session.request(method, url, headers=headers, verify=verify, stream=stream,
+                response = self.session.request(method, url, headers=headers, verify=verify, cert=cert, stream=stream,
                                                 data=data, timeout=self.timeout, allow_redirects=allow_redirects)
             except TRANSPORT_ERRORS as exc:
                 tls = isinstance(exc, requests.exceptions.SSLError)
@@ -248,13 +269,48 @@ class Transport:
                     self._discover(endpoint)
         return endpoint
 
+    def tls_for(self, registry):
+        """``(verify, cert)`` for ``registry``: the options first, then Docker's ``certs.d/<host[:port]>/``.
+
+        ``verify`` is a CA bundle path, True (system store) or False; ``cert`` a ``(cert, key)`` pair or None.
+        """
+        directory = None
+        if self.certs_dir:
+            for name in (registry, registry.lower()):
+                if os.path.isdir(os.path.join(self.certs_dir, name)):
+                    directory = os.path.join(self.certs_dir, name)
+                    break
+        verify = bool(self.validate_certs)
+        if self.validate_certs:
+            verify = self.ca_path or (self._ca_bundle(directory) if directory else None) or True
+        cert = self.client_pair or (_client_pair(directory) if directory else None)
+        return verify, cert
+
+    def _ca_bundle(self, directory):
+        """The ``*.crt`` CAs of a certs.d directory as one PEM file (a path), or None when there are none."""
+        paths = sorted(glob.glob(os.path.join(directory, "*.crt")))
+        if len(paths) <= 1:
+            return paths[0] if paths else None
+        handle, bundle = tempfile.mkstemp(prefix="archfleet-ca-", suffix=".pem")
+        with os.fdopen(handle, "wb") as out:
+            for path in paths:
+                with open(path, "rb") as source:
+                    out.write(source.read().rstrip(b"\n") + b"\n")
+        self._bundles.append(bundle)
+        return bundle
+
     def _discover(self, endpoint):
-        """Ping ``/v2/`` to learn scheme, TLS verification and the auth challenge."""
+        """Ping ``/v2/`` to learn scheme, TLS verification and the auth challenge.
+
+        Plain HTTP is tried only for loopback and insecure registries, and only when the HTTPS
+        attempt got no TLS at all (the server answered in plain HTTP) or no connection.
+        """
         registry = endpoint.registry
         api_host = registry_api_host(registry)
         explicit_insecure = self.is_insecure(registry)
         loopback = is_loopback_registry(registry)
-        verify = self.ca_path if (self.ca_path and self.validate_certs) else bool(self.validate_certs)
+        verify, cert = self.tls_for(registry)
+        endpoint.cert = cert
         attempts = [("https", False if explicit_insecure else verify)]
         if explicit_insecure or loopback:
             attempts.append(("http", False))
@@ -263,13 +319,11 @@ class Transport:
         for scheme, scheme_verify in attempts:
             url = "%s://%s/v2/" % (scheme, api_host)
             try:
-                response = self.send("GET", url, registry, "ping", verify=scheme_verify, wrap_errors=False)
+                response = self.send("GET", url, registry, "ping", verify=scheme_verify, cert=cert,
+                                     wrap_errors=False)
             except requests.exceptions.SSLError as exc:
-                if is_cert_error(exc) and not explicit_insecure:
-                    raise RegistryError(
-                        "TLS certificate of registry %s could not be verified (%s); set ca_path to the CA that signed "
-                        "it, or list the registry in insecure_registries" % (registry, short_ssl_reason(exc)),
-                        code="TLS")
+                if not _is_plain_http(exc):
+                    raise tls_failure(registry, exc, cert, self.certs_dir, explicit_insecure)
                 last_error = exc
                 continue
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
@@ -297,3 +351,47 @@ class Transport:
         elif response.status_code >= 400:
             raise response_error(response, "contacting registry %s" % registry, retries=self.max_retries)
         response.close()
+
+
+def _client_pair(directory):
+    """The first ``name.cert`` with its ``name.key`` in a certs.d directory, as Docker pairs them."""
+    for cert in sorted(glob.glob(os.path.join(directory, "*.cert"))):
+        key = cert[:-len(".cert")] + ".key"
+        if not os.path.isfile(key):
+            raise RegistryError("certs.d: client certificate %s has no key %s next to it (Docker needs both)"
+                                % (cert, os.path.basename(key)), code="TLS")
+        return cert, key
+    return None
+
+
+def _is_plain_http(exc):
+    text = str(exc)
+    return any(marker in text for marker in _PLAIN_HTTP_MARKERS)
+
+
+def tls_failure(registry, exc, cert, certs_dir, insecure):
+    """One sentence for a TLS handshake that failed with a server that does speak TLS."""
+    reason = short_ssl_reason(exc)
+    text = str(exc)
+    if any(marker in text for marker in _CLIENT_CERT_MARKERS):
+        where = os.path.join(certs_dir or DEFAULT_CERTS_DIR, registry)
+        if cert is None:
+            message = ("registry %s requires a client certificate (mutual TLS) and none was given (%s); set "
+                       "client_cert and client_key, or put a client pair (name.cert, name.key) in %s/"
+                       % (registry, reason, where))
+        else:
+            message = "registry %s rejected the client certificate %s (%s)" % (registry, cert[0], reason)
+        return RegistryError(message, code="TLS")
+    if is_cert_error(exc) and not insecure:
+        lowered = text.lower()
+        if "mismatch" in lowered or "hostname" in lowered or "doesn't match" in lowered:
+            why = "the certificate is not valid for this host name"
+        elif "expired" in lowered:
+            why = "the certificate has expired"
+        else:
+            why = "it is signed by an unknown CA"
+        return RegistryError(
+            "TLS certificate of registry %s could not be verified: %s (%s); set ca_path to the CA that signed it, "
+            "put it in %s/ca.crt, or list the registry in insecure_registries"
+            % (registry, why, reason, os.path.join(certs_dir or DEFAULT_CERTS_DIR, registry)), code="TLS")
+    return RegistryError("TLS with registry %s failed: %s" % (registry, reason), code="TLS")

@@ -112,13 +112,14 @@ class PushClient:
     """
 
     def __init__(self, registry_url: str, *, auth: tuple[str, str] | None = None,
-                 verify: str | bool = True):
+                 verify: str | bool = True, cert: tuple[str, str] | None = None):
         self.base = registry_url.rstrip("/")
         self.credentials = auth
         # verify goes on every request, not on the session: requests lets REQUESTS_CA_BUNDLE
         # from the environment override Session.verify, which would drop the test CA.
         self.verify = verify
         self.session = requests.Session()
+        self.session.cert = cert   # a client pair, for registries that require one (mutual TLS)
         self.session.headers["User-Agent"] = HARNESS_USER_AGENT
         self._use_basic = False
         self._tokens: dict[str, str] = {}
@@ -230,7 +231,7 @@ def _layer(name: str, content: bytes) -> tuple[bytes, str]:
 def push_image(registry_url: str, repo: str, tag: str | None = None, *, platform: str | dict = "linux/amd64",
                media: str = "oci", auth: tuple[str, str] | None = None, verify: str | bool = True,
                labels: dict[str, str] | None = None, created: str | None = None, layers: int = 1,
-               payload: bytes | None = None) -> dict:
+               payload: bytes | None = None, cert: tuple[str, str] | None = None) -> dict:
     """Push a small runnable-looking image for ``platform`` to ``repo`` (by digest, and ``tag`` if given).
 
     Returns ``{digest, size, media_type, config_digest, platform, layer_digests, repo, reference}``;
@@ -242,7 +243,7 @@ def push_image(registry_url: str, repo: str, tag: str | None = None, *, platform
     created = created or DEFAULT_CREATED
     if payload is None:
         payload = f"archfleet fixture for {platform_string(platform_obj)}\n".encode()
-    with PushClient(registry_url, auth=auth, verify=verify) as client:
+    with PushClient(registry_url, auth=auth, verify=verify, cert=cert) as client:
         layer_descriptors, diff_ids, history = [], [], []
         for index in range(layers):
             blob, diff_id = _layer(f"layer{index}.txt", payload + f"layer {index}\n".encode())

@@ -134,3 +134,43 @@ def make_token_signer(directory: Path | str) -> TokenSigner:
     _write_key(files.key_path, key)
     _write_cert(files.cert_path, cert)
     return files
+
+
+@dataclass(frozen=True)
+class ClientTLS:
+    """A client-certificate CA (for the server's ``clientcas``) and one client pair it signed (PEM paths)."""
+
+    ca_path: Path
+    cert_path: Path
+    key_path: Path
+
+
+def make_client_tls(directory: Path | str, common_name: str = "archfleet ci client") -> ClientTLS:
+    """Create a client CA and a client certificate (extended key usage clientAuth); write client-*.pem."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name("archfleet test client CA")
+    ca_cert = (
+        _validity(x509.CertificateBuilder())
+        .subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        _validity(x509.CertificateBuilder())
+        .subject_name(_name(common_name)).issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = ClientTLS(directory / "client-ca.pem", directory / "client.pem", directory / "client-key.pem")
+    _write_cert(files.ca_path, ca_cert)
+    _write_cert(files.cert_path, cert)
+    _write_key(files.key_path, key)
+    return files

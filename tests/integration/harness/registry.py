@@ -120,7 +120,8 @@ class Registry:
     ``anonymous_acl`` is passed to the token server (default pull-only; ``{}`` = nothing).
     """
 
-    def __init__(self, *, auth: str | None = None, tls: bool = False, delete_enabled: bool = True,
+    def __init__(self, *, auth: str | None = None, tls: bool = False, client_certs: bool = False,
+                 delete_enabled: bool = True,
                  users: dict[str, str] | None = None, acl: dict[str, Acl] | None = None,
                  anonymous_acl: Acl | None = None, token_expires_in: int = 300,
                  refresh_tokens: dict[str, str] | None = None,
@@ -128,7 +129,9 @@ class Registry:
         if auth not in (None, "htpasswd", "token"):
             raise ValueError(f"auth must be None, 'htpasswd' or 'token', not {auth!r}")
         self.auth = auth
-        self.tls = tls
+        self.tls = tls or client_certs
+        self.client_certs = client_certs
+        self.client_tls: pki.ClientTLS | None = None
         self.delete_enabled = delete_enabled
         self.realm = realm
         self.users = dict(users) if users else {"alice": secrets.token_urlsafe(12)}
@@ -251,6 +254,9 @@ class Registry:
             self.cert_dir = self.dir / "certs"
             self.cert_dir.mkdir()
             shutil.copyfile(self.ca_path, self.cert_dir / "ca.crt")
+        if self.client_certs:
+            # mTLS: the registry requires and verifies a client certificate signed by this CA.
+            self.client_tls = pki.make_client_tls(self.dir / "client")
         if self.auth == "htpasswd":
             (self.dir / "htpasswd").write_text(
                 "".join(_htpasswd_line(user, pw) for user, pw in self.users.items()))
@@ -267,6 +273,8 @@ class Registry:
         if self.tls:
             config["http"]["tls"] = {"certificate": str(self.dir / "tls" / "server.pem"),
                                      "key": str(self.dir / "tls" / "server-key.pem")}
+            if self.client_tls is not None:
+                config["http"]["tls"]["clientcas"] = [str(self.client_tls.ca_path)]
         if self.auth == "htpasswd":
             config["auth"] = {"htpasswd": {"realm": self.realm, "path": str(self.dir / "htpasswd")}}
         elif self.auth == "token":
@@ -310,7 +318,8 @@ class Registry:
             if self._proc.poll() is not None:
                 return False
             try:
-                response = requests.get(f"{self.url}/v2/", verify=self.verify, timeout=2,
+                cert = (str(self.client_tls.cert_path), str(self.client_tls.key_path)) if self.client_tls else None
+                response = requests.get(f"{self.url}/v2/", verify=self.verify, timeout=2, cert=cert,
                                         headers={"User-Agent": HARNESS_USER_AGENT})
                 if response.status_code in (200, 401):
                     return True
