@@ -53,7 +53,7 @@ def _empty_facts(ref):
         "digest": None,
         "media_type": None,
         "size": None,
-        "kind": None,
+        "kind": "missing",
         "platforms": [],
         "manifests": [],
         "attestations": [],
