@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "integration" / "error_cases.yml"
 PAGE = ROOT / "docs" / "errors.md"
 NAMESPACE = "archfleet.multiarch"
-KIND_TITLES = {"module": "module", "filter": "filter", "role": "role"}
+KIND_TITLES = {"module": "module", "filter": "filter", "lookup": "lookup", "role": "role"}
 CHECK_TEXT = {
     "registry": "Rows run against a seeded test registry behind a counting proxy: each one fails, the registry "
                 "sees no write, and the row's repository `errors/<row id>` does not exist afterwards.",
@@ -50,7 +50,21 @@ def code(text: str) -> str:
     return cell(f"{fence}{text}{fence}")
 
 
+def lookup_call(content: dict, case: dict) -> str:
+    """A lookup row as the Jinja call it makes: terms (defaults' ``_terms`` unless the row has its own), keywords."""
+    args = dict(content.get("defaults") or {})
+    for name in case.get("omit", []):
+        args.pop(name)
+    args.update(case.get("args") or {})
+    terms = args.pop("_terms", [])
+    parts = [repr(content["name"])] + [inline(term) for term in terms]
+    parts += [f"{name}={inline(value)}" for name, value in args.items()]
+    return "lookup(%s)" % ", ".join(parts)
+
+
 def given_as(content: dict, case: dict) -> str:
+    if content["kind"] == "lookup":
+        return code(lookup_call(content, case))
     if content["kind"] == "filter":
         call = ", ".join(f"{name}={inline(value)}" for name, value in (case.get("args") or {}).items())
         return code(f"{inline(case['input'])} | {content['name']}" + (f"({call})" if call else ""))
@@ -144,12 +158,14 @@ def _module_options(path: Path, root: Path) -> set:
 
 
 def documented_options(root: Path = ROOT) -> dict:
-    """{FQCN: (kind, option names)} for every module, filter and role of the collection."""
+    """{FQCN: (kind, option names)} for every module, filter, lookup and role of the collection."""
     found = {}
     for path in sorted((root / "plugins" / "modules").glob("*.py")):
         found[f"{NAMESPACE}.{path.stem}"] = ("module", _module_options(path, root))
     for path in sorted((root / "plugins" / "filter").glob("*.py")):
         found[f"{NAMESPACE}.{path.stem}"] = ("filter", set(_documentation(path).get("options") or {}))
+    for path in sorted((root / "plugins" / "lookup").glob("*.py")):
+        found[f"{NAMESPACE}.{path.stem}"] = ("lookup", _module_options(path, root))
     for path in sorted((root / "roles").glob("*/meta/argument_specs.yml")):
         specs = yaml.safe_load(path.read_text())["argument_specs"]
         options = set()

@@ -90,6 +90,7 @@ _raw:
 
 from ansible.errors import AnsibleLookupError
 from ansible.module_utils.common.text.converters import to_native
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
@@ -97,6 +98,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._digests impor
 from ansible_collections.archfleet.multiarch.plugins.module_utils._module import (
     HAS_REQUESTS,
     REGISTRY_ARGUMENT_SPEC,
+    REGISTRY_REQUIRED_TOGETHER,
     OptionError,
     client_from_params,
     parse_references,
@@ -116,9 +118,27 @@ def _flatten(terms):
     return flat
 
 
+OPTIONS = frozenset(REGISTRY_ARGUMENT_SPEC) | frozenset(("default", "output"))
+
+
+def _check_keywords(kwargs):
+    """Refuse what Ansible's option handling lets through: unknown keywords (a typo would be ignored) and
+    a validate_certs that is no boolean (it would silently mean false)."""
+    unknown = sorted(set(kwargs) - OPTIONS)
+    if unknown:
+        raise AnsibleLookupError("image_digest: unsupported option(s) %s; supported: %s"
+                                 % (", ".join(unknown), ", ".join(sorted(OPTIONS))))
+    if "validate_certs" in kwargs:
+        try:
+            boolean(kwargs["validate_certs"], strict=True)
+        except TypeError:
+            raise AnsibleLookupError("image_digest: validate_certs must be a boolean, got %r" % (kwargs["validate_certs"],))
+
+
 class LookupModule(LookupBase):
 
     def run(self, terms, variables=None, **kwargs):
+        _check_keywords(kwargs)
         self.set_options(var_options=variables, direct=kwargs)
         if not HAS_REQUESTS:
             raise AnsibleLookupError("image_digest: needs the Python library 'requests' on the controller "
@@ -127,8 +147,9 @@ class LookupModule(LookupBase):
         secrets = [params["password"]] if params.get("password") else []
         terms = _flatten(terms)
         try:
-            if bool(params.get("username")) != bool(params.get("password")):
-                raise OptionError("parameters are required together: username, password")
+            for together in REGISTRY_REQUIRED_TOGETHER:
+                if any(params.get(name) for name in together) and not all(params.get(name) for name in together):
+                    raise OptionError("parameters are required together: %s" % ", ".join(together))
             if not terms:
                 raise OptionError("no image reference given")
             validate_registry_options(params)

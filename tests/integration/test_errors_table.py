@@ -65,6 +65,13 @@ def row_task(content: dict, case: dict, values: dict) -> dict:
         return {"name": case["id"], "ignore_errors": True,
                 "vars": {INPUT_VAR: fill(case["input"], values), INPUT_VAR + "_args": case.get("args") or {}},
                 "ansible.builtin.debug": {"msg": "{{ %s | %s%s }}" % (INPUT_VAR, name, call)}}
+    if kind == "lookup":
+        # Terms and keywords reach the lookup through variables, as a vaulted password would.
+        args = row_args(content, case, values)
+        terms = args.pop("_terms", [])
+        return {"name": case["id"], "ignore_errors": True,
+                "vars": {INPUT_VAR + "_terms": terms, INPUT_VAR + "_args": args},
+                "ansible.builtin.debug": {"msg": "{{ lookup(%r, *%s_terms, **%s_args) }}" % (name, INPUT_VAR, INPUT_VAR)}}
     if kind == "role":
         # The refusal is the role's argument check; rescue records its message under the row's id.
         return {"name": case["id"] + " (role)",

@@ -24,7 +24,7 @@ def test_row_ids_are_unique_and_rows_complete():
     ids = [case["id"] for content in table["contents"] for case in content["cases"]]
     assert len(ids) == len(set(ids))
     for content in table["contents"]:
-        assert content["kind"] in ("module", "filter", "role") and content["checks"] in errors_table.CHECK_TEXT
+        assert content["kind"] in ("module", "filter", "lookup", "role") and content["checks"] in errors_table.CHECK_TEXT
         for case in content["cases"]:
             assert ("message" in case) != ("message_start" in case), case["id"]
             assert case["stage"] in errors_table.STAGE_TEXT, case["id"]
