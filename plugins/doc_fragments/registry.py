@@ -26,7 +26,31 @@ options:
       - Path of a docker C(config.json) to read credentials from (C(auths), C(credHelpers),
         C(credsStore) with C(docker-credential-<name>) helpers, C(identitytoken)).
       - Defaults to C($DOCKER_CONFIG/config.json), else C(~/.docker/config.json), on the host that runs the module.
+      - A registry it has no credentials for is then looked up, in the same format, in the containers
+        C(auth.json) of Podman, Buildah and skopeo (C($REGISTRY_AUTH_FILE) when set, else
+        C($XDG_RUNTIME_DIR/containers/auth.json) and C(~/.config/containers/auth.json)).
     type: path
+  registry_credentials:
+    description:
+      - Credentials per registry, for tasks that talk to several registries (a copy from one registry to
+        another). An entry for a registry wins over O(username)/O(password) and the config files.
+      - Passwords are never shown in results, errors or logs.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      registry:
+        description: Registry host, or host:port, as in image references (compared case-insensitively).
+        type: str
+        required: true
+      username:
+        description: User name for that registry.
+        type: str
+        required: true
+      password:
+        description: Password or access token for that registry.
+        type: str
+        required: true
   validate_certs:
     description:
       - Verify the registry's TLS certificate.

@@ -35,6 +35,11 @@ REGISTRY_ARGUMENT_SPEC = dict(
     docker_config=dict(type="path"),
     validate_certs=dict(type="bool", default=True, aliases=["tls_verify"]),
     ca_path=dict(type="path", aliases=["ca_cert"]),
+    registry_credentials=dict(type="list", elements="dict", default=[], options=dict(
+        registry=dict(type="str", required=True),
+        username=dict(type="str", required=True),
+        password=dict(type="str", required=True, no_log=True),
+    )),
     client_cert=dict(type="path"),
     client_key=dict(type="path"),
     docker_certs_dir=dict(type="path", default=DEFAULT_CERTS_DIR),
@@ -92,6 +97,15 @@ def validate_registry_options(params):
     certs_dir = params.get("docker_certs_dir")
     if certs_dir and certs_dir != DEFAULT_CERTS_DIR and not os.path.isdir(certs_dir):
         raise OptionError("docker_certs_dir %s does not exist or is not a directory" % certs_dir)
+    for index, entry in enumerate(params.get("registry_credentials") or []):
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(key), str) and entry.get(key)
+                                                  for key in ("registry", "username", "password")):
+            raise OptionError("registry_credentials[%d] must be a dict with registry, username and password "
+                              "strings" % index)
+        registry = entry.get("registry") or ""
+        if not registry or "/" in registry or " " in registry:
+            raise OptionError("registry_credentials[%d].registry %r is not a registry host (expected host or "
+                              "host:port, e.g. 'ghcr.io' or 'registry.local:5000')" % (index, registry))
     for entry in params.get("insecure_registries") or []:
         if not entry or "/" in entry or " " in entry:
             raise OptionError("insecure_registries entry %r is not a registry host (expected host or host:port, "
@@ -145,6 +159,7 @@ def client_from_params(params, pool_size=10):
         docker_config_required=bool(params.get("docker_config")),
         validate_certs=params.get("validate_certs", True),
         ca_path=params.get("ca_path"),
+        registry_credentials=params.get("registry_credentials"),
         client_cert=params.get("client_cert"),
         client_key=params.get("client_key"),
         certs_dir=params.get("docker_certs_dir"),

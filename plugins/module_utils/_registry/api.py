@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import hashlib
 import json
+import os
 import time
 
 from urllib.parse import urljoin
@@ -29,10 +30,12 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media imp
     sha256_digest,
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import is_schema1
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import (
     CredentialError,
     Credentials,
     DockerConfig,
+    containers_auth_paths,
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import (
     BrokenBodyError,
@@ -87,9 +90,14 @@ class RegistryClient:
 
     def __init__(self, username=None, password=None, docker_config=None, validate_certs=True, ca_path=None,
                  insecure_registries=None, timeout=30, retries=3, pool_size=10, sleep=time.sleep,
-                 docker_config_required=False, client_cert=None, client_key=None, certs_dir=None):
+                 docker_config_required=False, client_cert=None, client_key=None, certs_dir=None,
+                 registry_credentials=None, containers_auth=None):
         self.username = username
         self.password = password
+        # [{registry, username, password}]: per-registry credentials, before every other source.
+        self.registry_credentials = list(registry_credentials or [])
+        self._containers_auth_paths = containers_auth
+        self._containers_auth = None
         self._docker_config_path = docker_config
         self._docker_config_required = docker_config_required
         self._docker_config = None
@@ -110,6 +118,7 @@ class RegistryClient:
     def secrets(self):
         """Every secret this client holds, so callers can scrub text before showing it."""
         values = [self.password] if self.password else []
+        values += [entry.get("password") for entry in self.registry_credentials if entry.get("password")]
         for endpoint in self.transport.endpoints():
             if endpoint.credentials is not None:
                 values.extend(endpoint.credentials.secrets())
@@ -121,11 +130,34 @@ class RegistryClient:
             self._docker_config = DockerConfig.load(self._docker_config_path, required=self._docker_config_required)
         return self._docker_config
 
+    def containers_auth(self):
+        """The Podman/skopeo ``auth.json`` files that exist, as DockerConfig objects (same format)."""
+        if self._containers_auth is None:
+            paths = self._containers_auth_paths
+            if paths is None:
+                paths = containers_auth_paths()
+            self._containers_auth = [DockerConfig.load(path, required=True) for path in paths if os.path.isfile(path)]
+        return self._containers_auth
+
     def _credentials(self, registry):
+        """Credentials for ``registry``, or None (anonymous), from the first source that has some.
+
+        Order: ``registry_credentials`` entries for that registry; ``username``/``password``; docker's
+        ``config.json``; the containers ``auth.json`` files (containers_auth_paths).
+        """
+        for entry in self.registry_credentials:
+            if registry_key(entry["registry"]) == registry_key(registry):
+                return Credentials(entry["username"], entry.get("password") or "",
+                                   source="registry_credentials (%s)" % entry["registry"])
         if self.username:
             return Credentials(self.username, self.password or "", source="the username/password options")
         try:
-            return self.docker_config().credentials_for(registry)
+            found = self.docker_config().credentials_for(registry)
+            for config in ([] if found is not None else self.containers_auth()):
+                found = config.credentials_for(registry)
+                if found is not None:
+                    break
+            return found
         except CredentialError as exc:
             raise RegistryError(str(exc), code="CREDENTIALS")
 

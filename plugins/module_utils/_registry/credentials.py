@@ -115,6 +115,24 @@ def default_config_path(environ=None):
     return os.path.join(base, "config.json")
 
 
+def containers_auth_paths(environ=None, uid=None):
+    """Where Podman, Buildah and skopeo keep credentials (containers-auth.json(5)), in lookup order.
+
+    ``REGISTRY_AUTH_FILE`` alone when set; otherwise ``$XDG_RUNTIME_DIR/containers/auth.json`` (or
+    ``/run/containers/<uid>/auth.json``) and then ``${XDG_CONFIG_HOME:-~/.config}/containers/auth.json``.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("REGISTRY_AUTH_FILE"):
+        return [environ["REGISTRY_AUTH_FILE"]]
+    uid = os.getuid() if uid is None else uid
+    if environ.get("XDG_RUNTIME_DIR"):
+        runtime = os.path.join(environ["XDG_RUNTIME_DIR"], "containers", "auth.json")
+    else:
+        runtime = "/run/containers/%d/auth.json" % uid
+    config_home = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return [runtime, os.path.join(config_home, "containers", "auth.json")]
+
+
 class DockerConfig:
     """Read-only view of a docker ``config.json``; credentials looked up per registry host."""
 

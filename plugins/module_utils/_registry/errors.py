@@ -103,7 +103,7 @@ def response_error(response, what, registry=None, credentials=None, retries=0):
         if credentials is not None and credentials.username:
             text += "; the credentials of %r (from %s) were not accepted" % (credentials.username, credentials.source)
         else:
-            text += "; no credentials were found for %s (set username/password or docker_config)" % registry
+            text += "; no credentials were found for %s (set username/password, registry_credentials or docker_config)" % registry
     if code == "TOOMANYREQUESTS" or response.status_code == 429:
         text += "; retried %d times, rate-limit headers: %s" % (retries, rate_limit_summary(response.headers))
     return RegistryError(text, code=code, status=response.status_code)

@@ -143,3 +143,14 @@ def test_helper_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(CredentialError, match="docker-credential-absent is not installed"):
         run_credential_helper("absent", "reg.io")
+
+
+def test_containers_auth_paths_follow_containers_auth_json_5():
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import (
+        containers_auth_paths,
+    )
+    assert containers_auth_paths({"REGISTRY_AUTH_FILE": "/etc/ci/auth.json"}) == ["/etc/ci/auth.json"]
+    assert containers_auth_paths({"XDG_RUNTIME_DIR": "/run/user/1000", "XDG_CONFIG_HOME": "/home/u/.config"},
+                                 uid=1000) == ["/run/user/1000/containers/auth.json",
+                                               "/home/u/.config/containers/auth.json"]
+    assert containers_auth_paths({}, uid=0)[0] == "/run/containers/0/auth.json"

@@ -161,7 +161,7 @@ def test_error_wording():
         "retried 3 times, rate-limit headers: ratelimit-remaining=0;w=21600")
     unauthorized = answer(401, b"<html>nope</html>")
     assert str(response_error(unauthorized, "reading x", registry="r.example")).endswith(
-        "no credentials were found for r.example (set username/password or docker_config)")
+        "no credentials were found for r.example (set username/password, registry_credentials or docker_config)")
     error = transport_error("GET", "https://r.example/v2/?x=1", 4, OSError("Connection reset by peer"))
     assert str(error) == "GET https://r.example/v2/ failed after 4 attempt(s): connection reset"
     assert describe_path(REF, "manifests/sha256:abc") == "registry.example/team/app@sha256:abc"
