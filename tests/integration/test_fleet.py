@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -187,13 +188,43 @@ def no_emulation_dir(fleet) -> str:
     return str(empty)
 
 
+def docker_ce_cli_without_buildx(fleet) -> str:
+    """A docker CLI 23 or later without the buildx plugin: Docker CE's own CLI when this machine has one
+    (a real one, e.g. /usr/local/bin/docker 28), else a stand-in that answers `version` as Docker CE 28 and
+    lacks buildx (simulated: Debian packages no such CLI), passing everything else to Debian's CLI."""
+    for candidate in (shutil.which("docker"), "/usr/local/bin/docker"):
+        if not candidate:
+            continue
+        version = subprocess.run([candidate, "version", "--format", "{{.Client.Version}}"], capture_output=True,
+                                 text=True, check=False).stdout.strip()
+        no_buildx = subprocess.run([candidate, "buildx", "version"], capture_output=True, check=False).returncode
+        if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 23 and no_buildx:
+            return candidate
+    stand_in = fleet.tmp / "docker-ce-28"
+    stand_in.write_text(
+        "#!/bin/sh\n"
+        "case \"$1\" in\n"
+        "  version) echo '{\"Client\":{\"Version\":\"28.2.2\"},\"Server\":{\"Version\":\"28.2.2\"}}' ;;\n"
+        "  buildx) echo \"docker: unknown command: docker buildx\" >&2; exit 1 ;;\n"
+        f"  *) exec {DOCKER_CLI} \"$@\" ;;\n"
+        "esac\n")
+    stand_in.chmod(0o755)
+    return str(stand_in)
+
+
 BAD_INPUTS = {
+    "duplicate-platform": (
+        lambda fleet, port: {"host2": {"build_images_platforms": ["linux/arm/v7", "linux/ppc64le", "linux/s390x"]}},
+        ["Nothing built: linux/s390x is assigned to more than one build host (host2, host3)"]),
+    "docker-cli-without-buildx": (
+        lambda fleet, port: {"host1": {"build_images_docker_cli": docker_ce_cli_without_buildx(fleet)}},
+        ["needs the buildx plugin for BuildKit builds", "Build host host1: the docker CLI "]),
     "unknown-platform": (
         lambda fleet, port: {"host2": {"build_images_platforms": ["linux/arm/v7", "linux/arm46"]}},
         ["Build host host2: invalid platform 'linux/arm46'"]),
     "no-emulation": (
         lambda fleet, port: {"host3": {"build_images_binfmt_dir": no_emulation_dir(fleet)}},
-        ["Build host host3 (x86_64) cannot run platform linux/s390x", "qemu-s390x"]),
+        ["Build host host3 (x86_64) cannot run platform linux/s390x: binfmt_misc is not mounted on "]),
     "missing-context": (
         lambda fleet, port: {"host1": {"build_images_context": "/nonexistent/context"}},
         ["Build host host1: the build context /nonexistent/context (build_images_context) does not exist"]),
@@ -214,4 +245,45 @@ def test_bad_input_fails_clearly_and_publishes_nothing(fleet, playbook, case):
     for message in messages:
         assert message.format(port=unused_port) in run.output, run.output
     assert fleet.proxy.writes == 0, fleet.proxy.log
+    assert fleet.manifest(tag).status_code == 404
+    # Every input is checked before anything is built.
+    assert "TASK [archfleet.multiarch.build_images : Build each platform]" not in run.output
+
+
+def test_an_entry_without_flag_f_is_refused_before_building(fleet, playbook):
+    """The real kernel entry qemu-s390x registered with flags P only (no F): docker builds would fail
+    late with "no such file or directory" inside the container; the role refuses it first."""
+    line = next(x for x in Path("/usr/lib/binfmt.d/qemu-s390x.conf").read_text().splitlines() if x.startswith(":"))
+    fb.remove_entry("qemu-s390x")
+    fb.register(line.rsplit(":", 1)[0] + ":P")
+    try:
+        fleet.proxy.reset()
+        run = fleet.run(playbook, fleet.inventory("bad-no-flag-f"))
+        assert run.rc != 0, run.output
+        assert ("Build host host3 (x86_64) cannot run platform linux/s390x: entry qemu-s390x lacks flag F "
+                "(fix binary), so the kernel looks for /usr/libexec/qemu-binfmt/s390x-binfmt-P inside each "
+                "container and builds fail with 'no such file or directory'") in run.output, run.output
+        assert "TASK [archfleet.multiarch.build_images : Build each platform]" not in run.output
+        assert fleet.proxy.writes == 0 and fleet.manifest("bad-no-flag-f").status_code == 404
+    finally:
+        fb.remove_entry("qemu-s390x")
+        fb.ensure_emulators(["s390x"])
+
+
+def test_images_of_the_wrong_architecture_are_not_published(fleet, playbook):
+    """A Dockerfile that ignores TARGETARCH: every platform's image holds x86-64 busybox. Before this
+    check, the run step printed x86_64 for each platform and the index was published."""
+    context = fleet.tmp / "context-ignores-targetarch"
+    if not context.exists():
+        write_context(context)
+        for busybox in context.glob("rootfs/*/bin/busybox"):
+            shutil.copy(NATIVE_BUSYBOX, busybox)
+    fleet.proxy.reset()
+    tag = "bad-wrong-architecture"
+    run = fleet.run(playbook, fleet.inventory(tag, **{name: {"build_images_context": str(context)} for name in ASSIGNMENT}))
+    assert run.rc != 0, run.output
+    assert ("Nothing published: linux/arm64 (built on host1, " in run.output
+            and "is not a linux/arm64 image: `uname -m` in it printed x86_64 (expected aarch64), and its "
+                "entrypoint is x86_64 code (expected aarch64)" in run.output), run.output
+    assert "is not a linux/s390x image" in run.output and "is not a linux/amd64 image" not in run.output
     assert fleet.manifest(tag).status_code == 404

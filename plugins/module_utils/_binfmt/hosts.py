@@ -57,3 +57,16 @@ def native_reason(machine, target):
         return "this is the host's own architecture (%s): it runs natively, no emulator is needed." % machine
     return ("this %s host runs %s binaries natively (a compatibility mode of its CPU): no emulator "
             "is needed." % (machine, target))
+
+
+def elf_target(data):
+    """QEMU target whose binfmt_misc magic and mask match the start of an ELF file, as the kernel matches.
+
+    ``data`` is the file's first bytes (64 are plenty); returns None for a file no target matches.
+    """
+    data = bytearray(data or b"")
+    for target in sorted(entries.QEMU_TARGETS):
+        magic, mask = entries.target_magic(target)
+        if len(data) >= len(magic) and all(data[i] & mask[i] == magic[i] & mask[i] for i in range(len(magic))):
+            return target
+    return None

@@ -1,4 +1,6 @@
 """qemu_binfmt_info's report on a stand-in binfmt_misc directory: native, usable, and what is missing."""
+import platform
+
 import pytest
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
@@ -94,7 +96,8 @@ def test_binaries_are_matched_as_the_kernel_matches_them(host):
     from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import hosts
     for target in binfmt.probe_targets():
         assert hosts.elf_target(binfmt.probe_program(target)) == target
-    assert hosts.elf_target(open("/bin/true", "rb").read(64)) == "x86_64"
+    if platform.machine() == "x86_64":
+        assert hosts.elf_target(open("/bin/true", "rb").read(64)) == "x86_64"
     assert hosts.elf_target(b"#!/bin/sh\n") is None
     probe = host / "probe"
     probe.write_bytes(binfmt.probe_program("s390x"))
