@@ -25,7 +25,7 @@ description:
     the library C(requests). Options are keyword arguments of the lookup; C(module_defaults) do not apply
     to lookups.
 author:
-  - archfleet.multiarch contributors
+  - archfleet maintainers (@archfleet)
 options:
   _terms:
     description:

@@ -47,7 +47,10 @@ def test_digests_with_one_head_each_and_no_get(playbook, open_registry):
         ))
         log = list(proxy.log)
     assert run.rc == 0, run.output
-    message = lambda title: run.result(title)["msg"]  # noqa: E731
+
+    def message(title):
+        return run.result(title)["msg"]
+
     assert message("one") == fx["multi"]["digest"]
     assert message("several as a list") == [fx["multi"]["digest"], fx["single_amd64"]["digest"]]
     assert message("several joined by lookup") == f"{fx['multi']['digest']},{fx['single_amd64']['digest']}"

@@ -16,8 +16,8 @@ def test_one_head_per_reference_in_order():
                                                REG + "/team/app:amd64", REG + "/team/app:gone",
                                                REG + "/team/app@" + amd64[0])]
     found = head_digests(fake, refs, concurrency=3)
-    assert [response.digest if response else None for response in found] == [arm64[0], base[0], amd64[0], None,
-                                                                              amd64[0]]
+    expected = [arm64[0], base[0], amd64[0], None, amd64[0]]
+    assert [response.digest if response else None for response in found] == expected
     assert found[0].size == arm64[1] and found[0].body is None
     assert sorted(call for call in fake.calls if call[0] == "authorize") == [
         ("authorize", "other.example", (("base", ("pull",)),)),
