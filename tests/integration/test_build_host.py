@@ -155,6 +155,13 @@ def test_daemon_json_merges_backs_up_and_restores_what_dockerd_rejects(playbook,
     assert len(backups) == 1 and json.loads(backups[0].read_text())["labels"] == ["team=a"]
     assert playbook(PROVISION, extra_vars=daemon_only_vars(own_daemon, {"registry-mirrors": [mirror]})).changed_total() == 0
 
+    # --check predicts the change and writes nothing (no file, no reload).
+    before = config.read_text()
+    run = playbook(PROVISION, extra_vars=daemon_only_vars(own_daemon, {"registry-mirrors": ["https://other.example"]}),
+                   check=True)
+    assert run.rc == 0 and run.result(ROLE + "Write daemon.json")["changed"], run.output
+    assert config.read_text() == before and "Make that dockerd reload daemon.json" not in run.output
+
     # A value of the wrong type: refused before anything is written.
     before = config.read_text()
     run = playbook(PROVISION, extra_vars=daemon_only_vars(own_daemon, {"insecure-registries": "10.0.0.5:5000"}))

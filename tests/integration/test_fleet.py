@@ -103,12 +103,12 @@ class Fleet:
         path.write_text(json.dumps({"all": {"children": {"build_hosts": {"hosts": hosts, "vars": group_vars}}}}))
         return str(path)
 
-    def run(self, playbook, inventory: str, **extra_vars):
+    def run(self, playbook, inventory: str, check: bool = False, **extra_vars):
         extra = {"publish_manifests_tags": ["latest"], "publish_manifests_source": SOURCE_URL,
                  "publish_manifests_revision": REVISION, "publish_manifests_verify_run": True}
         extra.update(extra_vars)
         env = {"ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.control_dir), "ANSIBLE_FORKS": "5"}
-        return playbook(PLAYBOOK, inventory=inventory, extra_vars=extra, env=env)
+        return playbook(PLAYBOOK, inventory=inventory, extra_vars=extra, env=env, check=check)
 
     def manifest(self, tag: str):
         """The manifest at ``tag``, read from the registry itself (not through the collection)."""
@@ -180,6 +180,30 @@ def test_fleet_builds_publishes_and_rerun_changes_nothing(fleet, playbook):
     assert second.changed_total() == 0, second.output
     assert fleet.proxy.writes == 0, fleet.proxy.log
     assert reported_digests(second) == reported
+
+    # --check on the published tag predicts the real run: nothing to change, nothing written.
+    check = fleet.run(playbook, inventory, check=True)
+    assert check.rc == 0 and check.changed_total() == 0, check.output
+    assert fleet.proxy.writes == 0, fleet.proxy.log
+
+
+def test_check_mode_on_a_new_tag_predicts_and_writes_nothing(fleet, playbook):
+    """--check on a tag never built: it used to fail with "No such image" and a read-back assertion
+    although the real run succeeds. Now it says what a real run would publish and writes nothing."""
+    fleet.proxy.reset()
+    tag = "check-new"
+    run = fleet.run(playbook, fleet.inventory(tag), check=True)
+    assert run.rc == 0, run.output
+    assert run.changed_total() > 0, run.output
+    predicted = run.result("archfleet.multiarch.publish_manifests : Predict the publication (check mode, images still to be "
+                           "built or pushed)")
+    assert "A real run would publish" in predicted["msg"] and "linux/s390x" in predicted["msg"], predicted
+    assert fleet.proxy.writes == 0, fleet.proxy.log
+    assert fleet.manifest(tag).status_code == 404
+    # And the real run that --check predicted succeeds.
+    real = fleet.run(playbook, fleet.inventory(tag))
+    assert real.rc == 0, real.output
+    assert fleet.manifest(tag).status_code == 200
 
 
 def no_emulation_dir(fleet) -> str:
