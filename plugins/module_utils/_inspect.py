@@ -62,7 +62,7 @@ def _empty_facts(ref):
 
 
 # Errors about the task's access to a registry rather than about one image: they fail the task.
-TASK_LEVEL_CODES = frozenset(("UNREACHABLE", "TLS", "CREDENTIALS", "UNAUTHORIZED", "DENIED"))
+TASK_LEVEL_CODES = frozenset(("UNREACHABLE", "TLS", "CREDENTIALS", "UNAUTHORIZED", "DENIED", "TOOMANYREQUESTS"))
 
 
 class ManifestFacts:

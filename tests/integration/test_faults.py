@@ -119,6 +119,7 @@ class Case:
     rate_limits: tuple = ()         # headers registry_stats.rate_limits must show
     user: str = "alice"
     settle: float = 0.0             # seconds stalled requests may still be in flight after the run
+    image_error: tuple = ()         # docker_manifest_info: key words of the second image's error fact
 
 
 CREATE_CASES = {
@@ -178,9 +179,10 @@ INFO_CASES = {
     "reset mid-body of the index": Case(Inject("GET", "manifest", Fault.reset_after(40)), retries=1),
     "truncated index": Case(Inject("GET", "manifest", Fault.truncate(40)), retries=1),
     "stall past the timeout on the index GET": Case(Inject("GET", "manifest", Fault.stall(STALL)), retries=1),
+    # One image the registry sends wrong bytes for is a fact about that image, not a failed task.
     "manifest bytes do not match the digest asked for": Case(
         Inject("GET", "manifest", Fault.replace_body(flip_last_byte), "digest"),
-        retries=0, fails_with=("digest", "fixtures/single@sha256:", "refusing")),
+        retries=0, image_error=("DIGEST_MISMATCH", "digest", "fixtures/single@sha256:", "refusing")),
 }
 
 
@@ -292,7 +294,13 @@ def test_inspect_under_faults(playbook, token_registry, name, case):
         assert hook.broken, f"{name}: no request matched the fault; the task said: {run.result('inspect').get('msg')}"
         result = run.result("inspect")
         check_outcome(result, case, proxy, {})
-    if not case.fails_with:
+    if case.image_error:
+        first, second = result["images"]
+        assert first["digest"] == fixtures["multi"]["digest"] and "error" not in first
+        assert second["exists"] is None and second["digest"] is None
+        for word in case.image_error:
+            assert word in second["error"]["code"] + " " + second["error"]["message"], (word, second["error"])
+    elif not case.fails_with:
         assert [image["digest"] for image in result["images"]] == [fixtures["multi"]["digest"],
                                                                    fixtures["single_arm64"]["digest"]]
 

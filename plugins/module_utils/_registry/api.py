@@ -14,18 +14,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import json
 import os
 import time
-
-from urllib.parse import urljoin
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
     ACCEPT_MANIFESTS,
     MEDIA_DOCKER_SCHEMA1,
     SCHEMA1_MEDIA_TYPES,
-    compute_digest,
     media_type_of,
     sha256_digest,
 )
@@ -45,6 +41,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.erro
     response_error,
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry import tags
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.blobs import BlobsMixin, verify_digest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.tokens import TokenStore
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.transport import (
     HAS_REQUESTS,
@@ -56,18 +53,6 @@ __all__ = ("HAS_REQUESTS", "REQUESTS_IMPORT_ERROR", "ManifestResponse", "Registr
            "verify_digest")
 
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
-MAX_CONFIG_SIZE = 8 * 1024 * 1024
-COPY_CHUNK = 1024 * 1024
-
-
-def verify_digest(data, digest, what):
-    """Raise RegistryError unless ``data`` hashes to ``digest`` (sha256 / sha512 over the exact bytes)."""
-    actual = compute_digest(data, digest)
-    if actual is None:
-        raise RegistryError("%s: unsupported digest algorithm in %s" % (what, digest), code="DIGEST_INVALID")
-    if actual != digest:
-        raise RegistryError("%s: the registry sent bytes whose digest is %s, not the %s that was asked for; "
-                            "refusing the content" % (what, actual, digest), code="DIGEST_MISMATCH")
 
 
 class ManifestResponse:
@@ -85,7 +70,7 @@ class ManifestResponse:
         return json.loads(self.body.decode("utf-8"))
 
 
-class RegistryClient:
+class RegistryClient(BlobsMixin):
     """Talk to one or more registries for one task (thread-safe)."""
 
     def __init__(self, username=None, password=None, docker_config=None, validate_certs=True, ca_path=None,
@@ -256,19 +241,19 @@ class RegistryClient:
         return ManifestResponse(digest, media_type_of(response.headers.get("Content-Type")), size)
 
     def _manifest_from(self, ref, response, body, what):
-        """A ManifestResponse for a manifest body, its digest verified (schema 1 excepted, see below)."""
+        """A ManifestResponse for a manifest body, its digest verified before anything else is believed.
+
+        Docker schema 1 is the exception: its digest covers the JWS payload, not these bytes, so it is
+        recognised (by media type or ``schemaVersion: 1``), reported and refused as a source, never written.
+        """
         label = "%s of %s" % (what, ref.canonical)
-        try:
-            document = json.loads(body.decode("utf-8"))
-        except ValueError:
-            raise RegistryError("%s: the manifest is not valid JSON" % label, code="MANIFEST_INVALID")
         content_type = media_type_of(response.headers.get("Content-Type"))
-        if content_type in SCHEMA1_MEDIA_TYPES or is_schema1(None, document):
-            # Docker schema 1: its digest covers the JWS payload, not these bytes, so it cannot be
-            # checked here; it is reported (and refused as a source), never written.
+        document = _json_or_none(body)
+        schema1 = content_type in SCHEMA1_MEDIA_TYPES or is_schema1(None, document)
+        if schema1:
             digest = ref.digest or response.headers.get("Docker-Content-Digest") or sha256_digest(body)
-            media_type = content_type if content_type in SCHEMA1_MEDIA_TYPES else MEDIA_DOCKER_SCHEMA1
-            return ManifestResponse(digest, media_type, len(body), body)
+            return ManifestResponse(digest, content_type if content_type in SCHEMA1_MEDIA_TYPES
+                                    else MEDIA_DOCKER_SCHEMA1, len(body), body)
         if ref.digest:
             verify_digest(body, ref.digest, label)
             digest = ref.digest
@@ -278,6 +263,8 @@ class RegistryClient:
             if announced and announced.startswith("sha256:") and announced != digest:
                 raise RegistryError("%s: the registry announced digest %s but the bytes it sent hash to %s; "
                                     "refusing the content" % (label, announced, digest), code="DIGEST_MISMATCH")
+        if document is None:
+            raise RegistryError("%s: the manifest is not valid JSON" % label, code="MANIFEST_INVALID")
         media_type = document.get("mediaType") if isinstance(document, dict) else None
         return ManifestResponse(digest, media_type or content_type, len(body), body)
 
@@ -321,131 +308,6 @@ class RegistryClient:
                                 status=response.status_code)
         raise self._write_error(response, "deleting %s" % ref.canonical, ref)
 
-    # ------------------------------------------------------------------ blobs
-    def get_blob(self, ref, digest, max_size=MAX_CONFIG_SIZE, what="reading blob"):
-        """GET a (small) blob into memory (bytes), verified against its digest."""
-        label = "%s %s of %s" % (what, digest, ref.name)
-        response, body = self._get_body(ref, "blobs/" + digest, "blob", label, max_size,
-                                        "%s: larger than %d bytes" % (label, max_size))
-        verify_digest(body, digest, label)
-        return body
-
-    def get_image_config(self, ref, manifest_document):
-        """The image config (dict) an image manifest's ``config`` descriptor names (OCI image-spec config.md).
-
-        Raises RegistryError ``MANIFEST_INVALID`` when the manifest has no config descriptor or the
-        config is not a JSON object.
-        """
-        digest = (manifest_document.get("config") or {}).get("digest")
-        if not digest:
-            raise RegistryError("manifest %s has no config descriptor" % ref.canonical, code="MANIFEST_INVALID")
-        blob = self.get_blob(ref, digest, what="reading image config")
-        try:
-            config = json.loads(blob.decode("utf-8"))
-        except ValueError:
-            config = None
-        if not isinstance(config, dict):
-            raise RegistryError("image config %s of %s is not valid JSON" % (digest, ref.name),
-                                code="MANIFEST_INVALID")
-        return config
-
-    def blob_exists(self, ref, digest):
-        response = self.request("HEAD", ref, "blobs/" + digest, "blob", actions=("pull", "push"))
-        response.close()
-        if response.status_code == 200:
-            return True
-        if response.status_code == 404:
-            return False
-        raise self._error(response, "checking blob %s in %s" % (digest, ref.name), ref.registry)
-
-    def mount_blob(self, target, digest, source_repository):
-        """Cross-repository mount. True when mounted; False when the registry opened an upload instead."""
-        response = self.request("POST", target, "blobs/uploads/?mount=%s&from=%s" % (digest, source_repository),
-                                "upload", actions=("pull", "push"), allow_redirects=False)
-        response.close()
-        if response.status_code == 201:
-            return True
-        if response.status_code == 202:
-            self._cancel_upload(target, response)
-            return False
-        what = "mounting blob %s from %s into %s" % (digest, source_repository, target.name)
-        raise self._write_error(response, what, target)
-
-    def push_blob(self, ref, data):
-        """Upload a small blob (bytes) into ``ref``'s repository unless it is there; returns its digest."""
-        digest = sha256_digest(data)
-        if self.blob_exists(ref, digest):
-            return digest
-        label = "uploading blob %s to %s" % (digest, ref.name)
-        start = self.request("POST", ref, "blobs/uploads/", "upload", actions=("pull", "push"), allow_redirects=False)
-        start.close()
-        if start.status_code != 202:
-            raise self._write_error(start, label, ref)
-        location = self._location(ref, start)
-        separator = "&" if "?" in location else "?"
-        done = self._upload_request("PUT", location + separator + "digest=" + digest, ref,
-                                    {"Content-Type": "application/octet-stream"}, data=data)
-        if done.status_code != 201:
-            raise self._write_error(done, label, ref)
-        return digest
-
-    def copy_blob(self, source, target, digest):
-        """Stream a blob from ``source`` (any registry) into ``target`` in 1 MiB chunks; never held whole."""
-        label = "copying blob %s from %s to %s" % (digest, source.name, target.name)
-        download = self.request("GET", source, "blobs/" + digest, "blob", stream=True)
-        try:
-            if download.status_code != 200:
-                raise self._error(download, label, source.registry)
-            start = self.request("POST", target, "blobs/uploads/", "upload", actions=("pull", "push"),
-                                 allow_redirects=False)
-            start.close()
-            if start.status_code != 202:
-                raise self._write_error(start, label, target)
-            hasher = _Hasher(digest)
-            patch = self._upload_request("PATCH", self._location(target, start), target,
-                                         {"Content-Type": "application/octet-stream"},
-                                         hasher.wrap(download.iter_content(COPY_CHUNK)), retry=False)
-            if patch.status_code not in (202, 204):
-                raise self._write_error(patch, label, target)
-            hasher.check(label)
-            location = self._location(target, patch)
-            separator = "&" if "?" in location else "?"
-            done = self._upload_request("PUT", location + separator + "digest=" + digest, target,
-                                        {"Content-Length": "0"})
-            if done.status_code != 201:
-                raise self._write_error(done, label, target)
-        finally:
-            download.close()
-
-    def _upload_request(self, method, url, target, headers, data=None, retry=True):
-        """A request to an upload session URL (absolute, from the registry's ``Location``)."""
-        endpoint = self.transport.endpoint(target.registry)
-        all_headers = dict(headers)
-        all_headers.update(self.tokens.headers(endpoint, target.repository, ("pull", "push")))
-        response = self.transport.send(method, url, target.registry, "upload", headers=all_headers,
-                                       verify=endpoint.verify, cert=endpoint.cert, data=data, retry=retry)
-        response.close()
-        return response
-
-    def _location(self, ref, response):
-        location = response.headers.get("Location")
-        if not location:
-            raise RegistryError("the registry opened an upload in %s without a Location header" % ref.name,
-                                code="BLOB_UPLOAD_INVALID")
-        return urljoin(self.transport.endpoint(ref.registry).base_url + "/", location)
-
-    def _cancel_upload(self, ref, response):
-        if not response.headers.get("Location"):
-            return
-        try:
-            self._upload_request("DELETE", self._location(ref, response), ref, {}, retry=False)
-        except RegistryError:
-            pass  # an abandoned upload session expires on the registry by itself
-
-    def write_error(self, response, what, ref):
-        """A RegistryError for a failed write (see _write_error)."""
-        return self._write_error(response, what, ref)
-
     def _write_error(self, response, what, ref):
         """A failed write; permission problems say plainly that push is not allowed and why."""
         error = self._error(response, what, ref.registry)
@@ -462,24 +324,11 @@ class RegistryClient:
         return error
 
 
-class _Hasher:
-    """Hash a stream while it passes through, to check a copied blob against its digest."""
-
-    def __init__(self, digest):
-        self.digest = digest
-        self.algorithm = digest.split(":", 1)[0]
-        self._hash = hashlib.new(self.algorithm)
-
-    def wrap(self, chunks):
-        for chunk in chunks:
-            self._hash.update(chunk)
-            yield chunk
-
-    def check(self, what):
-        actual = self.algorithm + ":" + self._hash.hexdigest()
-        if actual != self.digest:
-            raise RegistryError("%s: the source sent bytes whose digest is %s; refusing them" % (what, actual),
-                                code="DIGEST_MISMATCH")
+def _json_or_none(body):
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def read_limited(response, limit, message):

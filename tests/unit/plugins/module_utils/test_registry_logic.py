@@ -2,7 +2,7 @@
 import pytest
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import sha256_digest
-from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.api import verify_digest
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.blobs import verify_digest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError, parse_error_body
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.transport import (
     MAX_RETRY_DELAY,
