@@ -33,14 +33,14 @@ MODULES = REPO / "plugins" / "modules"
 COLLECTIONS = REPO / "build" / "collections"
 
 
-def seed(registry: Registry, indexes: int) -> list[str]:
+def seed(registry: Registry, indexes: int, tags_per_index: int = TAGS_PER_INDEX) -> list[str]:
     """One Docker manifest list per repository, under ``TAGS_PER_INDEX`` tags; returns the repositories."""
     repositories = [f"load/app-{index:03d}" for index in range(indexes)]
 
     def push(repository: str) -> None:
         children = [push_image(registry.url, repository, platform=platform, media="docker",
                                labels={"org.opencontainers.image.title": repository}) for platform in PLATFORMS]
-        for tag in range(TAGS_PER_INDEX):
+        for tag in range(tags_per_index):
             push_index(registry.url, repository, f"v{tag}", children, media="docker")
 
     concurrently(push, repositories)
@@ -87,15 +87,15 @@ def step(proxy: Proxy, name: str, args: dict, units: int) -> dict:
             "result": outcome["result"]}
 
 
-def run(indexes: int = 100) -> dict:
-    references = indexes * TAGS_PER_INDEX
+def run(indexes: int = 100, tags_per_index: int = TAGS_PER_INDEX) -> dict:
+    references = indexes * tags_per_index
     with Registry() as registry:
         started = time.monotonic()
-        repositories = seed(registry, indexes)
+        repositories = seed(registry, indexes, tags_per_index)
         seed_seconds = time.monotonic() - started
         with Proxy(registry) as proxy:
             host = proxy.host
-            refs = [f"{host}/{repo}:v{tag}" for tag in range(TAGS_PER_INDEX) for repo in repositories]
+            refs = [f"{host}/{repo}:v{tag}" for tag in range(tags_per_index) for repo in repositories]
             info_steps = []
             for count in (references // 4, references // 2, references):
                 measured = step(proxy, "docker_manifest_info", {"images": refs[:count], "concurrency": 16}, count)
@@ -138,8 +138,10 @@ def markdown(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--indexes", type=int, default=100, help="manifest lists to seed and publish")
+    parser.add_argument("--tags-per-index", type=int, default=TAGS_PER_INDEX,
+                        help="tags per list; the references inspected are indexes x tags")
     args = parser.parse_args()
-    results = run(args.indexes)
+    results = run(args.indexes, args.tags_per_index)
     write_results("load", results)
     print(markdown(results))
 
