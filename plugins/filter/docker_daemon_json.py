@@ -20,7 +20,7 @@ description:
     options whose value dockerd does not show, one sentence each; empty when it runs with them. Compared
     are the options C(docker info) reports - C(labels), C(registry-mirrors), C(insecure-registries),
     C(debug), C(live-restore).
-  - Used by the role M(archfleet.multiarch.build_host) to manage C(daemon.json).
+  - Used by the role C(archfleet.multiarch.build_host) to manage C(daemon.json).
 author:
   - archfleet.multiarch contributors
 positional: _input

@@ -59,6 +59,7 @@ attributes:
     description: Reads only; the same report in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
   idempotent:
     support: full
     description: Never changes anything.
