@@ -29,6 +29,11 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform 
     platform_matches,
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._supply_chain import (
+    SupplyChain,
+    artifact_update,
+    parse_referrers_option,
+)
 
 
 def parse_options(params):
@@ -39,6 +44,7 @@ def parse_options(params):
             parse_platform(text)
         except PlatformError as exc:
             raise OptionError("require_platforms[%d]: %s" % (index, exc))
+    parse_referrers_option(params.get("referrers"))
     return refs
 
 
@@ -76,8 +82,11 @@ class ManifestFacts:
     """
 
     def __init__(self, client, fetch_config=False, required_platforms=None, verify_children=False,
-                 fail_on_error=False):
+                 fail_on_error=False, referrers=False):
         self.client = client
+        # referrers: the module option (false, true or artifact types to keep; see _supply_chain)
+        types = parse_referrers_option(referrers)
+        self.supply_chain = SupplyChain(client, types) if types is not None else None
         self.fetch_config = fetch_config
         self.verify_children = verify_children
         self.fail_on_error = fail_on_error
@@ -98,6 +107,8 @@ class ManifestFacts:
         facts = _empty_facts(ref)
         try:
             self._inspect(ref, facts)
+            if self.supply_chain is not None:
+                self.supply_chain.add(ref, facts)
         except RegistryError as exc:
             if self.fail_on_error or exc.code in TASK_LEVEL_CODES:
                 raise
@@ -128,7 +139,11 @@ class ManifestFacts:
         elif is_index(manifest.media_type, document):
             facts["kind"] = "index"
             facts.update(index_facts(document))
+            facts.update(artifact_update(manifest.media_type, document))
             self._children(ref, facts)
+        elif artifact_update(manifest.media_type, document):
+            facts.update(artifact_update(manifest.media_type, document))
+            facts["annotations"] = dict(document.get("annotations") or {})
         elif is_image_manifest(manifest.media_type, document):
             facts["kind"] = "image"
             config, details = self._config(ref, document)
@@ -191,8 +206,11 @@ class ManifestFacts:
     def _add_missing(self, facts):
         if not self.required:
             return
+        if facts["kind"] == "artifact":     # platforms do not apply to an artifact
+            facts["missing_platforms"] = []
+            return
         present = [match_key(entry["platform"]) for entry in facts["manifests"]
-                   if entry.get("platform") and not entry.get("missing")]
+                   if entry.get("platform") and not entry.get("missing") and entry.get("kind") != "artifact"]
         facts["missing_platforms"] = [text for text, key in self.required
                                       if not any(platform_matches(key, have) for have in present)]
 

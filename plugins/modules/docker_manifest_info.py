@@ -79,6 +79,21 @@ options:
       - Fail the task when any image cannot be read or is broken, instead of reporting RV(images[].error).
     type: bool
     default: false
+  referrers:
+    description:
+      - Also list what is attached to each image and to each platform entry of an index (signatures, SBOMs,
+        attestations pushed with a C(subject)), in RV(images[].referrers) and RV(images[].manifests[].referrers),
+        and summarise them in RV(images[].supply_chain); buildx attestation entries get their in-toto
+        RV(images[].attestations[].predicate_types).
+      - V(false) (default) reads nothing more. V(true) keeps every referrer; a list of artifact types
+        (C(application/spdx+json), C(application/vnd.dev.cosign.artifact.sig.v1+json), ...) keeps only those.
+      - Read with the OCI 1.1 Referrers API (C(artifactType) filter, C(Link) pages), else, when the registry
+        answers 404, from the referrers tag schema (the index at tag C(<alg>-<hex>)); cosign's legacy tags
+        (C(<alg>-<hex>.sig), C(.att), C(.sbom)) count as referrers of their type.
+      - Costs one request per image and per platform entry (plus one per further page), one tag list per
+        repository, one HEAD per cosign tag found and one manifest GET per attestation entry.
+    type: raw
+    default: false
 """
 
 EXAMPLES = r"""
@@ -168,7 +183,9 @@ images:
       type: int
     kind:
       description:
-        - V(index) (manifest list or OCI index), V(image) (single-platform manifest), V(schema1) (a deprecated
+        - V(index) (manifest list or OCI index), V(image) (single-platform manifest), V(artifact) (an OCI 1.1
+          artifact - a manifest with C(artifactType) or a config that is not an image config, or an index with
+          C(artifactType)), V(schema1) (a deprecated
           Docker schema 1 manifest, reported with an RV(images[].error)) or V(unknown); V(null) when missing.
       type: str
     error:
@@ -219,6 +236,15 @@ images:
         annotations:
           description: Descriptor annotations.
           type: dict
+        referrers:
+          description: Only with O(referrers) - the referrers of this entry, as in RV(images[].referrers).
+          type: list
+          elements: dict
+        supply_chain:
+          description:
+            - Only with O(referrers) - C(signed), C(sbom), C(provenance) of this entry, from its referrers and the
+              buildx attestations that describe it (in-toto predicate types).
+          type: dict
         config:
           description:
             - Only with O(config=true). Keys C(created), C(labels), C(entrypoint), C(cmd), C(layers)
@@ -230,9 +256,44 @@ images:
           (C(attestation-manifest) for buildx provenance and SBOM attestations, or another type).
       type: list
       elements: dict
+      contains:
+        predicate_types:
+          description:
+            - Only with O(referrers) - the in-toto predicate types of the attestation's layers (layer annotation
+              C(in-toto.io/predicate-type)), such as C(https://slsa.dev/provenance/v0.2) and C(https://spdx.dev/Document).
+          type: list
+          elements: str
     annotations:
       description: Index-level (or manifest-level) annotations.
       type: dict
+    artifact_type:
+      description: Only for RV(images[].kind=artifact) - its C(artifactType), else its config media type.
+      type: str
+      sample: application/spdx+json
+    subject:
+      description:
+        - Only for RV(images[].kind=artifact) - the manifest it is attached to (C(digest), C(media_type),
+          C(size)), V(null) when it has none.
+      type: dict
+    layers:
+      description: Only for RV(images[].kind=artifact) - the media types of its layers (of its entries for an index).
+      type: list
+      elements: str
+    referrers:
+      description:
+        - Only with O(referrers) - what is attached to this image or index, each with C(digest), C(media_type),
+          C(artifact_type), C(size), C(annotations), C(category) (V(signature), V(sbom), V(provenance),
+          V(attestation) or V(other)), C(source) (V(api), V(tag-schema) or V(cosign-tag)) and, for a cosign tag,
+          C(tag). Platform entries have their own in RV(images[].manifests[].referrers).
+      type: list
+      elements: dict
+    supply_chain:
+      description:
+        - Only with O(referrers) - C(signed), C(sbom), C(provenance) (booleans) of the image or index itself,
+          from its referrers; each platform entry has its own in RV(images[].manifests[].supply_chain), which
+          also counts the buildx attestations of that entry.
+      type: dict
+      sample: {"signed": true, "sbom": true, "provenance": false}
     missing_platforms:
       description: Platforms from O(require_platforms) the image does not have (as given). Only when requested.
       type: list
@@ -262,13 +323,15 @@ def main():
         config=dict(type="bool", default=False),
         verify_children=dict(type="bool", default=False),
         fail_on_error=dict(type="bool", default=False),
+        referrers=dict(type="raw", default=False),
     )
 
     def inspect(client, refs):
         facts = ManifestFacts(client, fetch_config=module.params["config"],
                               required_platforms=module.params["require_platforms"],
                               verify_children=module.params["verify_children"],
-                              fail_on_error=module.params["fail_on_error"])
+                              fail_on_error=module.params["fail_on_error"],
+                              referrers=module.params["referrers"])
         return {"changed": False, "images": facts.gather(refs, concurrency=module.params["concurrency"])}
 
     run_registry_task(module, parse_options, inspect)

@@ -13,6 +13,10 @@ The entry model: every entry of an index is one of
   ``unknown/unknown`` and it is never a platform;
 * ``artifact``: an entry with ``artifactType`` (OCI 1.1);
 * ``unknown``: anything else (no usable platform, an unknown media type); reported, not an error.
+
+A manifest (not an entry) is an ``artifact`` when it states ``artifactType`` or its config is not an
+image config (OCI image-spec 1.1 manifest.md, "Guidelines for Artifact Usage"): signatures, SBOMs and
+other things attached to images with ``subject``; see :func:`manifest_kind` and :func:`artifact_facts`.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,6 +29,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform 
     is_unknown,
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
+    IMAGE_CONFIG_MEDIA_TYPES,
     IMAGE_MEDIA_TYPES,
     INDEX_MEDIA_TYPES,
     SCHEMA1_MEDIA_TYPES,
@@ -36,6 +41,8 @@ ATTESTATION_MANIFEST = "attestation-manifest"
 # The names used before reference entries of every type were recognised.
 ATTESTATION_TYPE_ANNOTATION = REFERENCE_TYPE_ANNOTATION
 ATTESTATION_DIGEST_ANNOTATION = REFERENCE_DIGEST_ANNOTATION
+# The in-toto predicate type of a buildx attestation layer (buildx docs, attestation storage).
+PREDICATE_TYPE_ANNOTATION = "in-toto.io/predicate-type"
 
 
 def is_index(media_type, document=None):
@@ -173,3 +180,63 @@ def is_image_manifest(media_type, document=None):
     if media_type in IMAGE_MEDIA_TYPES:
         return True
     return bool(document) and media_type is None and "layers" in document and "config" in document
+
+
+def is_artifact_manifest(media_type, document):
+    """An image-manifest-shaped document that is an OCI 1.1 artifact: ``artifactType``, or a non-image config."""
+    if not isinstance(document, dict) or not is_image_manifest(media_type, document):
+        return False
+    if document.get("artifactType"):
+        return True
+    config_type = (document.get("config") or {}).get("mediaType")
+    return bool(config_type) and config_type not in IMAGE_CONFIG_MEDIA_TYPES
+
+
+def manifest_kind(media_type, document):
+    """``schema1``, ``index``, ``artifact``, ``image`` or ``unknown`` for a manifest document."""
+    if is_schema1(media_type, document):
+        return "schema1"
+    if is_index(media_type, document):
+        return "artifact" if isinstance(document, dict) and document.get("artifactType") else "index"
+    if is_artifact_manifest(media_type, document):
+        return "artifact"
+    if is_image_manifest(media_type, document):
+        return "image"
+    return "unknown"
+
+
+def subject_facts(document):
+    """``{digest, media_type, size}`` of a manifest's ``subject`` (OCI 1.1), or None."""
+    subject = document.get("subject") if isinstance(document, dict) else None
+    if not isinstance(subject, dict) or not subject.get("digest"):
+        return None
+    return {"digest": subject.get("digest"), "media_type": subject.get("mediaType"), "size": subject.get("size")}
+
+
+def artifact_type_of(document):
+    """``artifactType``, else the config media type (image-spec 1.1: how a client names an artifact's type)."""
+    if not isinstance(document, dict):
+        return None
+    if document.get("artifactType"):
+        return document["artifactType"]
+    return (document.get("config") or {}).get("mediaType")
+
+
+def predicate_types(document):
+    """The in-toto predicate types the layers of an attestation manifest carry, in layer order, unique."""
+    found = []
+    for layer in (document.get("layers") if isinstance(document, dict) else None) or []:
+        value = ((layer or {}).get("annotations") or {}).get(PREDICATE_TYPE_ANNOTATION)
+        if value and value not in found:
+            found.append(value)
+    return found
+
+
+def artifact_facts(document):
+    """``artifact_type``, ``subject`` and ``layers`` (media types) of an artifact manifest or artifact index."""
+    entries = document.get("layers") if "layers" in document else document.get("manifests")
+    return {
+        "artifact_type": artifact_type_of(document),
+        "subject": subject_facts(document),
+        "layers": [(layer or {}).get("mediaType") for layer in entries or [] if isinstance(layer, dict)],
+    }

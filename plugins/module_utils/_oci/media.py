@@ -24,6 +24,12 @@ SCHEMA1_MEDIA_TYPES = (MEDIA_DOCKER_SCHEMA1, MEDIA_DOCKER_SCHEMA1_SIGNED)
 MANIFEST_MEDIA_TYPES = (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST, MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST)
 INDEX_MEDIA_TYPES = (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST)
 IMAGE_MEDIA_TYPES = (MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST)
+# Image configs (a manifest whose config is anything else is an artifact, OCI image-spec 1.1 manifest.md).
+MEDIA_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+IMAGE_CONFIG_MEDIA_TYPES = (MEDIA_OCI_CONFIG, MEDIA_DOCKER_CONFIG)
+# The empty descriptor's media type (image-spec manifest.md, "Guidance for an Empty Descriptor").
+MEDIA_OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 ACCEPT_MANIFESTS = ", ".join(MANIFEST_MEDIA_TYPES)
 
 DIGEST_ALGORITHMS = ("sha256", "sha512")

@@ -12,7 +12,8 @@ connections, streaming bodies both ways (Content-Length or chunked), and:
 * asks ``fault(request)`` before forwarding: None passes the request on, a :class:`Fault`
   answers with a status, resets the connection (before forwarding, or part-way through the
   response body), stalls, truncates the response body, or replaces it (e.g. bytes that do not
-  match the digest asked for).
+  match the digest asked for), or forwards it and adds headers to the registry's answer
+  (``Fault.add_headers``: what a newer registry would say, e.g. ``OCI-Subject``).
 
 Token requests: the token realm is fixed in the registry's config, so a client would go
 straight to the token service and the proxy would never see it. When the registry has a
@@ -86,13 +87,14 @@ class ProxyRequest:
 class Fault:
     """A fault hook's decision. Build with the class methods."""
 
-    action: str                              # respond | reset | reset_after | stall | truncate | replace_body
+    action: str                  # respond | reset | reset_after | stall | truncate | replace_body | add_headers
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     seconds: float = 0.0
     after_bytes: int = 0
     transform: Callable[[bytes], bytes] | None = None
+    extra_headers: Callable[[int, dict[str, str]], dict[str, str]] | None = None
 
     @classmethod
     def respond(cls, status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> Fault:
@@ -123,6 +125,12 @@ class Fault:
     def replace_body(cls, transform: Callable[[bytes], bytes]) -> Fault:
         """Forward, then answer with the registry's status and headers but ``transform(body)`` as the body."""
         return cls("replace_body", transform=transform)
+
+
+    @classmethod
+    def add_headers(cls, compute: Callable[[int, dict[str, str]], dict[str, str]]) -> Fault:
+        """Forward, then add ``compute(status, registry's headers)`` to the answer's headers."""
+        return cls("add_headers", extra_headers=compute)
 
 
 FaultHook = Callable[[ProxyRequest], "Fault | None"]
@@ -328,8 +336,11 @@ class Proxy:
                     self._relay_replaced(response, upstream, fault.transform)
                     return
                 cut = fault is not None and fault.action in ("truncate", "reset_after")
+                extra = {}
+                if fault is not None and fault.action == "add_headers":
+                    extra = fault.extra_headers(response.status, dict(response.getheaders())) or {}
                 self._relay(response, upstream, fault.after_bytes if cut else None,
-                            reset=cut and fault.action == "reset_after")
+                            reset=cut and fault.action == "reset_after", extra=extra)
 
             def _send_upstream(self, upstream: _Upstream) -> http.client.HTTPResponse:
                 chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
@@ -383,12 +394,14 @@ class Proxy:
                     yield data
 
             def _relay(self, response: http.client.HTTPResponse, upstream: _Upstream,
-                       truncate_after: int | None, reset: bool = False) -> None:
+                       truncate_after: int | None, reset: bool = False, extra: dict | None = None) -> None:
                 self.send_response_only(response.status, response.reason)
                 length = response.getheader("Content-Length")
                 for name, value in response.getheaders():
                     if name.lower() not in HOP_BY_HOP:
                         self.send_header(name, proxy._rewrite_header(name, value, upstream))
+                for name, value in (extra or {}).items():
+                    self.send_header(name, value)
                 bodyless = self.command == "HEAD" or response.status in (204, 304) or 100 <= response.status < 200
                 rechunk = not bodyless and length is None
                 if rechunk:

@@ -1,0 +1,178 @@
+# -*- coding: utf-8 -*-
+# Copyright: archfleet.multiarch contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Referrers over the registry API (OCI distribution-spec 1.1, "Listing Referrers").
+
+Reading: ``GET /v2/<name>/referrers/<digest>`` (with ``?artifactType=`` when one type is asked for;
+the answer is filtered here too unless ``OCI-Filters-Applied`` says the registry did it), pages
+followed with ``Link``. A 404 means the registry has no Referrers API: the referrers tag schema
+is read instead (the index at tag ``<alg>-<hex>``), and the registry is remembered as one without
+the API, so every other subject costs one request too. cosign's legacy tags (``.sig``, ``.att``,
+``.sbom``) are found in the repository's tag list (read once per repository and task) and each one
+that exists costs one HEAD.
+
+Writing (``referrers: copy``): a manifest with a ``subject`` is PUT as it is; a registry with the
+API answers ``OCI-Subject`` and indexes it itself, else the target's tag-schema index is updated.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import threading
+
+from urllib.parse import quote, urljoin
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_INDEX, sha256_digest
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.referrers import (
+    cosign_tags,
+    keep_types,
+    referrer_fact,
+    tag_schema_index,
+    tag_schema_tag,
+    unique,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError, response_error
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.tags import next_link
+
+MAX_PAGES = 1000
+MAX_INDEX_SIZE = 4 * 1024 * 1024
+
+
+class Referrers:
+    """Read (and write) the referrers of manifests through one RegistryClient, for one task (thread-safe)."""
+
+    def __init__(self, client):
+        self.client = client
+        self._api = {}        # registry key -> True (Referrers API) / False (404: tag schema)
+        self._tags = {}       # (registry key, repository) -> set of tags, or None (no repository)
+        self._lock = threading.Lock()
+        self._probing = {}    # registry key -> Lock held while the first request learns whether the API exists
+
+    # ------------------------------------------------------------------ reading
+    def supports_api(self, registry):
+        """True/False once known for ``registry``, None before the first answer."""
+        return self._api.get(registry_key(registry))
+
+    def list(self, ref, digest, artifact_types=None, cosign=True):
+        """Facts of the referrers of ``digest`` in ``ref``'s repository (see _oci.referrers.referrer_fact)."""
+        facts = None
+        key = registry_key(ref.registry)
+        if self._api.get(key) is None:
+            # The first subject of a registry learns whether it has the API; the others wait for the answer
+            # instead of each paying a 404 (inspections run concurrently).
+            with self._lock:
+                probe = self._probing.setdefault(key, threading.Lock())
+            with probe:
+                if self._api.get(key) is None:
+                    facts = self._from_api(ref, digest, artifact_types)
+                    if facts is not None or self._api.get(key) is False:
+                        return self._finish(ref, digest, facts, artifact_types, cosign)
+        if self._api.get(key) is not False:
+            facts = self._from_api(ref, digest, artifact_types)
+        return self._finish(ref, digest, facts, artifact_types, cosign)
+
+    def _finish(self, ref, digest, facts, artifact_types, cosign):
+        if facts is None:
+            facts = self._from_tag_schema(ref, digest)
+        if cosign:
+            facts += self._from_cosign_tags(ref, digest)
+        return keep_types(unique(facts), artifact_types)
+
+    def _from_api(self, ref, digest, artifact_types):
+        """The API's answer, every page; None when the registry has no Referrers API (404)."""
+        path = "referrers/%s" % digest
+        if artifact_types and len(artifact_types) == 1:
+            path += "?artifactType=%s" % quote(artifact_types[0], safe="")
+        facts = []
+        for _page in range(MAX_PAGES):
+            response = self.client.request("GET", ref, path, "referrers", headers={"Accept": MEDIA_OCI_INDEX})
+            try:
+                if response.status_code == 404:
+                    with self._lock:
+                        self._api[registry_key(ref.registry)] = False
+                    return None if not facts else facts
+                if response.status_code != 200:
+                    raise response_error(response, "listing the referrers of %s" % ref.with_digest(digest).canonical,
+                                         registry=ref.registry, retries=self.client.transport.max_retries)
+                with self._lock:
+                    self._api[registry_key(ref.registry)] = True
+                document = _json_document(response, "the referrers of %s" % ref.with_digest(digest).canonical)
+                facts.extend(referrer_fact(d, "api") for d in document.get("manifests") or [] if isinstance(d, dict))
+                link = next_link(response.headers.get("Link"))
+            finally:
+                response.close()
+            if not link:
+                return facts
+            absolute = urljoin("http://registry/v2/%s/%s" % (ref.repository, path), link)
+            path = absolute.split("/v2/%s/" % ref.repository, 1)[-1]
+        raise RegistryError("listing the referrers of %s failed: more than %d pages" % (digest, MAX_PAGES),
+                            code="REFERRERS_INVALID")
+
+    def _from_tag_schema(self, ref, digest):
+        """The referrers tag-schema index of ``digest`` (one manifest GET); [] when there is none."""
+        found = self.client.get_manifest(ref.with_tag(tag_schema_tag(digest)), what="reading the referrers tag")
+        if found is None:
+            return []
+        document = found.json()
+        return [referrer_fact(d, "tag-schema") for d in document.get("manifests") or [] if isinstance(d, dict)]
+
+    def tags(self, ref):
+        """The tags of ``ref``'s repository, listed once per task (cosign tags are looked up in it)."""
+        key = (registry_key(ref.registry), ref.repository)
+        with self._lock:
+            if key in self._tags:
+                return self._tags[key]
+            listed = self.client.list_tags(ref)
+            self._tags[key] = set(listed) if listed is not None else set()
+            return self._tags[key]
+
+    def _from_cosign_tags(self, ref, digest):
+        facts = []
+        tags = self.tags(ref)
+        for tag, artifact_type in cosign_tags(digest):
+            if tag not in tags:
+                continue
+            head = self.client.head_manifest(ref.with_tag(tag), what="checking cosign tag")
+            if head is None:
+                continue
+            facts.append(referrer_fact({"mediaType": head.media_type, "digest": head.digest, "size": head.size,
+                                        "artifactType": artifact_type}, "cosign-tag", tag=tag))
+        return facts
+
+    # ------------------------------------------------------------------ writing
+    def put_referrer(self, target, body, media_type):
+        """PUT a referrer manifest by digest; True when the registry indexed its subject (``OCI-Subject``)."""
+        digest = sha256_digest(body)
+        ref = target.with_digest(digest)
+        response = self.client.request("PUT", ref, "manifests/" + digest, "manifest", actions=("pull", "push"),
+                                       headers={"Content-Type": media_type}, data=body)
+        response.close()
+        if response.status_code not in (200, 201, 202):
+            raise self.client._write_error(response, "writing referrer %s" % ref.canonical, ref)
+        indexed = bool(response.headers.get("OCI-Subject"))
+        with self._lock:
+            self._api.setdefault(registry_key(target.registry), indexed)
+        return indexed
+
+    def update_tag_schema(self, target, subject_digest, descriptors, check_mode=False):
+        """Add ``descriptors`` to the tag-schema index of ``subject_digest`` in ``target``; the digests added."""
+        tag_ref = target.with_tag(tag_schema_tag(subject_digest))
+        current = self.client.get_manifest(tag_ref, what="reading the referrers tag")
+        _document, body, _digest, added = tag_schema_index(current.json() if current is not None else None,
+                                                           descriptors)
+        if added and not check_mode:
+            self.client.put_manifest(tag_ref, body, MEDIA_OCI_INDEX, what="writing the referrers tag")
+        return [d["digest"] for d in added]
+
+
+def _json_document(response, what):
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise RegistryError("reading %s failed: the registry answered something that is not an index" % what,
+                            code="REFERRERS_INVALID")
+    return document
