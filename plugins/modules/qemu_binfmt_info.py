@@ -105,7 +105,9 @@ problems:
   returned: always
   type: list
   elements: str
-  sample: ["linux/s390x: entry qemu-s390x lacks flag F (fix binary), so the kernel looks for /usr/bin/qemu-s390x-static inside each container and builds fail with 'no such file or directory'"]
+  sample:
+    - "linux/s390x: entry qemu-s390x lacks flag F (fix binary), so the kernel looks for /usr/bin/qemu-s390x-static
+      inside each container and builds fail with 'no such file or directory'"
 binaries:
   description: For each file of O(binaries), the QEMU target of its ELF header; null when it is not an ELF file of a known target.
   returned: always

@@ -76,14 +76,14 @@ def kernel(host, name):
 
 
 def register_old(host, target="aarch64", flags="P"):
-    mgr, _ = manager(host, architectures=[target], flags=flags, persistent=False)
+    mgr, _module = manager(host, architectures=[target], flags=flags, persistent=False)
     mgr.run()
     return kernel(host, "qemu-" + target)
 
 
 def test_failed_verification_restores_the_replaced_entry(host):
     before = register_old(host)
-    mgr, _ = manager(host, verify=True, probe_rc={"aarch64": 1})
+    mgr, _module = manager(host, verify=True, probe_rc={"aarch64": 1})
     with pytest.raises(Failed) as failed:
         mgr.run()
     assert kernel(host, "qemu-aarch64") == before
@@ -92,7 +92,7 @@ def test_failed_verification_restores_the_replaced_entry(host):
 
 
 def test_failed_verification_removes_a_new_entry_and_undoes_the_others(host):
-    mgr, _ = manager(host, architectures=["aarch64", "s390x"], verify=True, probe_rc={"s390x": 139})
+    mgr, _module = manager(host, architectures=["aarch64", "s390x"], verify=True, probe_rc={"s390x": 139})
     with pytest.raises(Failed) as failed:
         mgr.run()
     assert kernel(host, "qemu-aarch64") is None and kernel(host, "qemu-s390x") is None
@@ -105,14 +105,14 @@ def test_a_disabled_entry_comes_back_disabled(host):
     register_old(host)
     manager(host, architectures=["aarch64"], flags="P", persistent=False)[0].write_proc("qemu-aarch64", "0")
     before = kernel(host, "qemu-aarch64")
-    mgr, _ = manager(host, verify=True, probe_rc={"aarch64": 1})
+    mgr, _module = manager(host, verify=True, probe_rc={"aarch64": 1})
     with pytest.raises(Failed):
         mgr.run()
     assert kernel(host, "qemu-aarch64") == before and before.startswith("disabled")
 
 
 def test_verified_run_writes_the_persistent_file(host):
-    mgr, _ = manager(host, verify=True)
+    mgr, _module = manager(host, verify=True)
     result = mgr.run()
     assert result["rolled_back"] == [] and result["entries"]["aarch64"]["verified"] is True
     assert (host / "binfmt.d" / "qemu-aarch64.conf").read_text().startswith("# Managed by Ansible")
@@ -121,7 +121,7 @@ def test_verified_run_writes_the_persistent_file(host):
 def test_conflict_fail_changes_nothing_even_after_other_targets(host):
     register_old(host, "s390x")
     before = kernel(host, "qemu-s390x")
-    mgr, _ = manager(host, architectures=["aarch64", "s390x"], conflict="fail")
+    mgr, _module = manager(host, architectures=["aarch64", "s390x"], conflict="fail")
     with pytest.raises(Failed) as failed:
         mgr.run()
     assert "Nothing was changed" in str(failed.value)
@@ -134,7 +134,7 @@ def test_conflict_fail_changes_nothing_even_after_other_targets(host):
     ("ppc64le", "ppc64el", "ppc64le"), ("ppc64el", "linux/ppc64le", "ppc64le"),
 ])
 def test_native_architectures_are_skipped_with_the_reason(host, machine, name, target):
-    mgr, _ = manager(host, machine=machine, architectures=[name, "s390x"])
+    mgr, _module = manager(host, machine=machine, architectures=[name, "s390x"])
     result = mgr.run()
     assert set(result["entries"]) == {"s390x"}
     assert "runs natively" in result["native"][name] or "natively" in result["native"][name]
@@ -143,17 +143,17 @@ def test_native_architectures_are_skipped_with_the_reason(host, machine, name, t
 
 def test_aarch64_with_32bit_arm_skips_arm_and_without_registers_it(host):
     # Simulated aarch64 hosts: the arm test program's exit code stands for the CPU's AArch32 support.
-    with_aarch32, _ = manager(host, machine="aarch64", architectures=["linux/arm64", "linux/arm/v7", "s390x"])
+    with_aarch32, _module = manager(host, machine="aarch64", architectures=["linux/arm64", "linux/arm/v7", "s390x"])
     result = with_aarch32.run()
     assert sorted(result["native"]) == ["linux/arm/v7", "linux/arm64"] and set(result["entries"]) == {"s390x"}
     assert "aarch64 host runs arm binaries natively" in result["native"]["linux/arm/v7"]
-    without, _ = manager(host, machine="aarch64", architectures=["linux/arm/v7"], probe_rc={"arm": -1})
+    without, _module = manager(host, machine="aarch64", architectures=["linux/arm/v7"], probe_rc={"arm": -1})
     result = without.run()
     assert result["native"] == {} and result["entries"]["arm"]["changes"] == ["missing"]
 
 
 def test_armv7_host_emulates_arm64(host):
-    mgr, _ = manager(host, machine="armv7l", architectures=["linux/arm64", "linux/arm/v7"])
+    mgr, _module = manager(host, machine="armv7l", architectures=["linux/arm64", "linux/arm/v7"])
     result = mgr.run()
     assert set(result["entries"]) == {"aarch64"} and list(result["native"]) == ["linux/arm/v7"]
 
@@ -174,7 +174,7 @@ def test_absent_persistent_masks_the_distribution_file(host):
     conf = host / "binfmt.d" / "qemu-aarch64.conf"
     assert os.readlink(str(conf)) == persist.MASK_TARGET and item["masked"] and item["returns_at_boot"] == []
     assert result["diff"][-1]["after"] == "-> /dev/null" and module.warnings == []
-    again, _ = manager(host, state="absent")
+    again, _module = manager(host, state="absent")
     assert again.run()["changed"] is False
     # Registering again replaces the mask by the managed file.
     result = manager(host)[0].run()
