@@ -12,6 +12,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._concurrency import parallel_map
+from ansible_collections.archfleet.multiarch.plugins.module_utils._enumerate import (
+    Enumerator,
+    parse_catalogs,
+    parse_repositories,
+)
 from ansible_collections.archfleet.multiarch.plugins.module_utils._module import OptionError, parse_references
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import (
     config_facts,
@@ -37,15 +42,36 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._supply_chain 
 
 
 def parse_options(params):
-    """The references of ``images`` (ImageReference list) once every option checked; OptionError otherwise."""
-    refs = parse_references(params["images"], "images")
+    """``(image refs, repositories, catalogs)`` once every option checked; OptionError otherwise."""
+    refs = parse_references(params["images"] or [], "images")
     for index, text in enumerate(params["require_platforms"]):
         try:
             parse_platform(text)
         except PlatformError as exc:
             raise OptionError("require_platforms[%d]: %s" % (index, exc))
     parse_referrers_option(params.get("referrers"))
-    return refs
+    return refs, parse_repositories(params.get("repositories")), parse_catalogs(params.get("catalog"))
+
+
+def inspect_task(client, prepared, params):
+    """The docker_manifest_info result: ``images`` (given, then enumerated) and, when enumerated, ``repositories``."""
+    refs, repositories, catalogs = prepared
+    facts = ManifestFacts(client, fetch_config=params["config"], required_platforms=params["require_platforms"],
+                          verify_children=params["verify_children"], fail_on_error=params["fail_on_error"],
+                          digest_only=params["digest_only"],
+                          referrers=params.get("referrers"))
+    result = {"changed": False}
+    if repositories or catalogs:
+        listed, result["repositories"] = Enumerator(client, params["concurrency"]).expand(repositories, catalogs)
+        refs = list(refs) + listed
+    result["images"] = facts.gather(refs, concurrency=params["concurrency"])
+    return result
+
+
+def _digest_facts(ref):
+    """What ``digest_only`` returns: about 250 bytes of JSON per reference instead of about 2 KB."""
+    return {"reference": ref.original if ref.original is not None else ref.canonical, "canonical": ref.canonical,
+            "exists": False, "digest": None, "media_type": None, "size": None}
 
 
 def _empty_facts(ref):
@@ -82,11 +108,12 @@ class ManifestFacts:
     """
 
     def __init__(self, client, fetch_config=False, required_platforms=None, verify_children=False,
-                 fail_on_error=False, referrers=False):
+                 fail_on_error=False, digest_only=False, referrers=False):
         self.client = client
         # referrers: the module option (false, true or artifact types to keep; see _supply_chain)
         types = parse_referrers_option(referrers)
         self.supply_chain = SupplyChain(client, types) if types is not None else None
+        self.digest_only = digest_only
         self.fetch_config = fetch_config
         self.verify_children = verify_children
         self.fail_on_error = fail_on_error
@@ -104,10 +131,10 @@ class ManifestFacts:
 
     def inspect(self, ref):
         """The facts of one reference (a dict; see the module's RETURN)."""
-        facts = _empty_facts(ref)
+        facts = _digest_facts(ref) if self.digest_only else _empty_facts(ref)
         try:
             self._inspect(ref, facts)
-            if self.supply_chain is not None:
+            if self.supply_chain is not None and not self.digest_only:
                 self.supply_chain.add(ref, facts)
         except RegistryError as exc:
             if self.fail_on_error or exc.code in TASK_LEVEL_CODES:
@@ -115,12 +142,21 @@ class ManifestFacts:
             facts["error"] = {"code": exc.code or "UNKNOWN", "message": str(exc)}
             if facts["exists"] is False:
                 facts["exists"] = None
+                if "kind" in facts:
+                    facts["kind"] = "unknown"
         if facts.get("error") and self.fail_on_error:
             raise RegistryError(facts["error"]["message"], code=facts["error"]["code"])
         self._add_missing(facts)
         return facts
 
     def _inspect(self, ref, facts):
+        if self.digest_only:
+            # One HEAD (the client GETs only when the registry answers without a digest or a length).
+            head = self.client.head_manifest(ref)
+            if head is not None:
+                facts.update({"exists": True, "digest": head.digest, "media_type": head.media_type,
+                              "size": head.size})
+            return
         manifest = self.client.get_manifest(ref)
         if manifest is None:
             return
@@ -204,7 +240,7 @@ class ManifestFacts:
         return config, config_facts(config, document)
 
     def _add_missing(self, facts):
-        if not self.required:
+        if not self.required or self.digest_only:
             return
         if facts["kind"] == "artifact":     # platforms do not apply to an artifact
             facts["missing_platforms"] = []

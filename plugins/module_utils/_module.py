@@ -61,9 +61,9 @@ def registry_argument_spec(**extra):
     return spec
 
 
-def registry_module(**options):
+def registry_module(required_one_of=None, **options):
     """An AnsibleModule with the shared registry options plus ``options``; fails clearly without requests."""
-    module = AnsibleModule(argument_spec=registry_argument_spec(**options),
+    module = AnsibleModule(argument_spec=registry_argument_spec(**options), required_one_of=required_one_of,
                            required_together=REGISTRY_REQUIRED_TOGETHER, supports_check_mode=True)
     if not HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
@@ -131,8 +131,8 @@ def _check_client_pair(cert, key):
         except (IOError, OSError) as exc:
             raise OptionError("%s %s cannot be read: %s" % (option, path, exc.strerror or exc))
         if marker not in head:
-            raise OptionError("%s %s is not a PEM %s" % (option, path, "certificate" if option == "client_cert"
-                                                                      else "private key"))
+            what = "certificate" if option == "client_cert" else "private key"
+            raise OptionError("%s %s is not a PEM %s" % (option, path, what))
     try:
         ssl.create_default_context().load_cert_chain(cert, key)
     except ssl.SSLError as exc:

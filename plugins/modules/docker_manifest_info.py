@@ -47,9 +47,38 @@ options:
     description:
       - Image references, as Docker writes them (C(busybox), C(registry.example.com:5000/team/app:1.2),
         C(ghcr.io/org/app@sha256:...)). A reference without tag or digest means C(:latest).
+      - At least one of O(images), O(repositories) and O(catalog) is required.
     type: list
     elements: str
-    required: true
+  repositories:
+    description:
+      - Repositories whose tags are inspected, each a repository reference (C(registry.example.com/team/app))
+        or a dict with C(name), C(include) and C(exclude) (lists of regular expressions a tag must match, or
+        must not match; Python C(re.search)), and C(limit) (keep the newest N tags, in semantic-version order
+        when every matched tag is a version such as C(1.4.2) or C(v2.0.0-rc.1), else in name order).
+      - Tags are read with the tags API, following C(Link) pagination. Each matched tag becomes an entry of
+        RV(images), after those of O(images), repository by repository, tags in ascending order.
+      - A repository that does not exist is a fact in RV(repositories), not a failure.
+    type: list
+    elements: raw
+  catalog:
+    description:
+      - Registries whose repositories are listed from their catalog (C(/v2/_catalog), the distribution
+        registry's extension, paginated), each a registry host or a dict with C(registry),
+        C(repositories) and C(exclude_repositories) (regular expressions on repository names), and the tag
+        filters C(include), C(exclude), C(limit) as in O(repositories).
+      - A registry that offers no catalog (or denies it to these credentials) lists no repository.
+    type: list
+    elements: raw
+  digest_only:
+    description:
+      - Read each reference with one manifest HEAD (no GET; on Docker Hub a HEAD is not counted as a pull) and
+        return only RV(images[].reference), RV(images[].canonical), RV(images[].exists), RV(images[].digest),
+        RV(images[].media_type) and RV(images[].size), about 250 bytes per image instead of about 2 KB.
+      - A registry that answers a HEAD without a digest or length gets a GET for that reference.
+      - O(require_platforms), O(config) and O(verify_children) do not apply.
+    type: bool
+    default: false
   require_platforms:
     description:
       - Platforms every image should have (C(linux/amd64), C(linux/arm64), C(linux/arm/v7), ...).
@@ -122,6 +151,25 @@ EXAMPLES = r"""
     that: audit.images | map(attribute='missing_platforms') | flatten | length == 0
     fail_msg: "Missing platforms: {{ audit.images | selectattr('missing_platforms') | items2dict(key_name='canonical', value_name='missing_platforms') }}"
 
+- name: Digests of the five newest releases of every team repository, one HEAD per tag
+  archfleet.multiarch.docker_manifest_info:
+    catalog:
+      - registry: registry.lan:5000
+        repositories: ["^team/"]
+        include: ['^v?\d+\.\d+\.\d+$']
+        limit: 5
+    digest_only: true
+  register: releases
+
+- name: Every tag of two repositories, except build caches
+  archfleet.multiarch.docker_manifest_info:
+    repositories:
+      - registry.example.com/team/app
+      - name: registry.example.com/team/worker
+        exclude: ["-cache$"]
+    require_platforms: [linux/amd64, linux/arm64]
+  register: tagged
+
 - name: Audit that no index lists a child that a cleanup deleted
   archfleet.multiarch.docker_manifest_info:
     images: "{{ release_images }}"
@@ -141,7 +189,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 images:
-  description: One entry per O(images) item, in the same order.
+  description:
+    - One entry per O(images) item, in the same order, then one per tag matched by O(repositories) and O(catalog).
+    - With O(digest_only=true), only C(reference), C(canonical), C(exists), C(digest), C(media_type), C(size)
+      (and C(error)).
   returned: always
   type: list
   elements: dict
@@ -186,7 +237,9 @@ images:
         - V(index) (manifest list or OCI index), V(image) (single-platform manifest), V(artifact) (an OCI 1.1
           artifact - a manifest with C(artifactType) or a config that is not an image config, or an index with
           C(artifactType)), V(schema1) (a deprecated
-          Docker schema 1 manifest, reported with an RV(images[].error)) or V(unknown); V(null) when missing.
+          Docker schema 1 manifest, reported with an RV(images[].error)), V(missing) (the tag or repository does
+          not exist) or V(unknown) (not an image, index or artifact, or the registry could not tell; see
+          RV(images[].error)). Never null.
       type: str
     error:
       description:
@@ -301,6 +354,14 @@ images:
     config:
       description: For a single-platform image with O(config=true), the same as its RV(images[].manifests[].config).
       type: dict
+repositories:
+  description:
+    - With O(repositories) or O(catalog), one entry per repository listed - C(name), C(exists) (false for a
+      repository that does not exist), C(tags) (how many it has) and C(matched) (the tags inspected).
+  returned: when O(repositories) or O(catalog) is used
+  type: list
+  elements: dict
+  sample: [{"name": "registry.lan:5000/team/app", "exists": true, "tags": 41, "matched": ["1.4.1", "1.4.2"]}]
 registry_stats:
   description: Requests made by method and kind, retries, and the rate-limit headers seen per registry.
   returned: always
@@ -312,29 +373,24 @@ registry_stats:
     rate_limits: {}
 """
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils._inspect import ManifestFacts, parse_options
+from ansible_collections.archfleet.multiarch.plugins.module_utils._inspect import inspect_task, parse_options
 from ansible_collections.archfleet.multiarch.plugins.module_utils._module import registry_module, run_registry_task
 
 
 def main():
     module = registry_module(
-        images=dict(type="list", elements="str", required=True),
+        required_one_of=[("images", "repositories", "catalog")],
+        images=dict(type="list", elements="str"),
+        repositories=dict(type="list", elements="raw"),
+        catalog=dict(type="list", elements="raw"),
+        digest_only=dict(type="bool", default=False),
         require_platforms=dict(type="list", elements="str", default=[]),
         config=dict(type="bool", default=False),
         verify_children=dict(type="bool", default=False),
         fail_on_error=dict(type="bool", default=False),
         referrers=dict(type="raw", default=False),
     )
-
-    def inspect(client, refs):
-        facts = ManifestFacts(client, fetch_config=module.params["config"],
-                              required_platforms=module.params["require_platforms"],
-                              verify_children=module.params["verify_children"],
-                              fail_on_error=module.params["fail_on_error"],
-                              referrers=module.params["referrers"])
-        return {"changed": False, "images": facts.gather(refs, concurrency=module.params["concurrency"])}
-
-    run_registry_task(module, parse_options, inspect)
+    run_registry_task(module, parse_options, lambda client, prepared: inspect_task(client, prepared, module.params))
 
 
 if __name__ == "__main__":

@@ -287,6 +287,10 @@ class RegistryClient(BlobsMixin):
         """Every tag of ``ref``'s repository (``Link`` pagination); None when the repository does not exist."""
         return tags.list_tags(self, ref)
 
+    def list_repositories(self, registry):
+        """Every repository in ``registry``'s catalog (``Link`` pagination); None when it offers none."""
+        return tags.list_repositories(self, registry)
+
     def delete_tag(self, ref, current):
         """Remove the tag ``ref`` only (``current``: its ManifestResponse); ``"tag"``, ``"tombstone"`` or None."""
         return tags.delete_tag(self, ref, current)

@@ -86,8 +86,13 @@ def parse_www_authenticate(header):
     return scheme.lower(), params
 
 
+CATALOG = "registry:catalog"
+
+
 def scope_string(repository, actions):
-    """``repository:<name>:<actions>`` as the token service expects it."""
+    """``repository:<name>:<actions>`` as the token service expects it (``registry:catalog:*`` for CATALOG)."""
+    if repository == CATALOG:
+        return "registry:catalog:*"
     return "repository:%s:%s" % (repository, ",".join(actions))
 
 

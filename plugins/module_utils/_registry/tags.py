@@ -21,6 +21,7 @@ import uuid
 from urllib.parse import urljoin
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_MANIFEST, sha256_digest
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import CATALOG
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import (
     RegistryError,
     error_code,
@@ -70,6 +71,49 @@ def list_tags(client, ref, page_size=PAGE_SIZE):
         path = absolute.split("/v2/%s/" % ref.repository, 1)[-1]
     raise RegistryError("listing the tags of %s failed: more than %d pages" % (ref.name, MAX_PAGES),
                         code="TAG_INVALID")
+
+
+class _Catalog:
+    """The stand-in reference ``request`` needs for ``/v2/_catalog`` (not a repository path)."""
+
+    def __init__(self, registry):
+        self.registry = registry
+        self.repository = CATALOG
+        self.name = "the catalog of %s" % registry
+
+
+def list_repositories(client, registry, page_size=PAGE_SIZE):
+    """Every repository of ``registry`` from ``/v2/_catalog`` (``Link`` pagination); None when there is none.
+
+    The catalog is the distribution registry's extension, not part of the OCI distribution-spec:
+    registries that do not offer it (404, 401/403 for the ``registry:catalog:*`` scope) get None.
+    """
+    endpoint = client.transport.endpoint(registry)
+    path = "/v2/_catalog?n=%d" % page_size
+    names = []
+    catalog = _Catalog(registry)
+    for _page in range(MAX_PAGES):
+        headers = client.tokens.headers(endpoint, CATALOG, ("*",))
+        response = client.transport.send("GET", endpoint.base_url + path, registry, "catalog", headers=headers,
+                                         verify=endpoint.verify, cert=endpoint.cert)
+        try:
+            if response.status_code in (401, 403, 404, 405):
+                return names or None
+            if response.status_code != 200:
+                raise response_error(response, "listing %s" % catalog.name, registry=registry,
+                                     retries=client.transport.max_retries)
+            try:
+                names.extend(n for n in response.json().get("repositories") or [] if isinstance(n, str))
+            except (ValueError, AttributeError):
+                raise RegistryError("listing %s failed: the registry answered something that is not a repository "
+                                    "list" % catalog.name, code="NAME_INVALID")
+            link = next_link(response.headers.get("Link"))
+        finally:
+            response.close()
+        if not link:
+            return names
+        path = "/v2/" + urljoin("http://registry/v2/_catalog", link).split("/v2/", 1)[-1]
+    raise RegistryError("listing %s failed: more than %d pages" % (catalog.name, MAX_PAGES), code="NAME_INVALID")
 
 
 def tombstone_manifest():

@@ -162,6 +162,11 @@ class FakeRegistry:
         repository = self.repositories.get((ref.registry, ref.repository))
         return None if repository is None else sorted(repository.tags)
 
+    def list_repositories(self, registry):
+        self._record("list_repositories", registry)
+        names = sorted(repo for reg, repo in self.repositories if reg == registry)
+        return names or None
+
     def delete_tag(self, ref, current):
         self._record("delete_tag", ref.canonical)
         return "tag" if self.repo(ref).tags.pop(ref.tag, None) else None

@@ -117,5 +117,5 @@ def test_parse_options_names_the_bad_value():
         parse_options({"images": ["app"], "require_platforms": ["linux/amd64", "linux/arm46"]})
     with pytest.raises(OptionError, match=r"images\[0\]"):
         parse_options({"images": ["Upper"], "require_platforms": []})
-    assert [r.canonical for r in parse_options({"images": ["app"], "require_platforms": []})] == [
-        "docker.io/library/app"]
+    refs, repositories, catalogs = parse_options({"images": ["app"], "require_platforms": []})
+    assert [r.canonical for r in refs] == ["docker.io/library/app"] and repositories == [] and catalogs == []
