@@ -21,6 +21,9 @@ description:
     tag never points at an index whose children are missing; a failure part-way leaves the previous index in place.
   - The index bytes are deterministic (fixed key order, two-space indentation, entries in source order), so the
     same sources give the same digest on any host and any run.
+  - An index source taken whole and unchanged (the only source, no C(platform), C(platforms) or annotations,
+    O(attestations=keep), O(media_type) V(auto) or the source's own, nothing to merge with) is written byte for
+    byte, so the target digest is the source digest and signatures made for it still apply (a mirror).
   - When the tag already holds the index that would be written, nothing is written and the task is not changed;
     such a re-run reads the current index once and sends one HEAD per source given by tag (plus one per extra tag).
 author:
@@ -54,6 +57,9 @@ options:
       - Each item is a reference string, or a dict with C(image) (the reference), optional C(platform)
         (overrides the platform read from the image config, for example C(linux/arm/v7); written as given)
         and optional C(annotations) (a dict of strings added to the entry; OCI only).
+      - For a source that is an index, C(platforms) (a list such as C([linux/amd64, linux/arm64])) takes only
+        those platform entries (matched as containerd matches) and the attestations that describe them; a
+        listed platform the index does not have is an error. This makes a new index (a filtered mirror).
       - Required with O(state=present).
     type: list
     elements: raw
@@ -110,6 +116,20 @@ options:
     type: str
     choices: [keep, drop]
     default: keep
+  referrers:
+    description:
+      - V(copy) also copies the referrers (signatures, SBOMs, attestations attached with a C(subject), and cosign's
+        C(.sig)/C(.att)/C(.sbom) tags) of every manifest this task lists - the index itself when its digest is
+        kept (see the description), and each entry - from the source repository to the target, with their
+        blobs, before the index tag is written.
+      - Referrers are read from the source with the OCI 1.1 Referrers API, else the referrers tag schema. A target
+        that indexes referrers itself (it answers C(OCI-Subject)) needs nothing more; any other target gets
+        its referrers tag-schema index (tag C(<alg>-<hex>)) updated. Referrers the target has are not copied
+        again, so a re-run writes nothing.
+      - V(skip) (default) reads no referrers.
+    type: str
+    choices: [skip, copy]
+    default: skip
   state:
     description:
       - V(present) publishes the index.
@@ -190,11 +210,16 @@ RETURN = r"""
 indexes:
   description:
     - With O(indexes), one result per item, in the same order, each with the keys documented here for a
-      single index (RV(digest), RV(media_type), RV(manifest), RV(platforms), RV(tags), RV(written_tags), RV(copied))
-      and its own C(changed).
+      single index (RV(name), RV(digest), RV(media_type), RV(manifest), RV(platforms), RV(tags), RV(written_tags),
+      RV(copied)) and its own C(changed).
   returned: when O(indexes) is used
   type: list
   elements: dict
+name:
+  description: The index's reference (O(name) or the item's C(name), fully qualified; C(:latest) when no tag was given).
+  returned: always
+  type: str
+  sample: registry.example.com/team/app:1.4.2
 digest:
   description: Digest of the index at O(name) (after the task; with O(state=absent), the digest removed or V(null)).
   returned: when O(name) is used
@@ -231,6 +256,14 @@ copied:
       C(blobs_copied), C(blobs_present) (already there).
   returned: when O(state=present) and O(name) is used
   type: dict
+referrers_copied:
+  description:
+    - With O(referrers=copy), the referrers copied (or that would be, in check mode) - C(subject) (the digest they
+      are attached to), C(digest), C(artifact_type), C(category) (V(signature), V(sbom), V(provenance),
+      V(attestation), V(other)) and C(tag) (for a cosign tag, else V(null)). Empty on an unchanged re-run.
+  returned: when O(referrers=copy)
+  type: list
+  elements: dict
 merge_rewrites:
   description:
     - With O(mode=merge), how often the index was merged and written again because another writer replaced it
@@ -267,6 +300,7 @@ def main():
         state=dict(type="str", choices=["present", "absent"], default="present"),
         delete_manifest=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
+        referrers=dict(type="str", choices=["skip", "copy"], default="skip"),
     )
 
     def publish(client, jobs):

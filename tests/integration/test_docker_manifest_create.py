@@ -379,6 +379,7 @@ def test_batch_publishes_several_indexes_and_reruns_without_writes(playbook, ope
         assert [r["changed"] for r in results] == [True, True, True]
         assert results[0]["digest"] == results[1]["digest"] != results[2]["digest"]
         assert results[2]["tags"] == [names[2], names[2].replace(":1", ":latest")]
+        assert [r["name"] for r in results] == names
         proxy.reset()
         again = playbook(play(create(indexes=indexes)))
         assert again.result("publish")["changed"] is False

@@ -17,6 +17,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index imp
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import index_facts
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.delete import Deleter
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, authorize
+from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.referrers_copy import copied_facts
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
 
 
@@ -37,7 +38,8 @@ class Batch:
         concurrency = options["concurrency"]
         self.outer = min(concurrency, len(jobs))
         self.publishers = [Publisher(client, job.target, job.tags, max(1, concurrency // self.outer),
-                                     options["force"]) for job in jobs]
+                                     options["force"], referrers=options.get("referrers") or "skip")
+                           for job in jobs]
 
     def run(self):
         """The module result (without ``registry_stats``): one index's fields, or ``indexes`` for a batch."""
@@ -47,6 +49,7 @@ class Batch:
         else:
             results = self.present(pairs)
         for result, publisher in zip(results, self.publishers):
+            result["name"] = publisher.target.canonical
             result["tags"] = [publisher.target.canonical] + [r.canonical for r in publisher.extra_tags]
         if not self.options["indexes"]:
             return results[0]
@@ -96,6 +99,8 @@ class Batch:
             "written_tags": [r.canonical for r in plan.tags_to_write],
             "copied": publisher.copied,
         }
+        if publisher.referrer_copy is not None:
+            result["referrers_copied"] = copied_facts(getattr(plan, "referrers", None) or [])
         if getattr(plan, "rewrites", 0):
             result["merge_rewrites"] = plan.rewrites
         if self.diff:
