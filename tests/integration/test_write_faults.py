@@ -134,8 +134,10 @@ def test_delete_under_faults_keeps_or_removes_the_tag_whole(playbook, name):
 
 def test_a_batch_that_fails_part_way_names_the_item_and_leaves_no_broken_index(playbook, source):
     with Registry() as target:
-        hook = lambda request: (Fault.respond(500, {}, b"") if request.method == "PUT"  # noqa: E731
-                                and request.path.endswith("/two/app/manifests/1") else None)
+        def hook(request):
+            if request.method == "PUT" and request.path.endswith("/two/app/manifests/1"):
+                return Fault.respond(500, {}, b"")
+            return None
         with Proxy(target, fault=hook) as proxy:
             run = playbook(play(task("batch", "docker_manifest_create", ignore_errors=True, retries=0, indexes=[
                 {"name": f"{proxy.host}/one/app:1", "sources": [f"{source.host}/upstream/app:1"]},
