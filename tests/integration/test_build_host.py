@@ -184,3 +184,30 @@ def test_daemon_json_merges_backs_up_and_restores_what_dockerd_rejects(playbook,
         own_daemon, {"debug": True}, build_host_docker_daemon_json_mode="replace"))
     assert run.rc == 0, run.output
     assert json.loads(config.read_text()) == {"debug": True} and daemon_info(own_daemon)["Debug"] is True
+
+
+def test_role_defaults_on_a_simulated_aarch64_host(playbook, daemon, tmp_path):
+    """Simulated: no aarch64 machine is available, so the python that runs the role's modules reports
+    aarch64 (platform.machine, hence ansible_architecture and qemu_binfmt's host). The default platforms
+    then used to fail ("refusing to register" the host's own arm64); now arm64 is skipped with the reason.
+    The arm test program cannot run natively here, as on an aarch64 CPU without AArch32, so arm/v7 is
+    registered (on a CPU with AArch32 it is skipped; see the unit tests)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import platform\nplatform.machine = lambda: 'aarch64'\n")
+    wrapper = tmp_path / "python-aarch64"
+    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={site} exec /usr/bin/python3 \"$@\"\n")
+    wrapper.chmod(0o755)
+    fb.remove_entry("qemu-arm")
+    extra = {"provision_hosts": "localhost", "ansible_python_interpreter": str(wrapper),
+             "build_host_install_packages": False, "build_host_buildx_builder": "",
+             "build_host_docker_host": daemon.host, "build_host_binfmt_persistent": False}
+    run = playbook(PROVISION, extra_vars=extra)
+    assert run.rc == 0, run.output
+    registered = run.result(ROLE + "Register the emulators for the build platforms with binfmt_misc")
+    assert list(registered["native"]) == ["linux/arm64"]
+    assert "host's own architecture (aarch64)" in registered["native"]["linux/arm64"]
+    assert set(registered["entries"]) == {"arm", "ppc64le", "s390x"}
+    assert all(registered["entries"][t]["verified"] for t in ("arm", "ppc64le", "s390x"))
+    usable = run.result(ROLE + "Check that every build platform runs natively or through a usable entry")
+    assert usable["machine"] == "aarch64" and usable["usable"], usable
