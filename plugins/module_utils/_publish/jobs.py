@@ -21,7 +21,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Source
 
-SOURCE_KEYS = ("image", "platform", "annotations")
+SOURCE_KEYS = ("image", "platform", "platforms", "annotations")
 INDEX_KEYS = ("name", "sources", "tags", "annotations")
 
 
@@ -57,7 +57,8 @@ def parse_sources(values, where="sources"):
         if isinstance(item, str):
             item = {"image": item}
         if not isinstance(item, dict):
-            raise OptionError("%s must be a reference string or a dict with image, platform, annotations; got %s"
+            raise OptionError("%s must be a reference string or a dict with image, platform, platforms, annotations; "
+                              "got %s"
                               % (item_where, type(item).__name__))
         unknown = sorted(set(item) - set(SOURCE_KEYS))
         if unknown:
@@ -75,8 +76,28 @@ def parse_sources(values, where="sources"):
             except PlatformError as exc:
                 raise OptionError("%s: %s" % (item_where, exc))
         annotations = parse_annotations(item.get("annotations") or {}, item_where + ".annotations")
-        sources.append(Source(item["image"], ref, platform, annotations))
+        sources.append(Source(item["image"], ref, platform, annotations,
+                              parse_platform_list(item, item_where)))
     return sources
+
+
+def parse_platform_list(item, where):
+    """The ``platforms`` of a source dict (texts, each checked), or None when not given."""
+    if item.get("platforms") is None:
+        return None
+    value = item["platforms"]
+    if item.get("platform") is not None:
+        raise OptionError("%s has both platform and platforms: platform states the platform of a single image, "
+                          "platforms selects entries of an index source; give one" % where)
+    if not isinstance(value, list) or not value:
+        raise OptionError("%s.platforms must be a non-empty list of platforms (e.g. [linux/amd64, linux/arm64]), "
+                          "got %r" % (where, value))
+    for index, text in enumerate(value):
+        try:
+            parse_platform(text)
+        except PlatformError as exc:
+            raise OptionError("%s.platforms[%d]: %s" % (where, index, exc))
+    return [str(text) for text in value]
 
 
 def parse_target(name, tags, where=""):

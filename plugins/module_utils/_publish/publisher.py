@@ -39,6 +39,8 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import IMAGE_MEDIA_TYPES
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.mirror import filter_entries, whole_source
+from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.referrers_copy import ReferrerCopy
 
 
 # Seconds to wait before reading a merged index back (see Publisher.converge), and how often to redo it.
@@ -49,13 +51,15 @@ MERGE_ATTEMPTS = 10
 class Source:
     """A source as the user gave it: reference, optional platform override and annotations."""
 
-    __slots__ = ("origin", "ref", "platform", "annotations")
+    __slots__ = ("origin", "ref", "platform", "annotations", "platforms", "platforms_text")
 
-    def __init__(self, origin, ref, platform=None, annotations=None):
+    def __init__(self, origin, ref, platform=None, annotations=None, platforms=None):
         self.origin = origin
         self.ref = ref
         self.platform = platform          # parsed platform dict, or None
         self.annotations = annotations or {}
+        self.platforms_text = platforms   # platforms to take from an index source (texts), or None: all
+        self.platforms = platforms
 
 
 class Plan:
@@ -75,12 +79,14 @@ class Plan:
 
     @property
     def changed(self):
-        return bool(self.tags_to_write)
+        return bool(self.tags_to_write) or bool(getattr(self, "referrers", None))
 
 
 class Publisher:
-    def __init__(self, client, target, extra_tags=(), concurrency=8, force=False):
+    def __init__(self, client, target, extra_tags=(), concurrency=8, force=False, referrers="skip"):
         self.client = client
+        self.referrer_copy = ReferrerCopy(client, target) if referrers == "copy" else None
+        self._source_indexes = {}    # id(source) -> ManifestResponse of an index source
         self.target = target
         self.extra_tags = [target.with_tag(tag) for tag in extra_tags]
         self.concurrency = max(1, concurrency)
@@ -111,12 +117,18 @@ class Publisher:
             merged_annotations.update(annotations or {})
             annotations = merged_annotations
             entries = merge_entries(existing_document_for_reuse, entries, self.target)
-        chosen = choose_media_type(media_type, entries, annotations)
-        document, body, digest = build_index(chosen, entries, annotations)
+        whole = whole_source(sources, self._source_indexes, mode, media_type, annotations, attestations,
+                             existing_document_for_reuse)
+        if whole is not None:
+            # An index taken whole and unchanged: its exact bytes, so the target digest is the source digest.
+            chosen, document, body, digest = whole.media_type, whole.json(), whole.body, whole.digest
+        else:
+            chosen = choose_media_type(media_type, entries, annotations)
+            document, body, digest = build_index(chosen, entries, annotations)
 
         tags_to_write = []
         if existing is None or existing.digest != digest:
-            if existing is None or self.force or not same_index(existing_document, document):
+            if existing is None or self.force or whole is not None or not same_index(existing_document, document):
                 tags_to_write.append(self.target)
             else:
                 # Written by another tool with the same entries (other bytes): leave it, report its digest.
@@ -128,6 +140,8 @@ class Publisher:
         plan = Plan(document, body, digest, document.get("mediaType") or chosen, entries, existing,
                     existing_document, tags_to_write, before_document=existing_document_for_reuse)
         plan.added = added
+        if self.referrer_copy is not None:
+            plan.referrers = self.referrer_copy.plan(digest if whole is not None else None, entries)
         return plan
 
     def converge(self, plan, replan, settle=None, attempts=MERGE_ATTEMPTS, sleep=None, jitter=random.random):
@@ -191,6 +205,7 @@ class Publisher:
             if head is None:
                 raise _missing_source(source)
             if head.media_type in IMAGE_MEDIA_TYPES:
+                _no_platforms_filter(source)
                 if source.platform is not None:
                     platform = oci_platform(source.platform)
                 elif head.digest in known:
@@ -206,8 +221,13 @@ class Publisher:
             if source.platform is not None:
                 raise PlanError("source %s is an index of several platforms; a platform override is only "
                                 "allowed for single-platform sources" % source.origin)
+            with self._lock:
+                self._source_indexes[id(source)] = manifest
+            if source.platforms is not None:
+                document = filter_entries(source, document)
             return entries_from_index(source.origin, source.ref, document, source.annotations, attestations)
         if is_image_manifest(manifest.media_type, document):
+            _no_platforms_filter(source)
             platform = (oci_platform(source.platform) if source.platform is not None
                         else self._platform_from_config(source, manifest))
             return entries_from_image(source.origin, source.ref, manifest.media_type, manifest.digest,
@@ -276,6 +296,9 @@ class Publisher:
         self._map(lambda item: self._ensure_blob(item[1], item[0]), list(blobs.items()))
         for wave in (images, indexes):
             self._map(lambda item: self._put_child(*item), wave)
+        if getattr(plan, "referrers", None):
+            # Before the tags: a refused referrer write leaves the tags as they were.
+            self.referrer_copy.apply(plan.referrers, self._ensure_blob)
         for tag_ref in plan.tags_to_write:
             self.client.put_manifest(tag_ref, plan.body, plan.media_type, what="writing index")
 
@@ -336,6 +359,12 @@ def authorize(client, jobs):
             scopes.setdefault(source.ref.registry, {}).setdefault(source.ref.repository, ("pull",))
     for registry, repositories in scopes.items():
         client.authorize(registry, sorted(repositories.items()))
+
+
+def _no_platforms_filter(source):
+    if source.platforms is not None:
+        raise PlanError("source %s is a single image; platforms selects entries of an index source (give one "
+                        "image a platform with platform instead)" % source.origin)
 
 
 def _missing_source(source):

@@ -7,9 +7,9 @@ Reading: ``GET /v2/<name>/referrers/<digest>`` (with ``?artifactType=`` when one
 the answer is filtered here too unless ``OCI-Filters-Applied`` says the registry did it), pages
 followed with ``Link``. A 404 means the registry has no Referrers API: the referrers tag schema
 is read instead (the index at tag ``<alg>-<hex>``), and the registry is remembered as one without
-the API, so every other subject costs one request too. cosign's legacy tags (``.sig``, ``.att``,
-``.sbom``) are found in the repository's tag list (read once per repository and task) and each one
-that exists costs one HEAD.
+the API. cosign's legacy tags (``.sig``, ``.att``, ``.sbom``) and the tag-schema tags are found in
+the repository's tag list (read once per repository and task, ``Link`` pages), so without the API a
+subject costs one GET only when it has a tag-schema index, and each cosign tag that exists one HEAD.
 
 Writing (``referrers: copy``): a manifest with a ``subject`` is PUT as it is; a registry with the
 API answers ``OCI-Subject`` and indexes it itself, else the target's tag-schema index is updated.
@@ -111,8 +111,15 @@ class Referrers:
                             code="REFERRERS_INVALID")
 
     def _from_tag_schema(self, ref, digest):
-        """The referrers tag-schema index of ``digest`` (one manifest GET); [] when there is none."""
-        found = self.client.get_manifest(ref.with_tag(tag_schema_tag(digest)), what="reading the referrers tag")
+        """The referrers tag-schema index of ``digest``; [] when there is none.
+
+        The repository's tag list (read once, it finds cosign's tags too) says whether the tag exists: a
+        subject without referrers costs no request, one with some costs one manifest GET.
+        """
+        tag = tag_schema_tag(digest)
+        if tag not in self.tags(ref):
+            return []
+        found = self.client.get_manifest(ref.with_tag(tag), what="reading the referrers tag")
         if found is None:
             return []
         document = found.json()

@@ -139,7 +139,7 @@ def test_404_falls_back_to_the_tag_schema_once_per_registry_and_finds_cosign_tag
                      ("GET", API_PATH): [lambda: answer(404, b"404 page not found\n")],
                      ("GET", tag_path): [lambda: answer(200, schema_body, {"Content-Type": MEDIA_OCI_INDEX})],
                      ("GET", "/v2/team/app/tags/list"): [lambda: answer(200, json.dumps(
-                         {"tags": ["1.0", sig_tag]}).encode())],
+                         {"tags": ["1.0", "sha256-" + "a" * 64, sig_tag]}).encode())],
                      ("HEAD", "/v2/team/app/manifests/" + sig_tag): [lambda: answer(200, b"", {
                          "Docker-Content-Digest": sha256_digest(sig_body), "Content-Length": str(len(sig_body)),
                          "Content-Type": MEDIA_OCI_MANIFEST})]})
@@ -148,11 +148,12 @@ def test_404_falls_back_to_the_tag_schema_once_per_registry_and_finds_cosign_tag
     assert [(f["source"], f["category"]) for f in facts] == [("tag-schema", "sbom"), ("cosign-tag", "signature")]
     assert facts[1]["tag"] == sig_tag and facts[1]["digest"] == sha256_digest(sig_body)
     assert reader.supports_api("registry.example") is False
-    # The next subject goes straight to its tag: no second referrers request, no second tag list.
+    # The next subject: no referrers request, no second tag list, and no GET for a tag the list lacks.
     assert reader.list(REF, OTHER) == []
     paths = [s[1] for s in script.sent]
     assert paths.count(API_PATH) == 1 and paths.count("/v2/team/app/referrers/" + OTHER) == 0
-    assert paths.count("/v2/team/app/tags/list") == 1
+    assert paths.count("/v2/team/app/tags/list") == 1 and paths.count(tag_path) == 1
+    assert not any(p.endswith("sha256-" + "b" * 64) for p in paths)
 
 
 def test_a_put_referrer_tells_whether_the_registry_indexed_it():
