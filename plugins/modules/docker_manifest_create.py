@@ -188,6 +188,26 @@ EXAMPLES = r"""
     attestations: drop
     insecure_registries: [registry.internal:5000]
 
+- name: Mirror an upstream release as it is, so signatures made for its digest still verify, referrers included
+  archfleet.multiarch.docker_manifest_create:
+    name: registry.internal:5000/mirror/app:1.4.2-signed
+    sources: [ghcr.io/example/app:1.4.2]
+    referrers: copy
+    insecure_registries: [registry.internal:5000]
+  register: mirror
+
+- name: The mirror has the upstream digest
+  ansible.builtin.assert:
+    that: mirror.digest == lookup('archfleet.multiarch.image_digest', 'ghcr.io/example/app:1.4.2')
+
+- name: Mirror only the amd64 platform of an upstream index (a new index, with that platform's attestations)
+  archfleet.multiarch.docker_manifest_create:
+    name: registry.internal:5000/mirror/app:1.4.2-amd64
+    sources:
+      - image: ghcr.io/example/app:1.4.2
+        platforms: [linux/amd64]
+    insecure_registries: [registry.internal:5000]
+
 - name: Publish a whole release in one task
   archfleet.multiarch.docker_manifest_create:
     indexes: "{{ release_indexes }}"

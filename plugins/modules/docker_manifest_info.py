@@ -181,6 +181,16 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ children.images | selectattr('error', 'defined') | map(attribute='error.message') | list }}"
 
+- name: Signatures, SBOMs and provenance of each release image and each of its platforms
+  archfleet.multiarch.docker_manifest_info:
+    images: "{{ release_images }}"
+    referrers: true
+  register: chain
+
+- name: Release images without a signature
+  ansible.builtin.debug:
+    msg: "{{ chain.images | selectattr('exists') | rejectattr('supply_chain.signed') | map(attribute='canonical') }}"
+
 - name: Use credentials from a specific docker config file
   archfleet.multiarch.docker_manifest_info:
     images: [ghcr.io/example/app:latest]

@@ -64,6 +64,9 @@ def test_every_documented_example_runs(playbook, registries, tmp_path):
     assert riscv["changed"] is True and riscv["platforms"][-1] == "linux/riscv64"
     mirrored = run.result("Re-publish a buildx index without its attestations, from another registry")
     assert mirrored["platforms"] == ["linux/amd64", "linux/arm64"]
+    slim = run.result("Mirror only the amd64 platform of an upstream index (a new index, with that platform's "
+                      "attestations)")
+    assert slim["platforms"] == ["linux/amd64"] and len(slim["manifest"]["manifests"]) == 2
     assert len(run.result("Publish a whole release in one task")["indexes"]) == 2
     assert run.result("Platforms of a list of Debian architectures (dpkg names are aliases too)")["msg"] == [
         "amd64", "arm", "ppc64le", "386"]
