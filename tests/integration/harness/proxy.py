@@ -126,7 +126,6 @@ class Fault:
         """Forward, then answer with the registry's status and headers but ``transform(body)`` as the body."""
         return cls("replace_body", transform=transform)
 
-
     @classmethod
     def add_headers(cls, compute: Callable[[int, dict[str, str]], dict[str, str]]) -> Fault:
         """Forward, then add ``compute(status, registry's headers)`` to the answer's headers."""

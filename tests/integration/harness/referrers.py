@@ -249,6 +249,6 @@ def build_supply_chain(registry, repo: str = "supply/app", *, tag_schema: bool =
         part = push_artifact(client, repo, SBOM_TYPE, None, b'{"part": 1}\n', SBOM_TYPE)
         out["bundle"] = dict(_index(client, repo, "bundle", [part], artifactType=BUNDLE_TYPE),
                              artifact_type=BUNDLE_TYPE)
-        out["mixed"] = _index(client, repo, "mixed", [entries[0], dict(part, platform={"architecture": "arm64",
-                                                                                         "os": "linux"})])
+        arm64_artifact = dict(part, platform={"architecture": "arm64", "os": "linux"})
+        out["mixed"] = _index(client, repo, "mixed", [entries[0], arm64_artifact])
     return out

@@ -124,8 +124,8 @@ def test_bad_platforms_values_are_refused_before_any_request():
         with pytest.raises(OptionError, match=message):
             parse_jobs(params(name=DST + ":1", sources=[{"image": SRC + ":1", "platforms": value}]))
     with pytest.raises(OptionError, match="has both platform and platforms"):
-        parse_jobs(params(name=DST + ":1", sources=[{"image": SRC + ":1", "platform": "linux/amd64",
-                                                      "platforms": ["linux/amd64"]}]))
+        both = {"image": SRC + ":1", "platform": "linux/amd64", "platforms": ["linux/amd64"]}
+        parse_jobs(params(name=DST + ":1", sources=[both]))
 
 
 def test_referrers_are_copied_into_the_tag_schema_once(source):
