@@ -94,7 +94,9 @@ MATRIX_TESTS    := tests/integration/test_filters.py \
                    tests/integration/test_docker_manifest_create.py::test_publish_then_rerun_writes_nothing \
                    tests/integration/test_docker_manifest_create.py::test_check_mode_writes_nothing_and_predicts_the_digest \
                    tests/integration/test_docker_manifest_create.py::test_merge_adds_and_replaces_one_platform \
-                   tests/integration/test_docker_manifest_create.py::test_batch_publishes_several_indexes_and_reruns_without_writes
+                   tests/integration/test_docker_manifest_create.py::test_batch_publishes_several_indexes_and_reruns_without_writes \
+                   tests/integration/test_supply_chain.py::test_facts_through_the_tag_schema_fallback \
+                   tests/integration/test_mirror.py::test_a_whole_mirror_keeps_the_digest_and_copies_referrers_once
 
 # The pins of one venv: MATRIX_PINS_<minor>, then MATRIX_TEST_PINS for every package not pinned there.
 matrix_pins = $(MATRIX_PINS_$(1)) $(filter-out $(foreach pin,$(MATRIX_PINS_$(1)),$(firstword $(subst ==, ,$(pin)))==%),$(MATRIX_TEST_PINS))
