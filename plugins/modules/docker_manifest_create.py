@@ -36,7 +36,7 @@ attributes:
     description: Computes the same index and digest and reports whether it would change anything, without writing.
   diff_mode:
     support: full
-    description: Shows the index before and after as C(platform -> digest) lines.
+    description: Shows the index before and after as C(platform -> digest) lines, and the referrers O(referrers=copy) copies.
   idempotent:
     support: full
     description: An unchanged re-run writes nothing.

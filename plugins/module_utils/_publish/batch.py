@@ -109,7 +109,9 @@ class Batch:
                                               plan.existing.digest if plan.existing else "absent"),
                 "before": platform_lines(plan.before_document),
                 "after_header": "%s (%s)" % (publisher.target.canonical, plan.digest),
-                "after": platform_lines(plan.document),
+                "after": platform_lines(plan.document) + "".join(
+                    "referrer %s: %s (copied)\n" % (item["category"] or "other", item["digest"])
+                    for item in result.get("referrers_copied") or []),
             }
         return result
 

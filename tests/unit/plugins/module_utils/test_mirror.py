@@ -129,9 +129,13 @@ def test_bad_platforms_values_are_refused_before_any_request():
 
 
 def test_referrers_are_copied_into_the_tag_schema_once(source):
-    result = run(source, check_mode=True, name=DST + ":1", sources=[SRC + ":1"], referrers="copy")
+    options = params(name=DST + ":1", sources=[SRC + ":1"], referrers="copy")
+    result = Batch(source, parse_jobs(options), options, check_mode=True, diff=True).run()
     assert result["changed"] is True and source.writes() == []
     assert sorted(c["subject"] for c in result["referrers_copied"]) == sorted(source.referrers)
+    for digest in source.referrers.values():
+        assert "referrer %s (copied)" % digest in result["diff"]["after"].replace("signature: ", "").replace(
+            "sbom: ", "")
 
     result = run(source, name=DST + ":1", sources=[SRC + ":1"], referrers="copy")
     target = source.repositories[("mirror.example", "copy/app")]
