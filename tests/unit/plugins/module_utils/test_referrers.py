@@ -70,7 +70,7 @@ def test_predicate_types_come_from_layer_annotations():
 def test_tag_names_and_categories():
     assert model.tag_schema_tag(SUBJECT) == "sha256-" + "a" * 64
     assert model.tag_schema_tag("sha512:" + "f" * 128) == "sha512-" + "f" * 64
-    assert [t for t, _ in model.cosign_tags(SUBJECT)] == ["sha256-%s.%s" % ("a" * 64, s) for s in ("sig", "att", "sbom")]
+    assert [tag for tag, _type in model.cosign_tags(SUBJECT)] == ["sha256-%s.%s" % ("a" * 64, s) for s in ("sig", "att", "sbom")]
     assert model.category(model.COSIGN_SIGNATURE) == "signature"
     assert model.category("application/vnd.cncf.notary.signature") == "signature"
     assert model.category(SPDX) == "sbom"
