@@ -48,7 +48,9 @@ class Referrers:
         self._api = {}        # registry key -> True (Referrers API) / False (404: tag schema)
         self._tags = {}       # (registry key, repository) -> set of tags, or None (no repository)
         self._lock = threading.Lock()
-        self._probing = {}    # registry key -> Lock held while the first request learns whether the API exists
+        # registry key -> Lock held while the first request learns whether the API exists;
+        # (registry key, repository) -> Lock held while the repository's tags are listed
+        self._probing = {}
 
     # ------------------------------------------------------------------ reading
     def supports_api(self, registry):
@@ -129,10 +131,11 @@ class Referrers:
         """The tags of ``ref``'s repository, listed once per task (cosign tags are looked up in it)."""
         key = (registry_key(ref.registry), ref.repository)
         with self._lock:
-            if key in self._tags:
-                return self._tags[key]
-            listed = self.client.list_tags(ref)
-            self._tags[key] = set(listed) if listed is not None else set()
+            listing = self._probing.setdefault(key, threading.Lock())
+        with listing:   # one listing per repository; other repositories are listed meanwhile
+            if key not in self._tags:
+                listed = self.client.list_tags(ref)
+                self._tags[key] = set(listed) if listed is not None else set()
             return self._tags[key]
 
     def _from_cosign_tags(self, ref, digest):
