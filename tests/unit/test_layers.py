@@ -1,6 +1,6 @@
 """The architecture as tests (docs/architecture.md): what each layer may import, sizes, test coverage.
 
-* The pure layer (``module_utils/_oci`` and ``module_utils/_binfmt/entries.py``) imports nothing that
+* The pure layer (``module_utils/_oci``, ``_binfmt/entries.py`` and ``_binfmt/hosts.py``) imports nothing that
   does I/O, directly or transitively: no requests/urllib3, sockets, HTTP, subprocesses, Ansible's
   module runtime, nor the registry client. Checked in a fresh interpreter, so nothing else is loaded.
 * No module_utils file is over 500 lines; no module's code (its documentation strings aside) over 250.
