@@ -200,9 +200,11 @@ def test_check_mode_on_a_new_tag_predicts_and_writes_nothing(fleet, playbook):
     assert "A real run would publish" in predicted["msg"] and "linux/s390x" in predicted["msg"], predicted
     assert fleet.proxy.writes == 0, fleet.proxy.log
     assert fleet.manifest(tag).status_code == 404
-    # And the real run that --check predicted succeeds.
-    real = fleet.run(playbook, fleet.inventory(tag))
+    # And the real run that --check predicted succeeds (checking each image's architecture before pushing).
+    real = fleet.run(playbook, fleet.inventory(tag), build_images_verify_architecture=True)
     assert real.rc == 0, real.output
+    checked = real.result("archfleet.multiarch.publish_manifests : Check that each image is of its platform", "host3")
+    assert [r["item"]["platform"] for r in checked["results"]] == ["linux/s390x"], checked
     assert fleet.manifest(tag).status_code == 200
 
 
@@ -311,3 +313,13 @@ def test_images_of_the_wrong_architecture_are_not_published(fleet, playbook):
                 "entrypoint is x86_64 code (expected aarch64)" in run.output), run.output
     assert "is not a linux/s390x image" in run.output and "is not a linux/amd64 image" not in run.output
     assert fleet.manifest(tag).status_code == 404
+
+    # build_images can make the same check before pushing: then nothing is pushed either.
+    fleet.proxy.reset()
+    tag = "bad-wrong-architecture-push"
+    overrides = {name: {"build_images_context": str(context), "build_images_verify_architecture": True}
+                 for name in ASSIGNMENT}
+    run = fleet.run(playbook, fleet.inventory(tag, **overrides))
+    assert run.rc != 0, run.output
+    assert "Nothing pushed: linux/arm64" in run.output and "is not a linux/arm64 image" in run.output, run.output
+    assert fleet.proxy.writes == 0, fleet.proxy.log
