@@ -76,7 +76,7 @@ options:
         return only RV(images[].reference), RV(images[].canonical), RV(images[].exists), RV(images[].digest),
         RV(images[].media_type) and RV(images[].size), about 250 bytes per image instead of about 2 KB.
       - A registry that answers a HEAD without a digest or length gets a GET for that reference.
-      - O(require_platforms), O(config) and O(verify_children) do not apply.
+      - O(require_platforms), O(config), O(verify_children) and O(referrers) do not apply.
     type: bool
     default: false
   require_platforms:
