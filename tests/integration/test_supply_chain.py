@@ -115,3 +115,22 @@ def test_referrers_false_reads_nothing_more(playbook, supply):
         for image in plain["images"]:
             assert "referrers" not in image and "supply_chain" not in image
         assert counts == {("GET", "other"): 1, ("GET", "manifest"): 2, ("GET", "blob"): 1}
+
+
+def test_referrers_read_and_copied_with_bearer_tokens(playbook):
+    """Token auth: referrers, tag lists and tag-schema reads use the pull token; the copy pushes with pull,push."""
+    with Registry(auth="token") as registry:
+        fx = build_supply_chain(registry, "tokens/app")
+        h, auth = registry.host, {"username": registry.username, "password": registry.password}
+        run = playbook(play(
+            task("inspect", "docker_manifest_info", images=[f"{h}/tokens/app:signed"], referrers=True, **auth),
+            task("mirror", "docker_manifest_create", name=f"{h}/tokens/mirror:1", sources=[f"{h}/tokens/app:release"],
+                 referrers="copy", **auth),
+            task("again", "docker_manifest_info", images=[f"{h}/tokens/mirror:1"], referrers=True, **auth)))
+        assert run.rc == 0, run.output
+        assert run.result("inspect")["images"][0]["supply_chain"] == {"signed": True, "sbom": True,
+                                                                      "provenance": False}
+        assert run.result("mirror")["digest"] == fx["release"]["digest"]
+        assert len(run.result("mirror")["referrers_copied"]) == 2
+        mirrored = run.result("again")["images"][0]
+        assert mirrored["supply_chain"]["signed"] is True and mirrored["manifests"][0]["supply_chain"]["sbom"] is True
