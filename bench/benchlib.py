@@ -118,5 +118,10 @@ def ratio(slower: float, faster: float) -> float:
     return slower / faster if faster else float("inf")
 
 
+def median(runs: list[Measurement]) -> Measurement:
+    """The run with the median wall time (the upper one of an even count): one figure from repeated runs."""
+    return sorted(runs, key=lambda m: m.seconds)[len(runs) // 2]
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"

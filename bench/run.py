@@ -2,11 +2,13 @@
 
 Each benchmark starts its own registry and proxy and stops them before the next one
 starts, so they do not compete for the machine's cores. Results also go to
-build/bench/info.json, build/bench/create.json and build/bench/load.json.
+build/bench/info.json, build/bench/enumerate.json, build/bench/create.json and
+build/bench/load.json.
 """
 from __future__ import annotations
 
 import bench_create
+import bench_enumerate
 import bench_info
 import bench_load
 from benchlib import write_results
@@ -15,6 +17,8 @@ from benchlib import write_results
 def main() -> None:
     sections = []
     for title, benchmark, name in (("docker_manifest_info", bench_info, "info"),
+                                   ("docker_manifest_info: repositories and digest_only", bench_enumerate,
+                                    "enumerate"),
                                    ("docker_manifest_create", bench_create, "create"),
                                    ("load", bench_load, "load")):
         results = benchmark.run()
