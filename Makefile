@@ -18,6 +18,10 @@ APT_PACKAGES := docker-registry skopeo docker.io qemu-user-static apache2-utils 
                 binfmt-support busybox-static python3-venv openssh-server openssh-client shellcheck \
                 chromium
 
+# ansible-builder's own venv (see its rule below); defined here because a rule's prerequisites are
+# expanded when make reads the rule.
+BUILDER_VENV := $(BUILD)/ansible-builder
+BUILDER_PIN  := ansible-builder==3.2.0
 DEMO_DIR    := $(BUILD)/demo
 DEMO_PORT   ?= 5000
 
@@ -31,7 +35,7 @@ export PATH := $(VENV)/bin:$(PATH)
 
 help:
 	@echo "make demo       set up, start a local registry on 127.0.0.1:$(DEMO_PORT), run the demo"
-	@echo "make demo-stop  stop the demo registry"
+	@echo "make demo-stop  stop the demo registry and dockerd, remove the emulators the demo registered"
 	@echo "make test       set up, then run every test (unit, integration, version matrix, sanity, lint, docs)"
 	@echo "make test-matrix  unit tests and a representative set of integration tests under each ansible-core in MATRIX"
 	@echo "make bench      run the benchmarks in bench/"
@@ -117,8 +121,6 @@ test-matrix: deps $(foreach minor,$(MATRIX),$(MATRIX_DIR)/$(minor)/.stamp)
 
 # ansible-builder in a venv of its own (its dependencies must not move the test venv's pins), for
 # tests/integration/test_execution_environment.py: `introspect` and `create` need no container engine.
-BUILDER_VENV := $(BUILD)/ansible-builder
-BUILDER_PIN  := ansible-builder==3.2.0
 $(BUILDER_VENV)/.stamp: Makefile
 	$(PYTHON) -m venv --clear $(BUILDER_VENV)
 	$(BUILDER_VENV)/bin/pip install -q --disable-pip-version-check "$(BUILDER_PIN)"
@@ -161,6 +163,7 @@ demo: deps
 	$(VENV)/bin/python tools/demo_registry.py seed --port $(DEMO_PORT)
 	$(VENV)/bin/python tools/demo_dockerd.py start --dir $(DEMO_DIR) --insecure-registry 127.0.0.1:$(DEMO_PORT)
 	$(VENV)/bin/python tools/demo_dockerd.py context --dir $(DEMO_DIR)
+	$(VENV)/bin/python tools/demo_binfmt.py save --dir $(DEMO_DIR)
 	$(VENV)/bin/ansible-playbook -i localhost, -c local playbooks/demo.yml \
 	  -e demo_registry=127.0.0.1:$(DEMO_PORT) -e demo_dir=$(abspath $(DEMO_DIR))
 
@@ -168,6 +171,7 @@ demo-stop:
 	@if [ -x $(VENV)/bin/python ]; then \
 	  $(VENV)/bin/python tools/demo_dockerd.py stop --dir $(DEMO_DIR); \
 	  $(VENV)/bin/python tools/demo_registry.py stop --dir $(DEMO_DIR); \
+	  $(SUDO) $(VENV)/bin/python tools/demo_binfmt.py restore --dir $(DEMO_DIR); \
 	 else echo "nothing to stop"; fi
 
 bench: deps

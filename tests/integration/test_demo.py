@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -35,7 +36,15 @@ def recap_changed(output):
     return int(line.split("changed=")[1].split()[0])
 
 
+def qemu_state():
+    """Names of the qemu-* binfmt_misc entries and /etc/binfmt.d files (what tools/demo_binfmt.py records)."""
+    binfmt, binfmt_d = Path("/proc/sys/fs/binfmt_misc"), Path("/etc/binfmt.d")
+    return {"entries": sorted(p.name for p in binfmt.glob("qemu-*")),
+            "files": sorted(p.name for p in binfmt_d.glob("qemu-*.conf")) if binfmt_d.is_dir() else []}
+
+
 def test_make_demo_twice(demo_dir):
+    before_demo = qemu_state()
     port = free_port()
     first = make_demo(port, demo_dir)
     assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
@@ -51,3 +60,12 @@ def test_make_demo_twice(demo_dir):
     second = make_demo(port, demo_dir)
     assert second.returncode == 0, second.stdout[-6000:]
     assert recap_changed(second.stdout) == 0, second.stdout[-6000:]
+
+    # demo-stop takes back the emulators the demo registered (entries and /etc/binfmt.d files), no more.
+    registered = qemu_state()
+    stop = subprocess.run(["make", "-s", "demo-stop", f"DEMO_DIR={demo_dir}"], cwd=COLLECTION_ROOT,
+                          capture_output=True, text=True, check=False)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert "removed the emulators the demo registered" in stop.stdout
+    assert qemu_state() == before_demo
+    assert set(before_demo["entries"]) <= set(registered["entries"])
