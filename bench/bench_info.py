@@ -24,7 +24,7 @@ import os
 import hashlib
 import time
 
-from benchlib import Measurement, concurrently, measure, median, ratio, run_command, \
+from benchlib import Measurement, concurrently, measure, median, paired_difference, ratio, run_command, \
     timed_playbook, verdict, write_results
 from harness.ansible_run import play, task
 from harness.images import DOCKER_CLI, docker_cli_env, push_image, push_index
@@ -124,7 +124,8 @@ def summarise(images: int, delay: float, seed_seconds: float, ours_runs: list[Me
               noop_runs: list[Measurement], wide_runs: list[Measurement], docker: Measurement,
               skopeo: Measurement) -> dict:
     ours, noop, wide = median(ours_runs), median(noop_runs), median(wide_runs)
-    above_noop = ours.seconds - noop.seconds
+    # Paired: each round's playbook minus that round's no-op playbook (they ran one after the other), median.
+    above_noop = paired_difference(ours_runs, noop_runs)
     ratios = {
         "docker_vs_playbook": ratio(docker.seconds, ours.seconds),
         "skopeo_vs_playbook": ratio(skopeo.seconds, ours.seconds),
@@ -132,7 +133,7 @@ def summarise(images: int, delay: float, seed_seconds: float, ours_runs: list[Me
         "skopeo_vs_task": ratio(skopeo.seconds, ours.module_seconds),
         "playbook_minus_noop": above_noop,
         "task_minus_noop_task": ours.module_seconds - noop.module_seconds,
-        "wide_minus_noop": wide.seconds - noop.seconds,
+        "wide_minus_noop": paired_difference(wide_runs, noop_runs),
         "docker_vs_wide": ratio(docker.seconds, wide.seconds),
         "skopeo_vs_wide": ratio(skopeo.seconds, wide.seconds),
     }

@@ -123,5 +123,11 @@ def median(runs: list[Measurement]) -> Measurement:
     return sorted(runs, key=lambda m: m.seconds)[len(runs) // 2]
 
 
+def paired_difference(runs: list[Measurement], baselines: list[Measurement]) -> float:
+    """Median of ``runs[i] - baselines[i]``: each run against the baseline measured beside it (same load)."""
+    differences = sorted(run.seconds - base.seconds for run, base in zip(runs, baselines))
+    return differences[len(differences) // 2]
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
