@@ -64,6 +64,10 @@ DEFAULT_CERTS_DIR = "/etc/docker/certs.d"
 _PLAIN_HTTP_MARKERS = ("WRONG_VERSION_NUMBER", "wrong version number", "HTTP_REQUEST", "http request",
                        "UNKNOWN_PROTOCOL", "unknown protocol", "RECORD_LAYER_FAILURE", "record layer failure",
                        "PACKET_LENGTH_TOO_LONG", "packet length too long")
+# The server closed the connection during (or right after) the handshake: TLS 1.3 servers that reject
+# a client certificate often do that instead of sending an alert the client gets to read.
+_TLS_DROP_MARKERS = ("UNEXPECTED_EOF", "EOF occurred in violation of protocol", "unexpected eof",
+                     "Connection reset by peer", "ConnectionResetError")
 _CLIENT_CERT_MARKERS = ("ALERT_BAD_CERTIFICATE", "alert bad certificate", "CERTIFICATE_REQUIRED",
                         "certificate required", "ALERT_UNKNOWN_CA", "alert unknown ca", "ALERT_HANDSHAKE_FAILURE",
                         "alert handshake failure", "ALERT_CERTIFICATE_UNKNOWN", "alert certificate unknown")
@@ -328,6 +332,10 @@ class Transport:
                 last_error = exc
                 continue
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                if scheme == "https" and any(marker in str(exc) for marker in _TLS_DROP_MARKERS):
+                    # A plain-HTTP server answers a ClientHello (wrong version number); this one
+                    # accepted the connection and dropped it in the handshake: it speaks TLS.
+                    raise tls_failure(registry, exc, cert, self.certs_dir, explicit_insecure)
                 last_error = exc
                 continue
             endpoint.scheme, endpoint.verify = scheme, scheme_verify
@@ -400,6 +408,14 @@ def tls_failure(registry, exc, cert, certs_dir, insecure):
     """One sentence for a TLS handshake that failed with a server that does speak TLS."""
     reason = short_ssl_reason(exc)
     text = str(exc)
+    if any(marker in text for marker in _TLS_DROP_MARKERS):
+        where = os.path.join(certs_dir or DEFAULT_CERTS_DIR, registry)
+        if cert is not None:
+            return RegistryError("registry %s rejected the client certificate %s (it closed the connection during "
+                                 "the TLS handshake)" % (registry, cert[0]), code="TLS")
+        return RegistryError("registry %s closed the connection during the TLS handshake; it probably requires a "
+                             "client certificate (mutual TLS): set client_cert and client_key, or put a client pair "
+                             "(name.cert, name.key) in %s/" % (registry, where), code="TLS")
     if any(marker in text for marker in _CLIENT_CERT_MARKERS):
         where = os.path.join(certs_dir or DEFAULT_CERTS_DIR, registry)
         if cert is None:
