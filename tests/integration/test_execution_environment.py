@@ -34,7 +34,9 @@ def builder():
 @pytest.fixture(scope="module")
 def installed(builder, tarball, tmp_path_factory):  # noqa: F811
     collections = tmp_path_factory.mktemp("ee-collections")
-    run([Path(sys.executable).parent / "ansible-galaxy", "collection", "install", tarball, "-p", collections])
+    # --force: with ANSIBLE_COLLECTIONS_PATH pointing at the checkout (make exports it), galaxy would
+    # otherwise find the collection "already installed" there and install nothing here.
+    run([Path(sys.executable).parent / "ansible-galaxy", "collection", "install", "--force", tarball, "-p", collections])
     return collections
 
 
