@@ -40,6 +40,8 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform 
 )
 
 SEVERITIES = ("error", "warning", "info")
+# The supply-chain columns of the reports (docker_manifest_info's supply_chain, with referrers=true).
+SUPPLY_CHAIN_KEYS = ("signed", "sbom", "provenance")
 POLICY_KEYS = frozenset(("name", "expression", "severity", "description"))
 
 # RFC 3339 as image configs write it: Go writes up to nine fractional digits, which
@@ -226,7 +228,7 @@ def _platform_columns(images, require_platforms):
     for image in images:
         for manifest in image.get("manifests") or []:
             platform = manifest.get("platform")
-            if not platform or not platform.get("architecture"):
+            if not platform or not platform.get("architecture") or manifest.get("kind") == "artifact":
                 continue
             key = match_key(platform)
             if key not in columns:
@@ -238,7 +240,8 @@ def _platform_cells(image, columns, required):
     """One matrix row: per column, the image's manifest for that platform (digest, size, age) or ``present: false``."""
     by_key = {}
     for manifest in image.get("manifests") or []:
-        if manifest.get("platform") and manifest["platform"].get("architecture"):
+        if (manifest.get("platform") and manifest["platform"].get("architecture")
+                and manifest.get("kind") != "artifact"):
             by_key.setdefault(match_key(manifest["platform"]), manifest)
     cells = []
     for key in columns:
@@ -257,6 +260,26 @@ def _platform_cells(image, columns, required):
             "created": config.get("created"),
             "age_days": manifest.get("age_days"),
         })
+    return cells
+
+
+def supply_chain_cells(image):
+    """Per SUPPLY_CHAIN_KEYS: ``yes`` (the image or index itself has it, or every platform does), ``partial``
+    (some platforms), ``no``; None when the facts were gathered without ``referrers``."""
+    summary = image.get("supply_chain")
+    if not isinstance(summary, dict):
+        return None
+    platforms = [m.get("supply_chain") or {} for m in image.get("manifests") or []
+                 if isinstance(m, dict) and m.get("kind") == "image"]
+    cells = {}
+    for key in SUPPLY_CHAIN_KEYS:
+        have = [bool(platform.get(key)) for platform in platforms]
+        if summary.get(key) or (have and all(have)):
+            cells[key] = "yes"
+        elif any(have):
+            cells[key] = "partial"
+        else:
+            cells[key] = "no"
     return cells
 
 
@@ -335,6 +358,7 @@ def audit(images, policies, now, require_platforms=None):
                                  "policy": policy["name"], "severity": policy["severity"]})
         image["status"] = _worst(set(result["severity"] for result in image["results"] if not result["passed"]))
         image["platform_cells"] = _platform_cells(image, columns, required)
+        image["supply_chain_cells"] = supply_chain_cells(image)
 
     definitions = [entry[0] for entry in checked]
     return {
@@ -343,6 +367,9 @@ def audit(images, policies, now, require_platforms=None):
         "policies": [dict(policy, failed=sum(1 for failure in failures if failure["policy"] == policy["name"]))
                      for policy in definitions],
         "platform_columns": [format_key(key) for key in columns],
+        # True when the facts carry referrers (docker_manifest_info referrers=true): the reports show the
+        # signed / SBOM / provenance columns (image["supply_chain_cells"]).
+        "supply_chain": any(image.get("supply_chain_cells") for image in images),
         "images": images,
         "summary": {
             "images": len(images),

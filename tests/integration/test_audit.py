@@ -300,3 +300,28 @@ def test_role_in_a_play_with_module_defaults_and_chosen_formats(playbook, tmp_pa
         assert (arguments["timeout"], arguments["retries"], arguments["insecure_registries"]) == (9, 1, [registry.host])
         assert arguments["username"] == registry.username and arguments["password"] != registry.password
         assert registry.password not in run.output
+
+
+def test_supply_chain_policies_and_columns(playbook, tmp_path):
+    """audit_referrers: signed / SBOM / provenance policies and report columns, from real referrers (tag schema)."""
+    from harness.referrers import build_supply_chain
+    with Registry() as registry:
+        build_supply_chain(registry, "supply/app")
+        report_dir = tmp_path / "report"
+        variables = audit_vars(registry, report_dir, "supply/app:signed", "supply/app:buildx", "supply/app:release",
+                               audit_require_platforms=[], audit_referrers=True, audit_fail_on_error=False)
+        run = playbook(AUDIT_PLAYBOOK, extra_vars=variables, cwd=tmp_path)
+        assert run.rc == 0, run.output
+    document = json.loads((report_dir / "audit.json").read_text())
+    assert document["supply_chain"] is True
+    outcomes = {i["canonical"].rsplit(":", 1)[1]: {r["policy"]: r["outcome"] for r in i["results"]
+                                                   if r["policy"] in ("signed", "has-sbom", "has-provenance")}
+                for i in document["images"]}
+    assert outcomes["signed"] == {"signed": "pass", "has-sbom": "pass", "has-provenance": "fail"}
+    assert outcomes["buildx"] == {"signed": "fail", "has-sbom": "pass", "has-provenance": "pass"}
+    assert outcomes["release"] == {"signed": "pass", "has-sbom": "fail", "has-provenance": "fail"}
+    cells = {i["canonical"].rsplit(":", 1)[1]: i["supply_chain_cells"] for i in document["images"]}
+    assert cells["release"] == {"signed": "yes", "sbom": "partial", "provenance": "no"}
+    markdown = (report_dir / "audit.md").read_text()
+    assert "| signed | SBOM | provenance |" in markdown and "| yes | partial | no |" in markdown
+    assert "<th>signed</th><th>SBOM</th><th>provenance</th>" in (report_dir / "audit.html").read_text()
