@@ -93,7 +93,7 @@ def run(repositories: int = 40, tags: int = 25, delay: float = 0.02, repeat: int
         with Proxy(registry, delay=delay) as proxy:
             ours_runs, noop_runs, wide_runs = [], [], []
             # The cheap contenders run `repeat` times, interleaved with each other; the median counts.
-            for _ in range(repeat):
+            for _round in range(repeat):
                 noop, task_seconds = measure("no-op ansible-playbook (one ping task)", proxy, noop_playbook)
                 noop.module_seconds = task_seconds
                 noop_runs.append(noop)

@@ -97,7 +97,7 @@ def run(images: int = 100, delay: float = 0.02, repeat: int = 3) -> dict:
         with Proxy(registry, delay=delay) as proxy:
             references = [f"{proxy.host}/{repository}:{TAG}" for repository in repositories]
             ours_runs, noop_runs, wide_runs = [], [], []
-            for _ in range(repeat):
+            for _round in range(repeat):
                 noop, task_seconds = measure("no-op ansible-playbook (one ping task)", proxy, noop_playbook)
                 noop.module_seconds = task_seconds
                 noop_runs.append(noop)

@@ -26,7 +26,7 @@ def environment(monkeypatch):
 def test_settings_are_those_requests_would_use(environment, verify):
     session = Transport(lambda registry: None).session
     plain = requests.Session()
-    for _ in range(2):  # the second time from the cache
+    for _attempt in range(2):  # the second time from the cache
         for url in URLS:
             for stream in (False, True):
                 assert (session.merge_environment_settings(url, {}, stream, verify, None)
