@@ -327,6 +327,10 @@ class RegistryClient(BlobsMixin):
                                  code=error.code, status=response.status_code)
         return error
 
+    def write_error(self, response, what, ref):
+        """A RegistryError for a failed write (see _write_error), for the helpers in tags.py."""
+        return self._write_error(response, what, ref)
+
 
 def _json_or_none(body):
     try:

@@ -170,10 +170,6 @@ class BlobsMixin:
         except RegistryError:
             pass  # an abandoned upload session expires on the registry by itself
 
-    def write_error(self, response, what, ref):
-        """A RegistryError for a failed write (see _write_error)."""
-        return self._write_error(response, what, ref)
-
 
 class _Hasher:
     """Hash a stream while it passes through, to check a copied blob against its digest."""

@@ -147,6 +147,17 @@ def test_write_errors_say_that_push_is_not_allowed():
         client_with(script).put_manifest(REF, MANIFEST, MEDIA_OCI_MANIFEST)
 
 
+def test_a_refused_tag_delete_says_that_push_is_not_allowed():
+    # tags.delete_tag reaches the same wording through the public RegistryClient.write_error.
+    script = Script({**PING_OPEN, **{("DELETE", "/v2/team/app/manifests/1.0"): [
+        lambda: answer(403, b'{"errors": [{"code": "DENIED", "message": "requested access to the resource is '
+                            b'denied"}]}')]}})
+    with pytest.raises(RegistryError, match=r"no push permission on registry.example/team/app: the registry "
+                                            r"refused the write for these credentials \(deleting tag "
+                                            r"registry.example/team/app:1.0 failed"):
+        client_with(script).delete_tag(REF, None)
+
+
 def test_transport_gives_up_after_its_retries():
     transport = Transport(lambda registry: None, retries=1, sleep=lambda s: None)
     transport.session.request = Script({("GET", "/v2/x"): [lambda: answer(503)]})
