@@ -23,6 +23,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
     format_platform,
     from_oci,
@@ -148,6 +150,27 @@ def index_facts(document):
         "platforms": platforms,
         "annotations": dict(document.get("annotations") or {}),
     }
+
+
+def parse_image_config(data):
+    """The image config blob ``data`` (bytes, as read and verified) as the JSON object it must be.
+
+    OCI image-spec v1.1 config.md ("Properties"; media type ``application/vnd.oci.image.config.v1+json``,
+    Docker's ``application/vnd.docker.container.image.v1+json`` has the same shape): the config is a
+    UTF-8 JSON object with ``architecture``, ``os``, ``created``, ``config`` (Labels, Entrypoint, Cmd ...)
+    and ``rootfs``. Only that it is an object is checked here; :func:`platform_from_config` and
+    :func:`config_facts` read the fields.
+
+    Returns a dict. Raises ValueError when the bytes are not UTF-8, not JSON, or JSON that is not an
+    object (a list, a string, a number, ``null``).
+    """
+    try:
+        config = json.loads(data.decode("utf-8"))
+    except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are both ValueError
+        raise ValueError("the image config is not UTF-8 JSON: %s" % exc)
+    if not isinstance(config, dict):
+        raise ValueError("the image config is JSON but not an object (%s)" % type(config).__name__)
+    return config
 
 
 def platform_from_config(config):

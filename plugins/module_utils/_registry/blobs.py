@@ -13,10 +13,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
-import json
 
 from urllib.parse import urljoin
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import parse_image_config
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import compute_digest, sha256_digest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import BrokenBodyError, RegistryError
 
@@ -49,20 +49,17 @@ class BlobsMixin:
         """The image config (dict) an image manifest's ``config`` descriptor names (OCI image-spec config.md).
 
         Raises RegistryError ``MANIFEST_INVALID`` when the manifest has no config descriptor or the
-        config is not a JSON object.
+        config is not a JSON object (``_oci.manifest.parse_image_config``).
         """
         digest = (manifest_document.get("config") or {}).get("digest")
         if not digest:
             raise RegistryError("manifest %s has no config descriptor" % ref.canonical, code="MANIFEST_INVALID")
         blob = self.get_blob(ref, digest, what="reading image config")
         try:
-            config = json.loads(blob.decode("utf-8"))
+            return parse_image_config(blob)
         except ValueError:
-            config = None
-        if not isinstance(config, dict):
             raise RegistryError("image config %s of %s is not valid JSON" % (digest, ref.name),
-                                code="MANIFEST_INVALID")
-        return config
+                                code="MANIFEST_INVALID") from None
 
     def blob_exists(self, ref, digest):
         response = self.request("HEAD", ref, "blobs/" + digest, "blob", actions=("pull", "push"))

@@ -6,6 +6,7 @@ and blobs. It records every call (``calls``) so tests can assert what was read a
 import json
 import threading
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import parse_image_config
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
     MEDIA_OCI_INDEX,
     MEDIA_OCI_MANIFEST,
@@ -130,14 +131,12 @@ class FakeRegistry:
         digest = (manifest_document.get("config") or {}).get("digest")
         if not digest:
             raise RegistryError("manifest %s has no config descriptor" % ref.canonical, code="MANIFEST_INVALID")
+        blob = self.get_blob(ref, digest, what="reading image config")
         try:
-            config = json.loads(self.get_blob(ref, digest, what="reading image config").decode("utf-8"))
+            return parse_image_config(blob)
         except ValueError:
-            config = None
-        if not isinstance(config, dict):
             raise RegistryError("image config %s of %s is not valid JSON" % (digest, ref.name),
-                                code="MANIFEST_INVALID")
-        return config
+                                code="MANIFEST_INVALID") from None
 
     def put_manifest(self, ref, body, media_type, what="writing manifest"):
         self._record("put_manifest", ref.canonical)

@@ -1,5 +1,13 @@
-"""Index documents to facts (attestations excluded from platforms)."""
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import config_facts, index_facts
+"""Index documents to facts (attestations excluded from platforms); image config blobs to dicts."""
+import re
+
+import pytest
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import (
+    config_facts,
+    index_facts,
+    parse_image_config,
+)
 
 D1, D2, D3 = ("sha256:" + c * 64 for c in "123")
 
@@ -43,3 +51,27 @@ def test_config_facts():
     assert config_facts(config, manifest) == {
         "created": "2026-01-01T00:00:00Z", "labels": {"a": "b"}, "entrypoint": ["/bin/sh"], "cmd": None,
         "layers": 2, "size": 42, "config_digest": D1}
+
+
+def test_parse_image_config_returns_the_object():
+    blob = (b'{"architecture": "arm64", "variant": "v8", "os": "linux", "created": "2026-01-01T00:00:00Z", '
+            b'"config": {"Labels": {"org.example": "caf\xc3\xa9"}}, "rootfs": {"type": "layers", "diff_ids": []}}')
+    config = parse_image_config(blob)
+    assert config["architecture"] == "arm64" and config["variant"] == "v8"
+    assert config["config"]["Labels"] == {"org.example": "caf\u00e9"}
+    assert parse_image_config(b"{}") == {}
+
+
+@pytest.mark.parametrize("blob, words", [
+    (b"not json", "not UTF-8 JSON"),
+    (b"", "not UTF-8 JSON"),
+    (b'{"os": "linux"', "not UTF-8 JSON"),
+    (b'{"os": "\xff"}', "not UTF-8 JSON"),
+    (b"[]", "not an object (list)"),
+    (b'"linux"', "not an object (str)"),
+    (b"42", "not an object (int)"),
+    (b"null", "not an object (NoneType)"),
+])
+def test_parse_image_config_refuses_anything_but_a_json_object(blob, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        parse_image_config(blob)

@@ -158,6 +158,25 @@ def test_a_refused_tag_delete_says_that_push_is_not_allowed():
         client_with(script).delete_tag(REF, None)
 
 
+@pytest.mark.parametrize("blob", [b"not json", b"[]", b"\xff\xfe"])
+def test_an_image_config_that_is_not_a_json_object_is_manifest_invalid(blob):
+    config_digest = sha256_digest(blob)
+    script = Script({**PING_OPEN, **{("GET", "/v2/team/app/blobs/" + config_digest): [lambda: answer(200, blob)]}})
+    with pytest.raises(RegistryError, match="image config %s of registry.example/team/app is not valid JSON"
+                                            % config_digest) as raised:
+        client_with(script).get_image_config(REF, {"config": {"digest": config_digest}})
+    assert raised.value.code == "MANIFEST_INVALID" and raised.value.__cause__ is None
+
+
+def test_an_image_config_is_read_verified_and_parsed():
+    blob = json.dumps({"architecture": "s390x", "os": "linux"}).encode()
+    config_digest = sha256_digest(blob)
+    script = Script({**PING_OPEN, **{("GET", "/v2/team/app/blobs/" + config_digest): [lambda: answer(200, blob)]}})
+    client = client_with(script)
+    assert client.get_image_config(REF, {"config": {"digest": config_digest}}) == {"architecture": "s390x", "os": "linux"}
+    with pytest.raises(RegistryError, match="manifest registry.example/team/app:1.0 has no config descriptor"):
+        client.get_image_config(REF, {"layers": []})
+
 def test_transport_gives_up_after_its_retries():
     transport = Transport(lambda registry: None, retries=1, sleep=lambda s: None)
     transport.session.request = Script({("GET", "/v2/x"): [lambda: answer(503)]})
