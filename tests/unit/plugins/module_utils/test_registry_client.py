@@ -177,6 +177,7 @@ def test_an_image_config_is_read_verified_and_parsed():
     with pytest.raises(RegistryError, match="manifest registry.example/team/app:1.0 has no config descriptor"):
         client.get_image_config(REF, {"layers": []})
 
+
 def test_transport_gives_up_after_its_retries():
     transport = Transport(lambda registry: None, retries=1, sleep=lambda s: None)
     transport.session.request = Script({("GET", "/v2/x"): [lambda: answer(503)]})
