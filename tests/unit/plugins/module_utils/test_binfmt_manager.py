@@ -42,25 +42,13 @@ class FakeModule:
         os.rename(source, destination)
 
 
-def static_elf():
-    """An ELF header with no program headers: static as far as elf_is_static can tell."""
-    header = bytearray(64)
-    header[:4] = b"\x7fELF"
-    header[4], header[5] = 2, 1
-    return bytes(header)
-
-
 @pytest.fixture
-def host(tmp_path):
-    proc = tmp_path / "binfmt_misc"
-    proc.mkdir()
-    (proc / "register").write_text("")
-    (proc / "status").write_text("enabled\n")
-    (tmp_path / "bin").mkdir()
-    emulator = tmp_path / "bin" / "qemu-aarch64-static"
-    emulator.write_bytes(static_elf())
+def host(binfmt_host, static_elf):
+    (binfmt_host / "bin").mkdir()
+    emulator = binfmt_host / "bin" / "qemu-aarch64-static"
+    emulator.write_bytes(static_elf)
     emulator.chmod(0o755)
-    return tmp_path
+    return binfmt_host
 
 
 def manager(host, **options):

@@ -14,7 +14,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import persist
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.manager import QemuBinfmt
 
-from test_binfmt_manager import Failed, FakeModule, static_elf
+from test_binfmt_manager import Failed, FakeModule
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="QemuBinfmt refuses to plan without root")
 
@@ -45,19 +45,15 @@ class KernelDir(QemuBinfmt):
 
 
 @pytest.fixture
-def host(tmp_path):
-    proc = tmp_path / "binfmt_misc"
-    proc.mkdir()
-    (proc / "register").write_text("")
-    (proc / "status").write_text("enabled\n")
-    (tmp_path / "bin").mkdir()
+def host(binfmt_host, static_elf):
+    (binfmt_host / "bin").mkdir()
     for target in ("aarch64", "s390x", "arm", "x86_64", "i386"):
-        emulator = tmp_path / "bin" / ("qemu-%s-static" % target)
-        emulator.write_bytes(static_elf())
+        emulator = binfmt_host / "bin" / ("qemu-%s-static" % target)
+        emulator.write_bytes(static_elf)
         emulator.chmod(0o755)
-    (tmp_path / "vendor").mkdir()
-    (tmp_path / "binfmts").mkdir()
-    return tmp_path
+    (binfmt_host / "vendor").mkdir()
+    (binfmt_host / "binfmts").mkdir()
+    return binfmt_host
 
 
 def manager(host, machine="x86_64", probe_rc=None, check_mode=False, **params):

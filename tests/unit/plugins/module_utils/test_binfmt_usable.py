@@ -6,7 +6,7 @@ import pytest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.usable import BinfmtReport
 
-from test_binfmt_manager import FakeModule, static_elf
+from test_binfmt_manager import FakeModule
 
 
 class Report(BinfmtReport):
@@ -22,14 +22,9 @@ def entry_text(interpreter, flags="POF", enabled=True):
 
 
 @pytest.fixture
-def host(tmp_path):
-    proc = tmp_path / "binfmt_misc"
-    proc.mkdir()
-    (proc / "register").write_text("")
-    (proc / "status").write_text("enabled\n")
-    static = tmp_path / "qemu-static"
-    static.write_bytes(static_elf())
-    return tmp_path
+def host(binfmt_host, static_elf):
+    (binfmt_host / "qemu-static").write_bytes(static_elf)
+    return binfmt_host
 
 
 def report(host, platforms, machine="x86_64", arm_rc=binfmt.PROBE_EXIT_CODE, containers=True):
