@@ -16,7 +16,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._concurrency import parallel_map
-from ansible_collections.archfleet.multiarch.plugins.module_utils._module import OptionError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
     ReferenceError,
     parse_reference,

@@ -18,6 +18,8 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+# OptionError lives in _errors (raising it needs no AnsibleModule); _module.OptionError is that same class.
+from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import CredentialError, DockerConfig
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import ReferenceError, parse_reference
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index import PlanError
@@ -49,10 +51,6 @@ REGISTRY_ARGUMENT_SPEC = dict(
     concurrency=dict(type="int", default=8),
 )
 REGISTRY_REQUIRED_TOGETHER = [("username", "password"), ("client_cert", "client_key")]
-
-
-class OptionError(ValueError):
-    """An option value is invalid; the message names the option, the value and what is allowed."""
 
 
 def registry_argument_spec(**extra):

@@ -12,7 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils._module import OptionError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import PlatformError, parse_platform
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
     ReferenceError,

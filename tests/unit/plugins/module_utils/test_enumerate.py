@@ -11,7 +11,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._enumerate imp
     version_key,
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._inspect import inspect_task
-from ansible_collections.archfleet.multiarch.plugins.module_utils._module import OptionError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import parse_reference
 
 REG = "registry.example"

@@ -3,6 +3,7 @@ import threading
 
 import pytest
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils import _errors
 from ansible_collections.archfleet.multiarch.plugins.module_utils._concurrency import parallel_map
 from ansible_collections.archfleet.multiarch.plugins.module_utils._module import (
     OptionError,
@@ -64,6 +65,17 @@ def test_parse_references_names_the_option_and_index():
         "docker.io/library/app:1", "ghcr.io/a/b:2"]
     with pytest.raises(OptionError, match=r"images\[1\]: invalid image reference"):
         parse_references(["app", "a b"], "images")
+
+
+def test_an_option_error_from_errors_fails_the_task_with_its_sentence():
+    # _enumerate and _publish.jobs raise _errors.OptionError; _module re-exports that very class.
+    assert OptionError is _errors.OptionError and issubclass(OptionError, ValueError)
+
+    def prepare(params):
+        raise _errors.OptionError("indexes[0].name: invalid image reference")
+    with pytest.raises(Exited) as info:
+        run_registry_task(FakeModule(), prepare, lambda client, prepared: {})
+    assert info.value.result == {"msg": "indexes[0].name: invalid image reference"}
 
 
 def test_scrub_replaces_longest_secrets_first_and_ignores_tiny_ones():

@@ -4,7 +4,7 @@ import json
 import pytest
 from fake_registry import FakeRegistry
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils._module import OptionError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index import PlanError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_INDEX, sha256_digest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import parse_reference
@@ -259,3 +259,70 @@ def test_a_merge_that_never_sticks_gives_up_with_a_clear_error(registry):
         registry.repo(target).tags["1.0"] = stale
     with pytest.raises(RegistryError, match="other writers replaced the index 3 times without the entries"):
         publisher.converge(plan, lambda: publisher.plan(sources, mode="merge"), attempts=2, sleep=always_clobbered)
+
+
+def test_a_read_back_that_meets_a_server_error_checks_again(registry, monkeypatch):
+    """A registry on filesystem storage can answer 500 while another PUT rewrites the tag link."""
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
+    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[:1])
+    target = ref(REG + "/team/app:1.0")
+    publisher = Publisher(registry, target)
+    sources = [Source(REG + "/builds/app:arm64", ref(REG + "/builds/app:arm64"))]
+    plan = publisher.plan(sources, mode="merge")
+    publisher.apply(plan)
+    real_get, failures = registry.get_manifest, []
+
+    def flaky_get(reference, *args, **kwargs):
+        if not failures:
+            failures.append(reference)
+            raise RegistryError("reading back the merged index failed: 500 UNKNOWN", status=500)
+        return real_get(reference, *args, **kwargs)
+    monkeypatch.setattr(registry, "get_manifest", flaky_get)
+    rewrites, final = publisher.converge(plan, lambda: publisher.plan(sources, mode="merge"), settle=0.1,
+                                         sleep=lambda seconds: None, jitter=lambda: 0.0)
+    assert failures and rewrites == 1 and final.digest == registry.repo(target).tags["1.0"]
+
+
+def test_a_read_back_error_that_is_not_transient_fails_at_once(registry, monkeypatch):
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
+    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[:1])
+    target = ref(REG + "/team/app:1.0")
+    publisher = Publisher(registry, target)
+    sources = [Source(REG + "/builds/app:arm64", ref(REG + "/builds/app:arm64"))]
+    plan = publisher.plan(sources, mode="merge")
+    publisher.apply(plan)
+
+    def denied(*args, **kwargs):
+        raise RegistryError("reading back the merged index failed: 403 DENIED", code="DENIED", status=403)
+    monkeypatch.setattr(registry, "get_manifest", denied)
+    with pytest.raises(RegistryError, match="403 DENIED"):
+        publisher.converge(plan, lambda: publisher.plan(sources, mode="merge"), sleep=lambda seconds: None)
+
+
+def test_read_back_waits_grow_with_the_write_window_and_back_offs_are_jittered(registry):
+    """On a slow machine the checks wait twice the read-modify-write window; back-offs use full jitter."""
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
+    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[:1])
+    target = ref(REG + "/team/app:1.0")
+    stale = registry.repo(target).tags["1.0"]
+    publisher = Publisher(registry, target)
+    sources = [Source(REG + "/builds/app:arm64", ref(REG + "/builds/app:arm64"))]
+    plan = publisher.plan(sources, mode="merge")
+    publisher.apply(plan)
+    plan.read_at = 100.0        # the read-modify-write took 1.5 s on the clock below
+    slept = []
+
+    def clobber_twice(seconds):
+        slept.append(seconds)
+        if len(slept) in (1, 3):
+            registry.repo(target).tags["1.0"] = stale
+
+    def replan():
+        fresh = publisher.plan(sources, mode="merge")
+        fresh.read_at = 100.0
+        return fresh
+    rewrites, final = publisher.converge(plan, replan, sleep=clobber_twice, jitter=lambda: 0.5,
+                                         clock=lambda: 101.5)
+    assert rewrites == 2 and final.digest == registry.repo(target).tags["1.0"]
+    # check 3.0 s (+25 % jitter), back-off 3.0 x 0.5, check, back-off 3.0 x 2 x 0.5, check, check x 3 (capped)
+    assert slept == [3.75, 1.5, 3.75, 3.0, 3.75, 8.0]
