@@ -68,26 +68,39 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def _make_ca(common_name: str, key_usage: bool) -> tuple[ec.EllipticCurvePrivateKey, x509.Name, x509.Certificate]:
+    """A self-signed P-256 CA that signs end-entity certificates only (path length 0): key, name, certificate.
+
+    With ``key_usage`` it also states its key usage (certificate and CRL signing, critical) and a
+    subject key identifier, as the server CA always has; the client CA has been without both.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(common_name)
+    builder = (
+        _validity(x509.CertificateBuilder())
+        .subject_name(name).issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+    )
+    if key_usage:
+        builder = (
+            builder
+            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                         key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        )
+    return key, name, builder.sign(key, hashes.SHA256())
+
+
 def make_server_tls(directory: Path | str, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> ServerTLS:
     """Create a CA and a server certificate valid for ``hosts``; write ca.pem, server.pem, server-key.pem."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
 
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("archfleet test CA")
-    ca_cert = (
-        _validity(x509.CertificateBuilder())
-        .subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_key, ca_name, ca_cert = _make_ca("archfleet test CA", key_usage=True)
 
     sans: list[x509.GeneralName] = []
     for host in hosts:
@@ -149,16 +162,7 @@ def make_client_tls(directory: Path | str, common_name: str = "archfleet ci clie
     """Create a client CA and a client certificate (extended key usage clientAuth); write client-*.pem."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("archfleet test client CA")
-    ca_cert = (
-        _validity(x509.CertificateBuilder())
-        .subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_key, ca_name, ca_cert = _make_ca("archfleet test client CA", key_usage=False)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         _validity(x509.CertificateBuilder())
