@@ -43,8 +43,10 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.mirro
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.referrers_copy import ReferrerCopy
 
 
-# Seconds to wait before reading a merged index back (see Publisher.converge), and how often to redo it.
+# Seconds to wait at least before reading a merged index back (see Publisher.converge), the most it
+# waits for one check or back-off, and how often it merges again.
 MERGE_SETTLE = 0.4
+MERGE_WAIT_CAP = 8.0
 MERGE_ATTEMPTS = 10
 
 
@@ -97,6 +99,7 @@ class Publisher:
 
     # ------------------------------------------------------------------ plan (reads only)
     def plan(self, sources, mode="replace", media_type="auto", annotations=None, attestations="keep"):
+        read_at = time.monotonic()
         existing = self.client.get_manifest(self.target, what="reading the current index")
         existing_document = existing.json() if existing is not None else None
         if existing is not None and not is_index(existing.media_type, existing_document):
@@ -140,40 +143,80 @@ class Publisher:
         plan = Plan(document, body, digest, document.get("mediaType") or chosen, entries, existing,
                     existing_document, tags_to_write, before_document=existing_document_for_reuse)
         plan.added = added
+        plan.read_at = read_at
         if self.referrer_copy is not None:
             plan.referrers = self.referrer_copy.plan(digest if whole is not None else None, entries)
         return plan
 
-    def converge(self, plan, replan, settle=None, attempts=MERGE_ATTEMPTS, sleep=None, jitter=random.random):
-        """After a merge wrote ``plan``: make sure what it added is still in the index; returns the rewrites.
+    def converge(self, plan, replan, settle=None, attempts=MERGE_ATTEMPTS, sleep=None, jitter=random.random,
+                 clock=time.monotonic):
+        """After a merge wrote ``plan``: make sure what it added is still in the index.
 
+        Returns ``(rewrites, plan)``: how often the merge was done again, and the plan written last.
         Registries have no conditional PUT, so another writer that read the index before this write
-        can replace it without this run's entries. The tag is read back after ``settle`` seconds (and
-        again after three times that, with up to 50 % jitter); when an entry this run added is missing,
-        the merge is done again from what is there (``replan()``, then apply), up to ``attempts`` times.
+        can replace it without this run's entries. The tag is read back twice: after ``settle``
+        seconds, or twice this run's own read-modify-write window (from reading the index to the end
+        of the PUT; another writer on the same machine needs about as long) when that is longer, and
+        again after three times that; each wait gets up to 50 % jitter. When an entry this run added
+        is missing, the run backs off a random time between 0 and the wait times 2**rewrites ("full
+        jitter", so writers that collided do not meet again in step), merges again from what is
+        there (``replan()``, then apply) and checks again, up to ``attempts`` times. A read-back or
+        re-merge that fails with a server error or a broken connection (a registry on filesystem
+        storage can answer 500 while another PUT rewrites the tag) counts as one of those attempts.
+        Waits never exceed ``MERGE_WAIT_CAP`` seconds.
+
+        Raises RegistryError ``CONFLICT`` when the attempts are used up; other registry errors pass.
         """
         settle = MERGE_SETTLE if settle is None else settle
         sleep = sleep or time.sleep
         rewrites = 0
-        checks = [settle, settle * 3]
+
+        def wait_for(current_plan):
+            window = max(0.0, clock() - getattr(current_plan, "read_at", clock()))
+            return min(MERGE_WAIT_CAP, max(settle, 2 * window))
+
+        wait = wait_for(plan)
+        checks = [wait, wait * 3]
         while checks:
-            sleep(checks.pop(0) * (1 + 0.5 * jitter()))
-            current = self.client.get_manifest(self.target, what="reading back the merged index")
-            listed = set()
-            if current is not None and is_index(current.media_type, current.json()):
-                listed = set(c.get("digest") for c in current.json().get("manifests") or [] if isinstance(c, dict))
-            if current is not None and (current.digest == plan.digest or set(plan.added) <= listed):
-                continue
+            sleep(min(MERGE_WAIT_CAP, checks.pop(0) * (1 + 0.5 * jitter())))
+            try:
+                if self._still_listed(plan):
+                    continue
+                problem = None
+            except RegistryError as exc:
+                if not _transient(exc):
+                    raise
+                problem = exc
             if rewrites >= attempts:
+                if problem is not None:
+                    raise problem
                 raise RegistryError("merging into %s: other writers replaced the index %d times without the "
                                     "entries this run added (%s); nothing more was written"
                                     % (self.target.canonical, rewrites + 1, ", ".join(plan.added)),
                                     code="CONFLICT")
             rewrites += 1
-            plan = replan()
-            self.apply(plan)
-            checks = [settle, settle * 3]
+            sleep(min(MERGE_WAIT_CAP, wait * (2 ** (rewrites - 1)) * jitter()))
+            try:
+                plan = replan()
+                self.apply(plan)
+            except RegistryError as exc:
+                if not _transient(exc) or rewrites >= attempts:
+                    raise
+            wait = wait_for(plan)
+            checks = [wait, wait * 3]
         return rewrites, plan
+
+    def _still_listed(self, plan):
+        """Whether the tag holds ``plan``'s index, or an index listing every entry ``plan`` added."""
+        current = self.client.get_manifest(self.target, what="reading back the merged index")
+        if current is None:
+            return False
+        if current.digest == plan.digest:
+            return True
+        listed = set()
+        if is_index(current.media_type, current.json()):
+            listed = set(c.get("digest") for c in current.json().get("manifests") or [] if isinstance(c, dict))
+        return set(plan.added) <= listed
 
     def _image_as_index(self, existing):
         """The single image at the target tag as a one-entry index, its platform from its config."""
@@ -365,6 +408,11 @@ def _no_platforms_filter(source):
     if source.platforms is not None:
         raise PlanError("source %s is a single image; platforms selects entries of an index source (give one "
                         "image a platform with platform instead)" % source.origin)
+
+
+def _transient(exc):
+    """Whether a registry error may pass by itself: a server error (5xx) or no answer at all."""
+    return (exc.status is not None and exc.status >= 500) or exc.code == "UNREACHABLE"
 
 
 def _missing_source(source):
