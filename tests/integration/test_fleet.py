@@ -46,7 +46,7 @@ ASSIGNMENT = {
 REPOSITORY = "fleet/app"
 SOURCE_URL = "https://git.example.com/fleet/app"
 REVISION = "0123456789abcdef"
-REPORT_TASK = "archfleet.multiarch.build_images : Report the per-platform digests, and how to reach this host's docker"
+REPORT_TASK = "archfleet.multiarch.build_images : Report the per-platform digests"
 DOCKERFILE = """\
 FROM scratch
 ARG TARGETARCH
