@@ -1,0 +1,327 @@
+"""Build engines: the Podman/Buildah engine for real, and the docker buildx command line.
+
+Podman (Debian 12's podman 4.3 and buildah 1.28, running as root): build_host with
+build_host_engine=podman registers the arm64 emulator through qemu_binfmt and runs a foreign
+container with podman; build_images with build_images_engine=podman builds linux/amd64 and,
+under QEMU emulation, linux/arm64 from a FROM-scratch context of Debian's static busybox
+(emulated RUN steps), checks each image's architecture, pushes to a plain-HTTP registry
+(--tls-verify=false); publish_manifests publishes the index and runs each platform with podman.
+The index is checked against the registry directly, and an unchanged re-run changes and writes
+nothing. Podman's storage and settings are test-only files in a temporary directory
+(CONTAINERS_STORAGE_CONF, CONTAINERS_CONF: vfs storage, cgroupfs, runc, file events), handed to
+the roles through build_images_podman_environment / build_host_podman_environment; the system's
+/etc/containers is not touched. binfmt_misc is restored afterwards.
+
+docker buildx: this machine has no buildx plugin (Debian bookworm has no docker-buildx package),
+so the command line the role builds for a docker CLI 23+ with buildx is checked with a stand-in
+`docker` script that records its arguments (simulated; see docs/build_and_publish.md).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import requests
+
+from harness import foreign_binaries as fb
+from harness.ansible_run import COLLECTION_ROOT
+from harness.images import ALL_MANIFEST_TYPES
+from harness.registry import Registry
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="podman here runs as root, and binfmt_misc needs root"),
+]
+needs_podman = pytest.mark.skipif(shutil.which("podman") is None or shutil.which("buildah") is None,
+                                  reason="Debian packages podman and buildah are not installed")
+
+PROVISION = COLLECTION_ROOT / "playbooks" / "provision.yml"
+ROLE_HOST = "archfleet.multiarch.build_host : "
+ROLE_BUILD = "archfleet.multiarch.build_images : "
+ROLE_PUBLISH = "archfleet.multiarch.publish_manifests : "
+NATIVE_BUSYBOX = Path("/bin/busybox")
+PLATFORMS = ["linux/amd64", "linux/arm64"]
+REPOSITORY = "podman/app"
+DOCKERFILE = """\
+FROM scratch
+ARG TARGETARCH
+ARG TARGETVARIANT
+COPY rootfs/${TARGETARCH}${TARGETVARIANT}/ /
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN uname -m > /etc/machine
+CMD ["cat", "/etc/machine"]
+"""
+WRITES = {"PUT", "POST", "PATCH", "DELETE"}
+
+BUILD_AND_PUBLISH = """\
+- name: Build with podman and publish
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: archfleet.multiarch.build_images
+    - role: archfleet.multiarch.publish_manifests
+"""
+
+
+class Podman:
+    """Test-only podman configuration in a private directory; the system's /etc/containers stays as is."""
+
+    def __init__(self):
+        # Short path: conmon's attach socket lives under the run root (108-byte socket path limit).
+        self.root = Path(tempfile.mkdtemp(prefix="afp-", dir="/tmp"))
+        storage = self.root / "storage.conf"
+        storage.write_text(f'[storage]\ndriver = "vfs"\ngraphroot = "{self.root}/graph"\n'
+                           f'runroot = "{self.root}/run"\n')
+        containers = self.root / "containers.conf"
+        # This machine mounts cgroup v1 and v2 side by side (crun refuses that: runc), has no systemd
+        # (cgroupfs, file events), and caps RLIMIT_NOFILE/NPROC below what podman asks for root.
+        containers.write_text(
+            '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\nnetns = "none"\n'
+            f'[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+            f'events_logfile_path = "{self.root}/events.log"\nruntime = "runc"\n')
+        self.env = {"CONTAINERS_STORAGE_CONF": str(storage), "CONTAINERS_CONF": str(containers)}
+
+    def podman(self, *args, check=True) -> subprocess.CompletedProcess:
+        return subprocess.run(["podman", *args], capture_output=True, text=True, check=check,
+                              env=dict(os.environ, **self.env), timeout=300)
+
+    def cleanup(self) -> None:
+        self.podman("rm", "--all", "--force", check=False)
+        self.podman("system", "reset", "--force", check=False)
+        subprocess.run(["umount", "-R", str(self.root / "run")], capture_output=True, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def binfmt_state():
+    state = fb.BinfmtState.capture()
+    yield state
+    state.restore()
+
+
+@pytest.fixture(scope="module")
+def podman():
+    engine = Podman()
+    try:
+        yield engine
+    finally:
+        engine.cleanup()
+
+
+@pytest.fixture(scope="module")
+def registry():
+    with Registry() as started:
+        yield started
+
+
+def write_context(directory: Path) -> Path:
+    for platform, binary in (("linux/amd64", NATIVE_BUSYBOX), ("linux/arm64", fb.busybox("aarch64"))):
+        bin_dir = directory / "rootfs" / "".join(platform.split("/")[1:]) / "bin"
+        bin_dir.mkdir(parents=True)
+        shutil.copy(binary, bin_dir / "busybox")
+    (directory / "Dockerfile").write_text(DOCKERFILE)
+    return directory
+
+
+def writes(registry: Registry, since: int) -> list:
+    return [(e.method, e.path) for e in registry.access_log()[since:] if e.method in WRITES and not e.from_harness]
+
+
+@needs_podman
+def test_build_host_with_podman_registers_emulation_and_runs_a_foreign_container(playbook, binfmt_state, podman, tmp_path):
+    fb.remove_entry("qemu-aarch64")
+    tar = fb.busybox_image_tar("aarch64", "localhost/archfleet-test/busybox:aarch64", tmp_path / "busybox.tar")
+    podman.podman("load", "--input", str(tar))
+    extra = {
+        "provision_hosts": "localhost",
+        "build_host_engine": "podman",
+        "build_host_platforms": ["linux/arm64"],
+        "build_host_binfmt_persistent": False,
+        "build_host_podman_environment": podman.env,
+        "build_host_verify_container_images": {"linux/arm64": "localhost/archfleet-test/busybox:aarch64"},
+    }
+    first = playbook(PROVISION, extra_vars=extra)
+    assert first.rc == 0, first.output
+    for package in ("podman", "buildah", "qemu-user-static"):
+        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
+                                capture_output=True, text=True, check=False).stdout
+        assert status == "install ok installed", package
+    assert first.result(ROLE_HOST + "Register the emulators for the build platforms with binfmt_misc")["changed"]
+    runs = first.result(ROLE_HOST + "Run a container of each verification platform")["results"]
+    assert [(r["cmd"][0], r["stdout"]) for r in runs] == [("podman", "aarch64")]
+    # No docker step ran: no daemon.json, no docker service, no buildx builder.
+    ran = {t["task"] for t in first.tasks if not t["result"].get("skipped")}
+    docker_steps = {ROLE_HOST + name for name in (
+        "Read the current daemon.json", "Enable and start the docker service", "Check whether a docker daemon answers",
+        "Check for the docker buildx plugin", "Create the buildx builder for the build platforms")}
+    assert ran & docker_steps == set(), sorted(ran)
+    assert ROLE_HOST + "Check that podman runs" in ran
+
+    second = playbook(PROVISION, extra_vars=extra)
+    assert second.rc == 0 and second.changed_total() == 0, second.output
+    check = playbook(PROVISION, extra_vars=extra, check=True)
+    assert check.rc == 0 and check.changed_total() == 0, check.output
+
+
+@needs_podman
+def test_build_images_with_podman_builds_foreign_platforms_pushes_and_publishes(playbook, binfmt_state, podman,
+                                                                               registry, tmp_path):
+    fb.ensure_emulators(["aarch64"])
+    context = write_context(tmp_path / "context")
+
+    def extra(tag):
+        return {
+            "build_images_engine": "podman",
+            "build_images_podman_environment": podman.env,
+            "build_images_image": f"{registry.host}/{REPOSITORY}",
+            "build_images_tag": tag,
+            "build_images_context": str(context),
+            "build_images_platforms": PLATFORMS,
+            "build_images_network": "none",
+            "build_images_insecure_registries": [registry.host],
+            "build_images_verify_architecture": True,
+            "publish_manifests_insecure_registries": [registry.host],
+            "publish_manifests_verify_run": True,
+        }
+
+    # --check on a new tag: nothing built or pushed, nothing fails.
+    check = playbook(BUILD_AND_PUBLISH, extra_vars=extra("1.0"), check=True)
+    assert check.rc == 0, check.output
+    assert podman.podman("image", "exists", f"{registry.host}/{REPOSITORY}:1.0-linux-arm64", check=False).returncode == 1
+    assert requests.get(f"{registry.url}/v2/{REPOSITORY}/tags/list", timeout=10).status_code == 404
+
+    first = playbook(BUILD_AND_PUBLISH, extra_vars=extra("1.0"))
+    assert first.rc == 0, first.output
+    built = first.result(ROLE_BUILD + "Build each platform")["results"]
+    assert all(r["changed"] and r["cmd"][:2] == ["podman", "build"] for r in built), built
+    pushes = first.result(ROLE_BUILD + "Push the images the registry does not hold")["results"]
+    assert all("--tls-verify=false" in r["cmd"] for r in pushes)
+    results = first.result(ROLE_BUILD + "Report the per-platform digests")["ansible_facts"]["build_images_results"]
+    digests = {r["platform"]: r["digest"] for r in results}
+    assert sorted(digests) == PLATFORMS and all(d.startswith("sha256:") for d in digests.values())
+
+    # The index, read from the registry itself: both platforms, with the digests pushed.
+    index = requests.get(f"{registry.url}/v2/{REPOSITORY}/manifests/1.0",
+                         headers={"Accept": ALL_MANIFEST_TYPES}, timeout=10).json()
+    found = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in index["manifests"]}
+    assert found == digests
+    # Each pushed image is of its platform (config read from the registry).
+    for platform, digest in digests.items():
+        manifest = requests.get(f"{registry.url}/v2/{REPOSITORY}/manifests/{digest}",
+                                headers={"Accept": ALL_MANIFEST_TYPES}, timeout=10).json()
+        config = requests.get(f"{registry.url}/v2/{REPOSITORY}/blobs/{manifest['config']['digest']}", timeout=10).json()
+        assert config["architecture"] == platform.split("/")[1]
+    # The architecture checks ran with podman: uname -m in each image, before pushing and before publishing.
+    unames = first.result(ROLE_PUBLISH + "Run uname -m in each platform's image on the host that built it")["results"]
+    assert sorted((r["item"]["platform"], r["cmd"][0], r["stdout"]) for r in unames) == [
+        ("linux/amd64", "podman", "x86_64"), ("linux/arm64", "podman", "aarch64")]
+    ran = first.result(ROLE_PUBLISH + "Run each platform on the build host that built it")["results"]
+    assert sorted(r["stdout"].strip() for r in ran) == ["aarch64", "x86_64"]
+
+    # An unchanged re-run: nothing changed, nothing written to the registry.
+    mark = len(registry.access_log())
+    second = playbook(BUILD_AND_PUBLISH, extra_vars=extra("1.0"))
+    assert second.rc == 0 and second.changed_total() == 0, second.output
+    assert writes(registry, mark) == []
+    recheck = playbook(BUILD_AND_PUBLISH, extra_vars=extra("1.0"), check=True)
+    assert recheck.rc == 0 and recheck.changed_total() == 0, recheck.output
+
+
+@needs_podman
+def test_podman_engine_errors_name_the_value(playbook, registry, tmp_path):
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    base = {"build_images_image": f"{registry.host}/{REPOSITORY}", "build_images_context": str(context),
+            "build_images_platforms": ["linux/amd64"], "build_images_insecure_registries": [registry.host]}
+    run = playbook(BUILD_AND_PUBLISH, extra_vars=dict(base, build_images_engine="podmn"))
+    assert run.rc != 0
+    assert "build_images_engine" in run.output and "podmn" in run.output and "docker, podman" in run.output, run.output
+    run = playbook(BUILD_AND_PUBLISH, extra_vars=dict(base, build_images_engine="podman",
+                                                      build_images_podman_cli="/nonexistent/podman"))
+    assert run.rc != 0
+    assert "Build host localhost: the podman CLI /nonexistent/podman does not run" in run.output, run.output
+
+
+FAKE_DOCKER = r"""#!/usr/bin/env python3
+# A docker CLI 28 with the buildx plugin, as far as build_images asks it: records every call.
+import hashlib, json, os, sys
+state = os.environ["FAKE_DOCKER_STATE"]
+args = sys.argv[1:]
+with open(os.path.join(state, "calls.jsonl"), "a") as log:
+    log.write(json.dumps(args) + "\n")
+def path(tag, kind):
+    return os.path.join(state, hashlib.sha256(tag.encode()).hexdigest() + "." + kind)
+if args[:1] == ["version"]:
+    print(json.dumps({"Client": {"Version": "28.2.2"}, "Server": {"Version": "28.2.2"}}))
+elif args[:2] == ["buildx", "version"]:
+    print("github.com/docker/buildx v0.23.0 28a7a2f")
+elif args[:2] == ["buildx", "build"]:
+    tag = args[args.index("--tag") + 1]
+    if "--load" in args:   # without --load a docker-container builder keeps the image in its cache
+        with open(path(tag, "id"), "w") as out:
+            out.write("sha256:" + hashlib.sha256(" ".join(args).encode()).hexdigest())
+    print("#1 building", file=sys.stderr)
+elif args[:2] == ["image", "inspect"]:
+    tag, what = args[-1], args[-2]
+    if not os.path.exists(path(tag, "id")):
+        print("Error: No such image: " + tag, file=sys.stderr)
+        sys.exit(1)
+    if ".RepoDigests" in what:
+        digests = open(path(tag, "pushed")).read().split() if os.path.exists(path(tag, "pushed")) else []
+        print(json.dumps([tag.rsplit(":", 1)[0] + "@" + d for d in digests]))
+    else:
+        print(open(path(tag, "id")).read())
+elif args[:1] == ["push"]:
+    tag = args[1]
+    if not os.path.exists(path(tag, "id")):
+        print("An image does not exist locally with the tag: " + tag, file=sys.stderr)
+        sys.exit(1)
+    digest = "sha256:" + hashlib.sha256(open(path(tag, "id")).read().encode()).hexdigest()
+    open(path(tag, "pushed"), "w").write(digest)
+    print(tag.rsplit(":", 1)[1] + ": digest: " + digest + " size: 527")
+else:
+    print("fake docker: unexpected " + " ".join(args), file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def test_buildx_builds_load_the_image_before_it_is_pushed(playbook, registry, tmp_path):
+    """Simulated docker CLI 28 with buildx: the role runs `docker buildx build --load --builder ...`,
+    reads the loaded image's ID from the image store, and pushes it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    cli = tmp_path / "docker"
+    cli.write_text(FAKE_DOCKER)
+    cli.chmod(0o755)
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    extra = {"build_images_docker_cli": str(cli), "build_images_buildx_builder": "archfleet",
+             "build_images_image": f"{registry.host}/{REPOSITORY}", "build_images_tag": "buildx",
+             "build_images_context": str(context), "build_images_platforms": ["linux/amd64"],
+             "build_images_network": "none", "build_images_build_args": {"VERSION": "1"}}
+    build_only = BUILD_AND_PUBLISH.replace("    - role: archfleet.multiarch.publish_manifests\n", "")
+    env = {"FAKE_DOCKER_STATE": str(state)}
+    first = playbook(build_only, extra_vars=extra, env=env)
+    assert first.rc == 0, first.output
+    calls = [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
+    builds = [c for c in calls if c[:2] == ["buildx", "build"]]
+    tag = f"{registry.host}/{REPOSITORY}:buildx-linux-amd64"
+    context_dir = str(context)
+    assert builds == [["buildx", "build", "--load", "--quiet", "--builder", "archfleet", "--platform", "linux/amd64",
+                       "--tag", tag, "--file", context_dir + "/Dockerfile", "--network", "none",
+                       "--build-arg=VERSION=1", context_dir]]
+    assert first.result(ROLE_BUILD + "Build each platform")["results"][0]["changed"]
+    result = first.result(ROLE_BUILD + "Report the per-platform digests")["ansible_facts"]["build_images_results"][0]
+    assert result["digest"] == (state / (hashlib.sha256(tag.encode()).hexdigest() + ".pushed")).read_text()
+
+    # Same inputs: the builder gives the same image ID, so the build is not a change.
+    second = playbook(build_only, extra_vars=extra, env=env)
+    assert second.rc == 0, second.output
+    assert not second.result(ROLE_BUILD + "Build each platform")["results"][0]["changed"]
