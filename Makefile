@@ -14,9 +14,11 @@ COLL_ROOT   := $(BUILD)/collections
 COLL_LINK   := $(COLL_ROOT)/ansible_collections/archfleet/multiarch
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # chromium: tests/integration/test_audit_browser.py opens the HTML audit report in a headless browser.
+# podman buildah runc uidmap: tests/integration/test_podman_engine.py (the podman build engine; runc because
+# crun refuses hosts that mount cgroup v1 and v2 side by side).
 APT_PACKAGES := docker-registry skopeo docker.io qemu-user-static apache2-utils openssl \
                 binfmt-support busybox-static python3-venv openssh-server openssh-client shellcheck \
-                chromium
+                chromium podman buildah runc uidmap
 
 # ansible-builder's own venv (see its rule below); defined here because a rule's prerequisites are
 # expanded when make reads the rule.
