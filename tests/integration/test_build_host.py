@@ -211,3 +211,51 @@ def test_role_defaults_on_a_simulated_aarch64_host(playbook, daemon, tmp_path):
     assert all(registered["entries"][t]["verified"] for t in ("arm", "ppc64le", "s390x"))
     usable = run.result(ROLE + "Check that every build platform runs natively or through a usable entry")
     assert usable["machine"] == "aarch64" and usable["usable"], usable
+
+
+SIMULATED_FACTS = """\
+- name: A simulated host of another distribution
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Pretend to be {distribution}
+      ansible.builtin.set_fact:
+        os_family: {os_family}
+        distribution: {distribution}
+        # With these defined too, the role gathers no facts (which would put Debian back).
+        service_mgr: none
+        architecture: x86_64
+        pkg_mgr: dnf
+        cacheable: true
+- name: Provision it
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: archfleet.multiarch.build_host
+"""
+
+
+def test_package_tasks_by_distribution_on_simulated_hosts(playbook):
+    """Simulated: only Debian 12 is available, so the distribution facts are overridden (set_fact cacheable,
+    which is what ansible_facts shows). A Red Hat family host gets podman from dnf; dnf itself is not on this
+    machine, so the dnf task is only seen to run (and fail for want of dnf). docker on Red Hat, and an
+    uncovered distribution, are refused before anything is installed."""
+    redhat = SIMULATED_FACTS.format(os_family="RedHat", distribution="AlmaLinux")
+    extra = {"build_host_engine": "podman", "build_host_platforms": ["linux/arm64"]}
+    run = playbook(redhat, extra_vars=extra)
+    assert run.rc != 0
+    dnf = run.result(ROLE + "Install podman, buildah, the static emulators and python3-requests (dnf)")
+    assert dnf["failed"] and "Could not import the dnf python module" in dnf["msg"], dnf
+    apt = run.result(ROLE + "Install the container engine, the static emulators and python3-requests (apt)")
+    assert apt["false_condition"] == "ansible_facts['os_family'] == 'Debian'", apt
+    assert "Register the emulators" not in run.output
+
+    run = playbook(redhat, extra_vars=dict(extra, build_host_engine="docker"))
+    assert run.rc != 0
+    assert ("Build host localhost: the package tasks cover Debian and Ubuntu (apt, build_host_engine docker or podman) "
+            "and the Red Hat family (dnf, build_host_engine podman only), not AlmaLinux (os_family RedHat) with "
+            "build_host_engine docker. Use build_host_engine: podman, or install the packages yourself") in run.output, run.output
+
+    run = playbook(SIMULATED_FACTS.format(os_family="Suse", distribution="openSUSE Leap"), extra_vars=extra)
+    assert run.rc != 0
+    assert "not openSUSE Leap (os_family Suse) with build_host_engine podman. Install the packages yourself" in run.output, run.output
