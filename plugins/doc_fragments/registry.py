@@ -104,10 +104,13 @@ options:
     default: 3
   concurrency:
     description:
-      - How many registry operations run at once over the task's one HTTP session (references inspected,
-        sources read, children copied, indexes published).
+      - How many requests are in flight at once over the task's one HTTP session, whatever they belong
+        to (references inspected, sources read, children copied, indexes published); work that waits
+        for a free slot never leaves one idle.
+      - Between 1 and 64. Each request is small (a manifest, a mount); 16 keeps a registry 20 ms away
+        busy without queueing on it (see the performance notes of the collection).
     type: int
-    default: 8
+    default: 16
 notes:
   - Requests go straight to the registry API (OCI distribution); no docker daemon or CLI is used.
   - A registry that speaks TLS is never retried over plain HTTP, whatever its TLS error; the error says

@@ -48,7 +48,7 @@ REGISTRY_ARGUMENT_SPEC = dict(
     insecure_registries=dict(type="list", elements="str", default=[]),
     timeout=dict(type="float", default=30),
     retries=dict(type="int", default=3),
-    concurrency=dict(type="int", default=8),
+    concurrency=dict(type="int", default=16),
 )
 REGISTRY_REQUIRED_TOGETHER = [("username", "password"), ("client_cert", "client_key")]
 
@@ -165,6 +165,7 @@ def client_from_params(params, pool_size=10):
         timeout=params.get("timeout") or 30,
         retries=params.get("retries") if params.get("retries") is not None else 3,
         pool_size=pool_size,
+        max_in_flight=params.get("concurrency"),
     )
 
 

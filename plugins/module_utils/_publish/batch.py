@@ -5,7 +5,9 @@
 
 ``state=present``: every index is planned first (reads only), so a bad source anywhere writes
 nothing; then each plan is applied (:meth:`Publisher.apply`). ``state=absent``: each tag is deleted.
-Indexes run side by side, each with its share of the task's ``concurrency``.
+Indexes run side by side, and within each index its reads and copies run side by side too; the
+client's transport lets at most ``concurrency`` requests be in flight at once, whichever index
+they belong to, so no slot waits while an index runs its steps one after another.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -37,7 +39,7 @@ class Batch:
         self.diff = diff
         concurrency = options["concurrency"]
         self.outer = min(concurrency, len(jobs))
-        self.publishers = [Publisher(client, job.target, job.tags, max(1, concurrency // self.outer),
+        self.publishers = [Publisher(client, job.target, job.tags, concurrency,
                                      options["force"], referrers=options.get("referrers") or "skip")
                            for job in jobs]
 

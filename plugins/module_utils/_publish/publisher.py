@@ -322,8 +322,11 @@ class Publisher:
         present = set(c.get("digest") for c in (plan.existing_document or {}).get("manifests") or []
                       if isinstance(c, dict))
         missing = [e for e in plan.entries if e.digest not in present and not self._same_repository(e.source_ref)]
+        # A first publish into a new repository: one tag-list request says no child can be there,
+        # instead of one HEAD per child (the writes that follow are idempotent either way).
+        check = plan.existing is not None or len(missing) < 2 or self.client.repository_exists(self.target)
         to_copy = {}
-        for found in self._map(lambda e: self._children_to_copy(e.source_ref, e.digest), missing):
+        for found in self._map(lambda e: self._children_to_copy(e.source_ref, e.digest, check), missing):
             for source_ref, manifest in found:
                 to_copy.setdefault(manifest.digest, (source_ref, manifest))
         blobs, images, indexes = {}, [], []
@@ -348,9 +351,12 @@ class Publisher:
     def _same_repository(self, ref):
         return registry_key(ref.registry) == registry_key(self.target.registry) and ref.repository == self.target.repository
 
-    def _children_to_copy(self, source_ref, digest):
-        """``[(source_ref, manifest)]`` for ``digest`` and, for a nested index, its children; [] if present."""
-        if self.client.head_manifest(self.target.with_digest(digest), what="checking child") is not None:
+    def _children_to_copy(self, source_ref, digest, check=True):
+        """``[(source_ref, manifest)]`` for ``digest`` and, for a nested index, its children; [] if present.
+
+        ``check=False`` skips the HEAD that asks whether the target holds it (a new repository).
+        """
+        if check and self.client.head_manifest(self.target.with_digest(digest), what="checking child") is not None:
             return []
         manifest = self._manifests.get(digest)
         if manifest is None:
@@ -362,7 +368,7 @@ class Publisher:
         document = manifest.json()
         if is_index(manifest.media_type, document):
             for child in document.get("manifests") or []:
-                found.extend(self._children_to_copy(source_ref, child["digest"]))
+                found.extend(self._children_to_copy(source_ref, child["digest"], check))
         found.append((source_ref, manifest))
         return found
 

@@ -76,7 +76,7 @@ class RegistryClient(BlobsMixin):
     def __init__(self, username=None, password=None, docker_config=None, validate_certs=True, ca_path=None,
                  insecure_registries=None, timeout=30, retries=3, pool_size=10, sleep=time.sleep,
                  docker_config_required=False, client_cert=None, client_key=None, certs_dir=None,
-                 registry_credentials=None, containers_auth=None):
+                 registry_credentials=None, containers_auth=None, max_in_flight=None):
         self.username = username
         self.password = password
         # [{registry, username, password}]: per-registry credentials, before every other source.
@@ -89,7 +89,7 @@ class RegistryClient(BlobsMixin):
         self.transport = Transport(self._credentials, validate_certs=validate_certs, ca_path=ca_path,
                                    insecure_registries=insecure_registries, timeout=timeout, retries=retries,
                                    pool_size=pool_size, sleep=sleep, client_cert=client_cert,
-                                   client_key=client_key, certs_dir=certs_dir)
+                                   client_key=client_key, certs_dir=certs_dir, max_in_flight=max_in_flight)
         self.tokens = TokenStore(self.transport)
 
     # ------------------------------------------------------------------ bookkeeping
@@ -286,6 +286,10 @@ class RegistryClient(BlobsMixin):
     def list_tags(self, ref):
         """Every tag of ``ref``'s repository (``Link`` pagination); None when the repository does not exist."""
         return tags.list_tags(self, ref)
+
+    def repository_exists(self, ref):
+        """Whether ``ref``'s repository exists (one tag-list request; see ``tags.repository_exists``)."""
+        return tags.repository_exists(self, ref)
 
     def list_repositories(self, registry):
         """Every repository in ``registry``'s catalog (``Link`` pagination); None when it offers none."""

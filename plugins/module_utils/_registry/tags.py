@@ -73,6 +73,21 @@ def list_tags(client, ref, page_size=PAGE_SIZE):
                         code="TAG_INVALID")
 
 
+def repository_exists(client, ref):
+    """Whether ``ref``'s repository exists: one ``GET tags/list?n=1`` (distribution-spec "Listing Tags").
+
+    False only for a 404 (``NAME_UNKNOWN``); any other answer counts as existing, so a caller that
+    skips work for a missing repository skips it only when the registry said so. Distribution also
+    answers 404 for a repository that holds untagged manifests only: callers must treat False as
+    "nothing need be checked there", never as "nothing is there".
+    """
+    response = client.request("GET", ref, "tags/list?n=1", "tags")
+    try:
+        return response.status_code != 404
+    finally:
+        response.close()
+
+
 class _Catalog:
     """The stand-in reference ``request`` needs for ``/v2/_catalog`` (not a repository path)."""
 

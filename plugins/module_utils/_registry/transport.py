@@ -57,6 +57,16 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.erro
     transport_error,
 )
 
+
+class _Retry:
+    """What Transport._attempt returns when the request is to be sent again (after a back-off)."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, headers):
+        self.headers = headers     # the answer's headers (for Retry-After), or None
+
+
 RETRY_STATUSES = frozenset((429, 502, 503, 504))
 DEFAULT_CERTS_DIR = "/etc/docker/certs.d"
 # What OpenSSL says when the other side answered a ClientHello with plain HTTP: only then is plain
@@ -143,7 +153,8 @@ class Transport:
     """
 
     def __init__(self, credentials_for, validate_certs=True, ca_path=None, insecure_registries=None, timeout=30,
-                 retries=3, pool_size=10, sleep=time.sleep, client_cert=None, client_key=None, certs_dir=None):
+                 retries=3, pool_size=10, sleep=time.sleep, client_cert=None, client_key=None, certs_dir=None,
+                 max_in_flight=None):
         if not HAS_REQUESTS:
             raise RegistryError("the Python library 'requests' is required")
         self.credentials_for = credentials_for
@@ -163,6 +174,11 @@ class Transport:
         self.session.mount("http://", adapter)
         self._endpoints = {}
         self._lock = threading.Lock()
+        # At most this many requests (with their bodies, when read_body reads them) at once, whatever
+        # the number of threads: work waiting on the network never leaves a slot idle.
+        self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
+        self.in_flight = 0
+        self.most_in_flight = 0
         self.request_counts = {}
         self.retries = 0
         self.rate_limits = {}
@@ -224,36 +240,61 @@ class Transport:
         while True:
             attempt += 1
             self._count(method, kind)
+            self._take_slot()
             try:
-                response = self.session.request(method, url, headers=headers, verify=verify, cert=cert, stream=stream,
-                                                data=data, timeout=self.timeout, allow_redirects=allow_redirects)
-            except TRANSPORT_ERRORS as exc:
-                tls = isinstance(exc, requests.exceptions.SSLError)
-                if tls or not retry or attempt > self.max_retries:
-                    if not wrap_errors:
-                        raise
-                    raise transport_error(method, url, attempt, exc, tls=tls)
-                self._backoff(attempt, None)
-                continue
-            self._note_rate_limits(registry, response)
-            if retry and should_retry(response.status_code) and attempt <= self.max_retries:
-                response.close()
-                self._backoff(attempt, response.headers)
-                continue
-            if read_body is None:
-                return response
-            if response.status_code != 200:
-                return response, None
-            try:
-                return response, read_body(response)
-            except TRANSPORT_ERRORS as exc:
-                if not retry or attempt > self.max_retries:
-                    detail = "the connection broke while the body was read, %d time(s) (%s)" % (
-                        attempt, short_connection_reason(exc))
-                    raise BrokenBodyError(detail, code="UNREACHABLE", detail=detail)
-                self._backoff(attempt, None)
+                outcome = self._attempt(method, url, registry, headers, verify, cert, stream, data, allow_redirects,
+                                        retry, wrap_errors, read_body, attempt)
             finally:
-                response.close()
+                self._give_slot()
+            if isinstance(outcome, _Retry):
+                self._backoff(attempt, outcome.headers)    # outside the slot: waiting is not a request
+                continue
+            return outcome
+
+    def _attempt(self, method, url, registry, headers, verify, cert, stream, data, allow_redirects, retry,
+                 wrap_errors, read_body, attempt):
+        """One attempt of :meth:`send`: its return value, or a ``_Retry`` when it is to be sent again."""
+        try:
+            response = self.session.request(method, url, headers=headers, verify=verify, cert=cert, stream=stream,
+                                            data=data, timeout=self.timeout, allow_redirects=allow_redirects)
+        except TRANSPORT_ERRORS as exc:
+            tls = isinstance(exc, requests.exceptions.SSLError)
+            if tls or not retry or attempt > self.max_retries:
+                if not wrap_errors:
+                    raise
+                raise transport_error(method, url, attempt, exc, tls=tls)
+            return _Retry(None)
+        self._note_rate_limits(registry, response)
+        if retry and should_retry(response.status_code) and attempt <= self.max_retries:
+            response.close()
+            return _Retry(response.headers)
+        if read_body is None:
+            return response
+        if response.status_code != 200:
+            return response, None
+        try:
+            return response, read_body(response)
+        except TRANSPORT_ERRORS as exc:
+            if not retry or attempt > self.max_retries:
+                detail = "the connection broke while the body was read, %d time(s) (%s)" % (
+                    attempt, short_connection_reason(exc))
+                raise BrokenBodyError(detail, code="UNREACHABLE", detail=detail)
+            return _Retry(None)
+        finally:
+            response.close()
+
+    def _take_slot(self):
+        if self._slots is not None:
+            self._slots.acquire()
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+    def _give_slot(self):
+        with self._lock:
+            self.in_flight -= 1
+        if self._slots is not None:
+            self._slots.release()
 
     # ------------------------------------------------------------------ registry discovery
     def is_insecure(self, registry):

@@ -161,6 +161,12 @@ class FakeRegistry:
         repository = self.repositories.get((ref.registry, ref.repository))
         return None if repository is None else sorted(repository.tags)
 
+    def repository_exists(self, ref):
+        # As distribution 2.8: a repository with untagged manifests only answers NAME_UNKNOWN too.
+        self._record("repository_exists", ref.name)
+        repository = self.repositories.get((ref.registry, ref.repository))
+        return repository is not None and bool(repository.tags)
+
     def list_repositories(self, registry):
         self._record("list_repositories", registry)
         names = sorted(repo for reg, repo in self.repositories if reg == registry)

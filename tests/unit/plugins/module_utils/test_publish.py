@@ -326,3 +326,20 @@ def test_read_back_waits_grow_with_the_write_window_and_back_offs_are_jittered(r
     assert rewrites == 2 and final.digest == registry.repo(target).tags["1.0"]
     # check 3.0 s (+25 % jitter), back-off 3.0 x 0.5, check, back-off 3.0 x 2 x 0.5, check, check x 3 (capped)
     assert slept == [3.75, 1.5, 3.75, 3.0, 3.75, 8.0]
+
+
+def test_a_first_publish_into_a_new_repository_asks_once_instead_of_a_head_per_child(registry):
+    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES)
+    kinds = [call[0] for call in registry.calls]
+    assert kinds.count("repository_exists") == 1 and kinds.count("head_manifest") == 0
+    assert registry.repo(ref(REG + "/team/app")).tags["1.0"]
+
+
+def test_a_new_tag_in_a_repository_with_tags_checks_each_child(registry):
+    """The children may be there already (per-architecture tags pushed into the same repository)."""
+    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES)
+    registry.calls.clear()
+    result = publish(registry, name=REG + "/team/app:2.0", sources=SOURCES)
+    kinds = [call[0] for call in registry.calls]
+    assert kinds.count("repository_exists") == 1 and kinds.count("head_manifest") == 2
+    assert result["copied"]["manifests"] == 0 and [c for c in registry.writes() if "@" in c[1]] == []

@@ -255,3 +255,50 @@ def test_tags_are_listed_across_link_pages():
     assert list_tags(client, REF, page_size=2) == ["a", "b", "c"]
     assert [s[1] for s in script.sent if s[1].endswith("tags/list")] == ["/v2/team/app/tags/list"] * 2
     assert list_tags(client_with(Script(PING_OPEN)), parse_reference("registry.example/none/x")) is None
+
+
+def test_at_most_max_in_flight_requests_at_once_and_back_offs_hold_no_slot():
+    import threading
+    import time
+    lock, state = threading.Lock(), {"now": 0, "most": 0, "calls": 0}
+    backing_off, three_meanwhile = threading.Event(), threading.Event()
+
+    def slow(method, url, **kwargs):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+            state["calls"] += 1
+            first = state["calls"] == 1
+            if backing_off.is_set() and state["now"] == 3:
+                three_meanwhile.set()
+        time.sleep(0.02)
+        with lock:
+            state["now"] -= 1
+        return answer(503 if first else 200)
+
+    def sleep(seconds):
+        backing_off.set()
+        three_meanwhile.wait(5)      # 3 others are sent while this one waits: it holds no slot
+
+    transport = Transport(lambda registry: None, max_in_flight=3, sleep=sleep)
+    transport.session.request = slow
+    threads = [threading.Thread(target=transport.send, args=("GET", "http://r.example/v2/", "r.example", "ping"))
+               for index in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert three_meanwhile.is_set() and state["calls"] == 13
+    assert state["most"] == 3 and transport.most_in_flight == 3 and transport.in_flight == 0
+
+
+def test_repository_exists_is_one_tag_list_request_and_only_a_404_says_no():
+    script = Script({**PING_OPEN, ("GET", "/v2/team/app/tags/list"): [lambda: answer(200, b'{"tags": ["1.0"]}')],
+                     ("GET", "/v2/team/gone/tags/list"): [lambda: answer(404, b'{"errors": [{"code": "NAME_UNKNOWN"}]}')],
+                     ("GET", "/v2/team/odd/tags/list"): [lambda: answer(403, b"")]})
+    client = client_with(script)
+    assert client.repository_exists(REF) is True
+    assert client.repository_exists(parse_reference("registry.example/team/gone:1")) is False
+    assert client.repository_exists(parse_reference("registry.example/team/odd:1")) is True
+    assert [s[1] for s in script.sent if "tags" in s[1]] == ["/v2/team/app/tags/list", "/v2/team/gone/tags/list",
+                                                            "/v2/team/odd/tags/list"]
