@@ -169,8 +169,8 @@ def test_build_host_with_podman_registers_emulation_and_runs_a_foreign_container
 
 
 @needs_podman
-def test_build_images_with_podman_builds_foreign_platforms_pushes_and_publishes(playbook, binfmt_state, podman,
-                                                                               registry, tmp_path):
+def test_build_images_with_podman_builds_foreign_platforms_pushes_and_publishes(
+        playbook, binfmt_state, podman, registry, tmp_path):
     fb.ensure_emulators(["aarch64"])
     context = write_context(tmp_path / "context")
 
