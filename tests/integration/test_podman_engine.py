@@ -2,10 +2,12 @@
 
 Podman (Debian 12's podman 4.3 and buildah 1.28, running as root): build_host with
 build_host_engine=podman registers the arm64 emulator through qemu_binfmt and runs a foreign
-container with podman; build_images with build_images_engine=podman builds linux/amd64 and,
-under QEMU emulation, linux/arm64 from a FROM-scratch context of Debian's static busybox
-(emulated RUN steps), checks each image's architecture, pushes to a plain-HTTP registry
-(--tls-verify=false); publish_manifests publishes the index and runs each platform with podman.
+container with podman. playbooks/build_and_publish.yml over a fleet of two hosts (this machine
+twice, connection local): one with build_images_engine=podman builds linux/amd64 and, under QEMU
+emulation, linux/arm64, the other with docker (a private dockerd) linux/arm/v7, from one
+FROM-scratch context of Debian's static busybox (emulated RUN steps); each image's architecture
+is checked with its host's engine, pushed to a plain-HTTP registry (podman: --tls-verify=false),
+and publish_manifests publishes one index and runs each platform with the engine that built it.
 The index is checked against the registry directly, and an unchanged re-run changes and writes
 nothing. Podman's storage and settings are test-only files in a temporary directory
 (CONTAINERS_STORAGE_CONF, CONTAINERS_CONF: vfs storage, cgroupfs, runc, file events), handed to
@@ -31,6 +33,7 @@ import requests
 
 from harness import foreign_binaries as fb
 from harness.ansible_run import COLLECTION_ROOT
+from harness.dockerd import Dockerd
 from harness.images import ALL_MANIFEST_TYPES
 from harness.registry import Registry
 
@@ -45,7 +48,9 @@ ROLE_HOST = "archfleet.multiarch.build_host : "
 ROLE_BUILD = "archfleet.multiarch.build_images : "
 ROLE_PUBLISH = "archfleet.multiarch.publish_manifests : "
 NATIVE_BUSYBOX = Path("/bin/busybox")
-PLATFORMS = ["linux/amd64", "linux/arm64"]
+PODMAN_PLATFORMS = ["linux/amd64", "linux/arm64"]
+DOCKER_PLATFORMS = ["linux/arm/v7"]
+FLEET_PLAYBOOK = COLLECTION_ROOT / "playbooks" / "build_and_publish.yml"
 REPOSITORY = "podman/app"
 DOCKERFILE = """\
 FROM scratch
@@ -120,7 +125,8 @@ def registry():
 
 
 def write_context(directory: Path) -> Path:
-    for platform, binary in (("linux/amd64", NATIVE_BUSYBOX), ("linux/arm64", fb.busybox("aarch64"))):
+    for platform, binary in (("linux/amd64", NATIVE_BUSYBOX), ("linux/arm64", fb.busybox("aarch64")),
+                             ("linux/arm/v7", fb.busybox("arm"))):
         bin_dir = directory / "rootfs" / "".join(platform.split("/")[1:]) / "bin"
         bin_dir.mkdir(parents=True)
         shutil.copy(binary, bin_dir / "busybox")
@@ -169,67 +175,77 @@ def test_build_host_with_podman_registers_emulation_and_runs_a_foreign_container
 
 
 @needs_podman
-def test_build_images_with_podman_builds_foreign_platforms_pushes_and_publishes(
-        playbook, binfmt_state, podman, registry, tmp_path):
-    fb.ensure_emulators(["aarch64"])
+@pytest.mark.skipif(shutil.which("dockerd") is None, reason="Debian package docker.io is not installed")
+def test_fleet_playbook_with_a_podman_host_and_a_docker_host(playbook, binfmt_state, podman, registry, tmp_path):
+    """playbooks/build_and_publish.yml over two build hosts (both this machine, connection local): podman
+    builds linux/amd64 and, emulated, linux/arm64; docker (a private dockerd) builds linux/arm/v7, emulated.
+    One index from both, each image checked and run with the engine of the host that built it."""
+    fb.ensure_emulators(["aarch64", "arm"])
     context = write_context(tmp_path / "context")
+    podman_host = {"ansible_connection": "local", "build_images_platforms": PODMAN_PLATFORMS,
+                   "build_images_engine": "podman", "build_images_podman_environment": podman.env}
 
-    def extra(tag):
-        return {
-            "build_images_engine": "podman",
-            "build_images_podman_environment": podman.env,
-            "build_images_image": f"{registry.host}/{REPOSITORY}",
-            "build_images_tag": tag,
-            "build_images_context": str(context),
-            "build_images_platforms": PLATFORMS,
-            "build_images_network": "none",
-            "build_images_insecure_registries": [registry.host],
-            "build_images_verify_architecture": True,
-            "publish_manifests_insecure_registries": [registry.host],
-            "publish_manifests_verify_run": True,
-        }
+    def inventory(tag, daemon):
+        docker_host = {"ansible_connection": "local", "build_images_platforms": DOCKER_PLATFORMS,
+                       "build_images_docker_cli": "/usr/bin/docker", "build_images_docker_host": daemon.host}
+        group = {"build_images_image": f"{registry.host}/{REPOSITORY}", "build_images_tag": tag,
+                 "build_images_context": str(context), "build_images_network": "none",
+                 "build_images_insecure_registries": [registry.host], "build_images_verify_architecture": True,
+                 "publish_manifests_insecure_registries": [registry.host], "publish_manifests_verify_run": True}
+        path = tmp_path / f"inventory-{tag}.json"
+        path.write_text(json.dumps({"all": {"children": {"build_hosts": {
+            "hosts": {"podman1": podman_host, "docker1": docker_host}, "vars": group}}}}))
+        return str(path)
 
-    # --check on a new tag: nothing built or pushed, nothing fails.
-    check = playbook(BUILD_AND_PUBLISH, extra_vars=extra("1.0"), check=True)
-    assert check.rc == 0, check.output
-    assert podman.podman("image", "exists", f"{registry.host}/{REPOSITORY}:1.0-linux-arm64", check=False).returncode == 1
-    assert requests.get(f"{registry.url}/v2/{REPOSITORY}/tags/list", timeout=10).status_code == 404
+    with Dockerd() as daemon:
+        # --check on a new tag: nothing built or pushed, nothing fails.
+        check = playbook(FLEET_PLAYBOOK, inventory=inventory("1.0", daemon), check=True)
+        assert check.rc == 0, check.output
+        assert podman.podman("image", "exists", f"{registry.host}/{REPOSITORY}:1.0-linux-arm64", check=False).returncode == 1
+        assert requests.get(f"{registry.url}/v2/{REPOSITORY}/tags/list", timeout=10).status_code == 404
 
-    first = playbook(BUILD_AND_PUBLISH, extra_vars=extra("1.0"))
-    assert first.rc == 0, first.output
-    built = first.result(ROLE_BUILD + "Build each platform")["results"]
-    assert all(r["changed"] and r["cmd"][:2] == ["podman", "build"] for r in built), built
-    pushes = first.result(ROLE_BUILD + "Push the images the registry does not hold")["results"]
-    assert all("--tls-verify=false" in r["cmd"] for r in pushes)
-    results = first.result(ROLE_BUILD + "Report the per-platform digests")["ansible_facts"]["build_images_results"]
-    digests = {r["platform"]: r["digest"] for r in results}
-    assert sorted(digests) == PLATFORMS and all(d.startswith("sha256:") for d in digests.values())
+        first = playbook(FLEET_PLAYBOOK, inventory=inventory("1.0", daemon))
+        assert first.rc == 0, first.output
+        built = first.result(ROLE_BUILD + "Build each platform", "podman1")["results"]
+        assert all(r["changed"] and r["cmd"][:2] == ["podman", "build"] for r in built), built
+        assert first.result(ROLE_BUILD + "Build each platform", "docker1")["results"][0]["cmd"][:2] == ["/usr/bin/docker", "build"]
+        pushes = first.result(ROLE_BUILD + "Push the images the registry does not hold", "podman1")["results"]
+        assert all(r["cmd"][:2] == ["podman", "push"] and "--tls-verify=false" in r["cmd"] for r in pushes), pushes
+        digests = {}
+        for host in ("podman1", "docker1"):
+            for result in first.result(ROLE_BUILD + "Report the per-platform digests", host)["ansible_facts"]["build_images_results"]:
+                digests[result["platform"]] = result["digest"]
+        assert sorted(digests) == sorted(PODMAN_PLATFORMS + DOCKER_PLATFORMS)
+        assert all(d.startswith("sha256:") for d in digests.values())
 
-    # The index, read from the registry itself: both platforms, with the digests pushed.
-    index = requests.get(f"{registry.url}/v2/{REPOSITORY}/manifests/1.0",
-                         headers={"Accept": ALL_MANIFEST_TYPES}, timeout=10).json()
-    found = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in index["manifests"]}
-    assert found == digests
-    # Each pushed image is of its platform (config read from the registry).
-    for platform, digest in digests.items():
-        manifest = requests.get(f"{registry.url}/v2/{REPOSITORY}/manifests/{digest}",
-                                headers={"Accept": ALL_MANIFEST_TYPES}, timeout=10).json()
-        config = requests.get(f"{registry.url}/v2/{REPOSITORY}/blobs/{manifest['config']['digest']}", timeout=10).json()
-        assert config["architecture"] == platform.split("/")[1]
-    # The architecture checks ran with podman: uname -m in each image, before pushing and before publishing.
-    unames = first.result(ROLE_PUBLISH + "Run uname -m in each platform's image on the host that built it")["results"]
-    assert sorted((r["item"]["platform"], r["cmd"][0], r["stdout"]) for r in unames) == [
-        ("linux/amd64", "podman", "x86_64"), ("linux/arm64", "podman", "aarch64")]
-    ran = first.result(ROLE_PUBLISH + "Run each platform on the build host that built it")["results"]
-    assert sorted(r["stdout"].strip() for r in ran) == ["aarch64", "x86_64"]
+        # The index, read from the registry itself: every platform, with the digest its host pushed.
+        index = requests.get(f"{registry.url}/v2/{REPOSITORY}/manifests/1.0",
+                             headers={"Accept": ALL_MANIFEST_TYPES}, timeout=10).json()
+        found = {"/".join([m["platform"]["os"], m["platform"]["architecture"]]
+                          + ([m["platform"]["variant"]] if m["platform"].get("variant") else [])): m["digest"]
+                 for m in index["manifests"]}
+        assert found == digests
+        # Each pushed image is of its platform (config read from the registry).
+        for platform, digest in digests.items():
+            manifest = requests.get(f"{registry.url}/v2/{REPOSITORY}/manifests/{digest}",
+                                    headers={"Accept": ALL_MANIFEST_TYPES}, timeout=10).json()
+            config = requests.get(f"{registry.url}/v2/{REPOSITORY}/blobs/{manifest['config']['digest']}", timeout=10).json()
+            assert config["architecture"] == platform.split("/")[1]
+        # The architecture checks ran with each host's engine: uname -m in each image, before publishing.
+        unames = first.result(ROLE_PUBLISH + "Run uname -m in each platform's image on the host that built it")["results"]
+        assert sorted((r["item"]["platform"], r["cmd"][0], r["stdout"]) for r in unames) == [
+            ("linux/amd64", "podman", "x86_64"), ("linux/arm/v7", "/usr/bin/docker", "armv7l"),
+            ("linux/arm64", "podman", "aarch64")]
+        ran = first.result(ROLE_PUBLISH + "Run each platform on the build host that built it")["results"]
+        assert sorted(r["stdout"].strip() for r in ran) == ["aarch64", "armv7l", "x86_64"]
 
-    # An unchanged re-run: nothing changed, nothing written to the registry.
-    mark = len(registry.access_log())
-    second = playbook(BUILD_AND_PUBLISH, extra_vars=extra("1.0"))
-    assert second.rc == 0 and second.changed_total() == 0, second.output
-    assert writes(registry, mark) == []
-    recheck = playbook(BUILD_AND_PUBLISH, extra_vars=extra("1.0"), check=True)
-    assert recheck.rc == 0 and recheck.changed_total() == 0, recheck.output
+        # An unchanged re-run: nothing changed, nothing written to the registry.
+        mark = len(registry.access_log())
+        second = playbook(FLEET_PLAYBOOK, inventory=inventory("1.0", daemon))
+        assert second.rc == 0 and second.changed_total() == 0, second.output
+        assert writes(registry, mark) == []
+        recheck = playbook(FLEET_PLAYBOOK, inventory=inventory("1.0", daemon), check=True)
+        assert recheck.rc == 0 and recheck.changed_total() == 0, recheck.output
 
 
 @needs_podman
