@@ -300,5 +300,5 @@ def test_repository_exists_is_one_tag_list_request_and_only_a_404_says_no():
     assert client.repository_exists(REF) is True
     assert client.repository_exists(parse_reference("registry.example/team/gone:1")) is False
     assert client.repository_exists(parse_reference("registry.example/team/odd:1")) is True
-    assert [s[1] for s in script.sent if "tags" in s[1]] == ["/v2/team/app/tags/list", "/v2/team/gone/tags/list",
-                                                            "/v2/team/odd/tags/list"]
+    listed = [sent[1] for sent in script.sent if "tags" in sent[1]]
+    assert listed == ["/v2/team/app/tags/list", "/v2/team/gone/tags/list", "/v2/team/odd/tags/list"]
