@@ -23,7 +23,7 @@ import argparse
 import os
 import time
 
-from benchlib import Measurement, concurrently, measure, ratio, run_command, \
+from benchlib import Measurement, concurrently, measure, median, ratio, run_command, \
     timed_playbook, verdict, write_results
 from harness.ansible_run import play
 from harness.images import DOCKER_CLI, PushClient, docker_cli_env, push_image
@@ -34,7 +34,7 @@ PLATFORM_TAGS = {"amd64": "linux/amd64", "arm64": "linux/arm64/v8", "armv7": "li
                  "ppc64le": "linux/ppc64le"}
 RELEASE_TAG = "1.0"
 TARGET_VS_DOCKER = 10.0
-WIDE = 16   # the one-task contender again with this concurrency (the default is 8), into release-wide/
+WIDE = 32   # the one-task contender again with this concurrency (the default is 16), into release-wide/
 
 
 def seed(registry: Registry, apps: int) -> dict[str, dict[str, str]]:
@@ -61,12 +61,14 @@ def sources(host: str, app: str) -> list[str]:
 
 
 def publish_with_module(host: str, apps: list[str], expect_changed: bool,
-                        batch: bool, concurrency: int | None = None) -> tuple[list[dict], float]:
+                        batch: bool, concurrency: int | None = None,
+                        repository: str | None = None) -> tuple[list[dict], float]:
     """One playbook with one task: all apps in ``indexes`` (batch), or a loop of one app per item.
 
-    Returns (each app's result, task seconds). Targets are per contender, so both publish from scratch.
+    Returns (each app's result, task seconds). Targets are per contender, so both publish from scratch;
+    ``repository`` overrides the contender's repository prefix (the repeated first runs).
     """
-    repository = ("release-wide" if concurrency else "release") if batch else "release-loop"
+    repository = repository or (("release-wide" if concurrency else "release") if batch else "release-loop")
     items = [{"name": f"{host}/{repository}/{app}:{RELEASE_TAG}", "sources": sources(host, app)} for app in apps]
     if batch:
         options = {"concurrency": concurrency} if concurrency else {}
@@ -102,7 +104,7 @@ def check_published(registry: Registry, builds: dict[str, dict[str, str]]) -> No
                     raise RuntimeError(f"{repository}:{RELEASE_TAG} does not hold the builds of {app}")
 
 
-def run(apps: int = 20, delay: float = 0.02) -> dict:
+def run(apps: int = 20, delay: float = 0.02, repeat: int = 3) -> dict:
     with Registry() as registry:
         started = time.monotonic()
         builds = seed(registry, apps)
@@ -122,11 +124,26 @@ def run(apps: int = 20, delay: float = 0.02) -> dict:
                         publish_with_module(host, names, expect, batch, concurrency))
                     ours.module_seconds = task_seconds
                     contenders.append(ours)
+                if expect_changed and repeat > 1:
+                    # The one-task first run again into fresh repositories: the median of all its runs counts.
+                    samples = [contenders[0]]
+                    for round_number in range(1, repeat):
+                        again, (results, task_seconds) = measure(
+                            f"docker_manifest_create one task, indexes, {run_name}", proxy,
+                            lambda round_number=round_number: publish_with_module(
+                                host, names, True, True, None, f"release-r{round_number}"))
+                        again.module_seconds = task_seconds
+                        samples.append(again)
+                    first_samples = [m.seconds for m in samples]
+                    contenders[0] = median(samples)
                 docker = measure(f"docker manifest create + push, {run_name}", proxy,
                                  lambda: publish_with_docker(host, names))[0]
                 measurements[run_name] = (*contenders, docker)
         check_published(registry, builds)
-    return summarise(apps, delay, seed_seconds, measurements)
+    results = summarise(apps, delay, seed_seconds, measurements)
+    if repeat > 1:
+        results["samples"] = {"first_run_one_task_seconds": first_samples}
+    return results
 
 
 def summarise(apps: int, delay: float, seed_seconds: float,
@@ -163,9 +180,12 @@ def summarise(apps: int, delay: float, seed_seconds: float,
 
 def markdown(results: dict) -> str:
     count = results["publishes"]
+    samples = (results.get("samples") or {}).get("first_run_one_task_seconds")
     lines = [f"Publishing {count} images of {results['platforms_per_publish']} platforms each "
              f"(cross-repository sources), {results['delay_seconds'] * 1000:.0f} ms per request at the proxy "
-             f"(load average {results['load_average_1min']:.1f} after the run):", "",
+             f"(load average {results['load_average_1min']:.1f} after the run)"
+             + (f"; the one-task first run is the median of {len(samples)} runs "
+                f"({', '.join(f'{s:.2f}' for s in samples)} s)" if samples else "") + ":", "",
              "| Contender | Wall time (s) | Requests / publish | Manifest req. / publish | HEAD manifest / publish "
              "| Writes / publish | Requests by kind (total) |",
              "|---|---:|---:|---:|---:|---:|---|"]
@@ -201,8 +221,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--apps", type=int, default=20, help="multi-arch images to publish (default 20)")
     parser.add_argument("--delay", type=float, default=0.02, help="seconds the proxy waits per request")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="first runs of the one-task contender (into fresh repositories); the median counts")
     args = parser.parse_args()
-    results = run(args.apps, args.delay)
+    results = run(args.apps, args.delay, args.repeat)
     path = write_results("create", results)
     print(markdown(results))
     print(f"\n(results written to {path})")

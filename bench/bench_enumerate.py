@@ -31,7 +31,7 @@ from harness.registry import Registry
 
 PLATFORMS = ("linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/ppc64le")
 TARGET_VS_SKOPEO = 10.0
-WIDE = 16   # a second run of the module with this concurrency (the default is 8), for comparison
+WIDE = 32   # a second run of the module with this concurrency (the default is 16), for comparison
 
 
 def tag_names(count: int) -> list[str]:

@@ -36,7 +36,7 @@ TAG = "1.0"
 TARGET_VS_DOCKER = 25.0
 TARGET_VS_SKOPEO = 6.0
 TARGET_ABOVE_NOOP = 0.6
-WIDE = 16   # a second run of the module with this concurrency (the default is 8), for comparison
+WIDE = 32   # a second run of the module with this concurrency (the default is 16), for comparison
 TARGET_MANIFEST_PER_REF = 1.05
 
 
