@@ -80,16 +80,11 @@ class Batch:
         """Apply ``plan``; a merge is then read back and redone until what it added is in the index."""
         job, publisher = pair
         publisher.apply(plan)
-        plan.rewrites = 0
-        if self.options["mode"] == "merge" and plan.changed:
-            options = self.options
-            rewrites, final = publisher.converge(plan, lambda: publisher.plan(
-                job.sources, "merge", options["media_type"], job.annotations, options["attestations"]))
-            if rewrites:
-                final.rewrites = rewrites
-                final.tags_to_write = final.tags_to_write or plan.tags_to_write
-                return final
-        return plan
+        if self.options["mode"] != "merge" or not plan.changed:
+            return plan
+        options = self.options
+        return publisher.converge(plan, lambda: publisher.plan(job.sources, "merge", options["media_type"],
+                                                               job.annotations, options["attestations"]))
 
     def result_of(self, publisher, plan):
         result = {
@@ -98,12 +93,12 @@ class Batch:
             "media_type": plan.media_type,
             "manifest": plan.document,
             "platforms": index_facts(plan.document)["platforms"],
-            "written_tags": [r.canonical for r in plan.tags_to_write],
+            "written_tags": [r.canonical for r in plan.written_tags],
             "copied": publisher.copied,
         }
         if publisher.referrer_copy is not None:
             result["referrers_copied"] = copied_facts(getattr(plan, "referrers", None) or [])
-        if getattr(plan, "rewrites", 0):
+        if plan.rewrites:
             result["merge_rewrites"] = plan.rewrites
         if self.diff:
             result["diff"] = {

@@ -78,6 +78,13 @@ class Plan:
         self.existing = existing                    # ManifestResponse of the main tag, or None
         self.existing_document = existing_document
         self.tags_to_write = tags_to_write          # ImageReferences (main tag first) that must be written
+        self.rewrites = 0                           # merges done again after another writer (Publisher.converge)
+        self.tags_written = None                    # set by Publisher.converge: the tags of every round
+
+    @property
+    def written_tags(self):
+        """The tags this plan's run wrote: those of every round when the merge was done again."""
+        return self.tags_written if self.tags_written is not None else self.tags_to_write
 
     @property
     def changed(self):
@@ -152,7 +159,8 @@ class Publisher:
                  clock=time.monotonic):
         """After a merge wrote ``plan``: make sure what it added is still in the index.
 
-        Returns ``(rewrites, plan)``: how often the merge was done again, and the plan written last.
+        Returns the plan written last, with ``rewrites`` (how often the merge was done again) and
+        ``tags_written`` (the tags written in any round, in order) set.
         Registries have no conditional PUT, so another writer that read the index before this write
         can replace it without this run's entries. The tag is read back twice: after ``settle``
         seconds, or twice this run's own read-modify-write window (from reading the index to the end
@@ -170,6 +178,7 @@ class Publisher:
         settle = MERGE_SETTLE if settle is None else settle
         sleep = sleep or time.sleep
         rewrites = 0
+        written = list(plan.tags_to_write)
 
         def wait_for(current_plan):
             window = max(0.0, clock() - getattr(current_plan, "read_at", clock()))
@@ -199,12 +208,14 @@ class Publisher:
             try:
                 plan = replan()
                 self.apply(plan)
+                written.extend(tag for tag in plan.tags_to_write if tag not in written)
             except RegistryError as exc:
                 if not _transient(exc) or rewrites >= attempts:
                     raise
             wait = wait_for(plan)
             checks = [wait, wait * 3]
-        return rewrites, plan
+        plan.rewrites, plan.tags_written = rewrites, written
+        return plan
 
     def _still_listed(self, plan):
         """Whether the tag holds ``plan``'s index, or an index listing every entry ``plan`` added."""

@@ -237,9 +237,10 @@ def test_a_merge_another_writer_replaced_is_merged_again(registry):
         if not clobbered:                              # it writes the index it built from the stale read
             registry.repo(target).tags["1.0"] = stale
             clobbered.append(seconds)
-    rewrites, final = publisher.converge(plan, lambda: publisher.plan(sources, mode="merge"),
-                                         settle=0.1, sleep=another_writer_finishes, jitter=lambda: 0.0)
-    assert clobbered == [0.1] and rewrites == 1
+    final = publisher.converge(plan, lambda: publisher.plan(sources, mode="merge"),
+                               settle=0.1, sleep=another_writer_finishes, jitter=lambda: 0.0)
+    assert clobbered == [0.1] and final.rewrites == 1
+    assert [r.canonical for r in final.written_tags] == [REG + "/team/app:1.0"]
     document = json.loads(registry.repo(target).manifests[registry.repo(target).tags["1.0"]][1])
     assert [m["platform"]["architecture"] for m in document["manifests"]] == ["amd64", "arm64"]
     assert final.digest == registry.repo(target).tags["1.0"]
@@ -278,9 +279,9 @@ def test_a_read_back_that_meets_a_server_error_checks_again(registry, monkeypatc
             raise RegistryError("reading back the merged index failed: 500 UNKNOWN", status=500)
         return real_get(reference, *args, **kwargs)
     monkeypatch.setattr(registry, "get_manifest", flaky_get)
-    rewrites, final = publisher.converge(plan, lambda: publisher.plan(sources, mode="merge"), settle=0.1,
-                                         sleep=lambda seconds: None, jitter=lambda: 0.0)
-    assert failures and rewrites == 1 and final.digest == registry.repo(target).tags["1.0"]
+    final = publisher.converge(plan, lambda: publisher.plan(sources, mode="merge"), settle=0.1,
+                               sleep=lambda seconds: None, jitter=lambda: 0.0)
+    assert failures and final.rewrites == 1 and final.digest == registry.repo(target).tags["1.0"]
 
 
 def test_a_read_back_error_that_is_not_transient_fails_at_once(registry, monkeypatch):
@@ -321,9 +322,8 @@ def test_read_back_waits_grow_with_the_write_window_and_back_offs_are_jittered(r
         fresh = publisher.plan(sources, mode="merge")
         fresh.read_at = 100.0
         return fresh
-    rewrites, final = publisher.converge(plan, replan, sleep=clobber_twice, jitter=lambda: 0.5,
-                                         clock=lambda: 101.5)
-    assert rewrites == 2 and final.digest == registry.repo(target).tags["1.0"]
+    final = publisher.converge(plan, replan, sleep=clobber_twice, jitter=lambda: 0.5, clock=lambda: 101.5)
+    assert final.rewrites == 2 and final.digest == registry.repo(target).tags["1.0"]
     # check 3.0 s (+25 % jitter), back-off 3.0 x 0.5, check, back-off 3.0 x 2 x 0.5, check, check x 3 (capped)
     assert slept == [3.75, 1.5, 3.75, 3.0, 3.75, 8.0]
 
