@@ -235,6 +235,10 @@ class Transport:
         then returns ``(response, body)`` (body None for other statuses) and raises BrokenBodyError
         when every attempt broke. Transport errors that outlast the retries become a RegistryError
         naming the request, unless ``wrap_errors`` is false (discovery inspects them).
+
+        With ``max_in_flight`` set, each attempt holds one of that many slots for the request and,
+        with ``read_body``, its body; back-offs hold none. A streamed body read after the call
+        returns (``stream=True`` without ``read_body``) is read outside the slot.
         """
         attempt = 0
         while True:
