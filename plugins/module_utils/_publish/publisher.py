@@ -78,6 +78,7 @@ class Plan:
         self.existing = existing                    # ManifestResponse of the main tag, or None
         self.existing_document = existing_document
         self.tags_to_write = tags_to_write          # ImageReferences (main tag first) that must be written
+        self.read_at = None                         # time.monotonic() when Publisher.plan read the tag
         self.rewrites = 0                           # merges done again after another writer (Publisher.converge)
         self.tags_written = None                    # set by Publisher.converge: the tags of every round
 
@@ -166,8 +167,8 @@ class Publisher:
         seconds, or twice this run's own read-modify-write window (from reading the index to the end
         of the PUT; another writer on the same machine needs about as long) when that is longer, and
         again after three times that; each wait gets up to 50 % jitter. When an entry this run added
-        is missing, the run backs off a random time between 0 and the wait times 2**rewrites ("full
-        jitter", so writers that collided do not meet again in step), merges again from what is
+        is missing, the run backs off a random time between 0 and the wait, doubled after each further
+        loss ("full jitter", so writers that collided do not meet again in step), merges again from what is
         there (``replan()``, then apply) and checks again, up to ``attempts`` times. A read-back or
         re-merge that fails with a server error or a broken connection (a registry on filesystem
         storage can answer 500 while another PUT rewrites the tag) counts as one of those attempts.
@@ -181,7 +182,8 @@ class Publisher:
         written = list(plan.tags_to_write)
 
         def wait_for(current_plan):
-            window = max(0.0, clock() - getattr(current_plan, "read_at", clock()))
+            now = clock()
+            window = max(0.0, now - (current_plan.read_at if current_plan.read_at is not None else now))
             return min(MERGE_WAIT_CAP, max(settle, 2 * window))
 
         wait = wait_for(plan)
