@@ -23,7 +23,7 @@ import argparse
 import os
 import time
 
-from benchlib import Measurement, concurrently, measure, median, ratio, run_command, \
+from benchlib import Measurement, concurrently, contender_name, measure, median, ratio, run_command, \
     timed_playbook, verdict, write_results
 from harness.ansible_run import play
 from harness.images import DOCKER_CLI, PushClient, docker_cli_env, push_image
@@ -192,9 +192,7 @@ def markdown(results: dict) -> str:
     for contenders in results["runs"].values():
         for contender in contenders:
             per = contender["per_unit"]
-            name = contender["name"]
-            if contender["module_seconds"] is not None:
-                name += f" (task alone: {contender['module_seconds']:.2f} s)"
+            name = contender_name(contender)
             kinds = ", ".join(f"{key} {n}" for key, n in contender["requests"].items())
             lines.append(f"| {name} | {contender['seconds']:.2f} | {per['total']:.2f} | {per['manifest']:.2f} | "
                          f"{contender['requests'].get('HEAD manifest', 0) / count:.2f} | {per['writes']:.2f} "

@@ -22,8 +22,8 @@ import json
 import os
 import time
 
-from benchlib import Measurement, concurrently, measure, median, paired_difference, ratio, run_command, \
-    timed_playbook, verdict, write_results
+from benchlib import Measurement, concurrently, contender_name, interleaved_rounds, measure, median, noop_playbook, \
+    paired_difference, ratio, run_command, timed_playbook, verdict, write_results
 from harness.ansible_run import play, task
 from harness.images import push_image, push_index
 from harness.proxy import Proxy
@@ -58,19 +58,14 @@ def seed(registry: Registry, repositories: int, tags: int) -> dict[str, str]:
 
 
 def with_module(host: str, repositories: list[str], concurrency: int | None = None
-                ) -> tuple[dict[str, str], float, dict]:
-    """One ansible-playbook run, one task; returns (digests by repository:tag, task seconds, registry_stats)."""
+                ) -> tuple[tuple[dict[str, str], dict], float]:
+    """One ansible-playbook run, one task; returns ((digests by repository:tag, registry_stats), task seconds)."""
     options = {"concurrency": concurrency} if concurrency else {}
     run, timings = timed_playbook(play(task("enumerate", "docker_manifest_info", digest_only=True,
                                             repositories=[f"{host}/{name}" for name in repositories], **options)))
     result = run.result("enumerate")
     digests = {entry["canonical"].split("/", 1)[1]: entry["digest"] for entry in result["images"]}
-    return digests, timings["enumerate"], result["registry_stats"]
-
-
-def noop_playbook() -> float:
-    """A playbook with one ``ansible.builtin.ping`` task; returns the task's own seconds."""
-    return timed_playbook(play({"name": "noop", "ansible.builtin.ping": {}}))[1]["noop"]
+    return (digests, result["registry_stats"]), timings["enumerate"]
 
 
 def with_skopeo(host: str, repositories: list[str]) -> dict[str, str]:
@@ -91,25 +86,21 @@ def run(repositories: int = 40, tags: int = 25, delay: float = 0.02, repeat: int
         seed_seconds = time.monotonic() - started
         names = sorted({key.split(":")[0] for key in seeded})
         with Proxy(registry, delay=delay) as proxy:
-            ours_runs, noop_runs, wide_runs = [], [], []
             # The cheap contenders run `repeat` times, interleaved with each other; the median counts.
-            for _round in range(repeat):
-                noop, task_seconds = measure("no-op ansible-playbook (one ping task)", proxy, noop_playbook)
-                noop.module_seconds = task_seconds
-                noop_runs.append(noop)
-                ours, (digests, task_seconds, stats) = measure(
-                    "docker_manifest_info (repositories, digest_only; one task)", proxy,
-                    lambda: with_module(proxy.host, names))
-                ours.module_seconds = task_seconds
-                ours.extra["registry_stats"] = stats
-                ours_runs.append(ours)
-                wide, (wide_digests, task_seconds, _stats) = measure(
-                    f"docker_manifest_info (repositories, digest_only; one task, concurrency: {WIDE})", proxy,
-                    lambda: with_module(proxy.host, names, WIDE))
-                wide.module_seconds = task_seconds
-                wide_runs.append(wide)
-                if digests != seeded or wide_digests != seeded:
+            labels = ("no-op ansible-playbook (one ping task)",
+                      "docker_manifest_info (repositories, digest_only; one task)",
+                      f"docker_manifest_info (repositories, digest_only; one task, concurrency: {WIDE})")
+            rounds = interleaved_rounds(repeat, proxy, [
+                (labels[0], noop_playbook),
+                (labels[1], lambda: with_module(proxy.host, names)),
+                (labels[2], lambda: with_module(proxy.host, names, WIDE))])
+            noop_runs, ours_runs, wide_runs = ([measured for measured, _value in rounds[label]] for label in labels)
+            for measured, (digests, stats) in rounds[labels[1]]:
+                measured.extra["registry_stats"] = stats
+                if digests != seeded:
                     raise RuntimeError("docker_manifest_info did not report every seeded tag with its digest")
+            if any(digests != seeded for _measured, (digests, _stats) in rounds[labels[2]]):
+                raise RuntimeError("docker_manifest_info did not report every seeded tag with its digest")
             skopeo, skopeo_digests = measure("skopeo list-tags + inspect --raw loop", proxy,
                                              lambda: with_skopeo(proxy.host, names))
             if skopeo_digests != seeded:
@@ -157,9 +148,7 @@ def markdown(results: dict) -> str:
              "|---|---:|---:|---:|---|"]
     for contender in results["contenders"]:
         per = contender["per_unit"]
-        name = contender["name"]
-        if contender["module_seconds"] is not None:
-            name += f" (task alone: {contender['module_seconds']:.2f} s)"
+        name = contender_name(contender)
         kinds = ", ".join(f"{key} {n}" for key, n in contender["requests"].items()) or "none"
         lines.append(f"| {name} | {contender['seconds']:.2f} | {per['total']:.2f} | {per['manifest']:.2f} | {kinds} |")
     ratios, targets = results["ratios"], results["targets"]

@@ -24,8 +24,8 @@ import os
 import hashlib
 import time
 
-from benchlib import Measurement, concurrently, measure, median, paired_difference, ratio, run_command, \
-    timed_playbook, verdict, write_results
+from benchlib import Measurement, concurrently, contender_name, interleaved_rounds, measure, median, noop_playbook, \
+    paired_difference, ratio, run_command, timed_playbook, verdict, write_results
 from harness.ansible_run import play, task
 from harness.images import DOCKER_CLI, docker_cli_env, push_image, push_index
 from harness.proxy import Proxy
@@ -70,11 +70,6 @@ def inspect_with_module(references: list[str], concurrency: int | None = None) -
     return result, timings["inspect"]
 
 
-def noop_playbook() -> float:
-    """A playbook with one ``ansible.builtin.ping`` task; returns the task's own seconds."""
-    return timed_playbook(play({"name": "noop", "ansible.builtin.ping": {}}))[1]["noop"]
-
-
 def inspect_with_docker(references: list[str], proxy_host: str) -> None:
     # One throwaway DOCKER_CONFIG for the loop: `manifest inspect` of a remote list uses no cache.
     with docker_cli_env(proxy_host) as env:
@@ -96,21 +91,16 @@ def run(images: int = 100, delay: float = 0.02, repeat: int = 3) -> dict:
         seed_seconds = time.monotonic() - started
         with Proxy(registry, delay=delay) as proxy:
             references = [f"{proxy.host}/{repository}:{TAG}" for repository in repositories]
-            ours_runs, noop_runs, wide_runs = [], [], []
-            for _round in range(repeat):
-                noop, task_seconds = measure("no-op ansible-playbook (one ping task)", proxy, noop_playbook)
-                noop.module_seconds = task_seconds
-                noop_runs.append(noop)
-                ours, (module_result, task_seconds) = measure(
-                    "docker_manifest_info (one task)", proxy, lambda: inspect_with_module(references))
-                ours.module_seconds = task_seconds
-                ours.extra["registry_stats"] = module_result["registry_stats"]
-                ours_runs.append(ours)
-                wide, (_result, task_seconds) = measure(
-                    f"docker_manifest_info (one task, concurrency: {WIDE})", proxy,
-                    lambda: inspect_with_module(references, WIDE))
-                wide.module_seconds = task_seconds
-                wide_runs.append(wide)
+            labels = ("no-op ansible-playbook (one ping task)", "docker_manifest_info (one task)",
+                      f"docker_manifest_info (one task, concurrency: {WIDE})")
+            rounds = interleaved_rounds(repeat, proxy, [
+                (labels[0], noop_playbook),
+                (labels[1], lambda: inspect_with_module(references)),
+                (labels[2], lambda: inspect_with_module(references, WIDE))])
+            noop_runs, ours_runs, wide_runs = ([measured for measured, _value in rounds[label]] for label in labels)
+            module_result = rounds[labels[1]][-1][1]
+            for measured, result in rounds[labels[1]]:
+                measured.extra["registry_stats"] = result["registry_stats"]
             docker = measure("docker manifest inspect loop", proxy,
                              lambda: inspect_with_docker(references, proxy.host))[0]
             skopeo, skopeo_digests = measure("skopeo inspect --raw loop", proxy,
@@ -174,10 +164,7 @@ def markdown(results: dict) -> str:
              "|---|---:|---:|---:|---:|"]
     for contender in results["contenders"]:
         per = contender["per_unit"]
-        name = contender["name"]
-        if contender["module_seconds"] is not None:
-            name += f" (task alone: {contender['module_seconds']:.2f} s)"
-        lines.append(f"| {name} | {contender['seconds']:.2f} | {per['total']:.2f} | {per['manifest']:.2f} | "
+        lines.append(f"| {contender_name(contender)} | {contender['seconds']:.2f} | {per['total']:.2f} | {per['manifest']:.2f} | "
                      f"{contender['total_requests']} |")
     ratios, targets = results["ratios"], results["targets"]
     lines += ["", "| Target | Wanted | Whole ansible-playbook | Task alone | Verdict |", "|---|---:|---:|---:|---|",

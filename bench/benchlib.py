@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 HARNESS_PARENT = REPO / "tests" / "integration"
 sys.path.insert(0, str(HARNESS_PARENT))
 
-from harness.ansible_run import HARNESS, PlaybookRun, run_playbook  # noqa: E402
+from harness.ansible_run import HARNESS, PlaybookRun, play, run_playbook  # noqa: E402
 
 RESULTS_DIR = REPO / "build" / "bench"
 TIMER_CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
@@ -69,6 +69,37 @@ def measure(name: str, proxy, action: Callable[[], T]) -> tuple[Measurement, T]:
     measurement = Measurement(name=name, seconds=seconds, requests=requests, total_requests=proxy.count(),
                               manifest_requests=proxy.count(kind="manifest"), writes=proxy.writes)
     return measurement, value
+
+
+def noop_playbook() -> tuple[None, float]:
+    """A playbook with one ``ansible.builtin.ping`` task, the cheapest task that runs a module.
+
+    Returns ``(None, task seconds)``, the shape :func:`interleaved_rounds` takes.
+    """
+    return None, timed_playbook(play({"name": "noop", "ansible.builtin.ping": {}}))[1]["noop"]
+
+
+def interleaved_rounds(repeat: int, proxy, contenders: list[tuple[str, Callable[[], tuple[T, float]]]]
+                       ) -> dict[str, list[tuple[Measurement, T]]]:
+    """Run each contender once per round, ``repeat`` rounds, one after the other, so load hits them alike.
+
+    ``contenders`` is ``[(label, function)]``; ``function()`` returns ``(value, task seconds)``. Returns
+    ``{label: [(Measurement, value), ...]}`` in round order, each Measurement with ``module_seconds``.
+    """
+    runs: dict[str, list[tuple[Measurement, T]]] = {label: [] for label, _function in contenders}
+    for _round in range(repeat):
+        for label, function in contenders:
+            measured, (value, task_seconds) = measure(label, proxy, function)
+            measured.module_seconds = task_seconds
+            runs[label].append((measured, value))
+    return runs
+
+
+def contender_name(contender: dict) -> str:
+    """A contender's name for a Markdown row, with the task's own time when it ran in ansible-playbook."""
+    if contender["module_seconds"] is None:
+        return contender["name"]
+    return f"{contender['name']} (task alone: {contender['module_seconds']:.2f} s)"
 
 
 def timed_playbook(playbook_text: str) -> tuple[PlaybookRun, dict[str, float]]:
