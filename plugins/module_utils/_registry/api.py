@@ -332,7 +332,7 @@ class RegistryClient(BlobsMixin):
         return error
 
     def write_error(self, response, what, ref):
-        """A RegistryError for a failed write (see _write_error), for the helpers in tags.py."""
+        """A RegistryError for a failed write (see _write_error), for the helpers in tags.py and referrers.py."""
         return self._write_error(response, what, ref)
 
 

@@ -160,7 +160,7 @@ class Referrers:
                                        headers={"Content-Type": media_type}, data=body)
         response.close()
         if response.status_code not in (200, 201, 202):
-            raise self.client._write_error(response, "writing referrer %s" % ref.canonical, ref)
+            raise self.client.write_error(response, "writing referrer %s" % ref.canonical, ref)
         indexed = bool(response.headers.get("OCI-Subject"))
         with self._lock:
             self._api.setdefault(registry_key(target.registry), indexed)
