@@ -19,10 +19,9 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 # OptionError lives in _errors (raising it needs no AnsibleModule); _module.OptionError is that same class.
-from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError, PlanError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import CredentialError, DockerConfig
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import ReferenceError, parse_reference
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index import PlanError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.api import (
     HAS_REQUESTS,

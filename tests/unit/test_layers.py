@@ -88,3 +88,9 @@ def test_every_module_utils_file_is_imported_by_a_unit_test():
         if name not in tests and not ("from %s import %s" % (package, leaf)) in tests:
             missing.append(str(path.relative_to(MODULE_UTILS)))
     assert missing == []
+
+
+def test_inspection_loads_no_index_assembly_or_publisher():
+    """docker_manifest_info's AnsiballZ payload carries only what it runs (PlanError lives in _errors)."""
+    loaded = loaded_by(MODULE_UTILS / "_inspect.py")
+    assert not [name for name in loaded if name.startswith((PACKAGE + "._oci.index", PACKAGE + "._publish"))]

@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import json
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import PlanError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import (
     REFERENCE_DIGEST_ANNOTATION,
     REFERENCE_TYPE_ANNOTATION,
@@ -35,10 +36,6 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media imp
 )
 
 _PLATFORM_KEYS = ("architecture", "os", "os.version", "os.features", "variant", "features")
-
-
-class PlanError(ValueError):
-    """The sources cannot make a valid index; the message names the sources involved."""
 
 
 class Entry:
