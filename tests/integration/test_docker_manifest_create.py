@@ -87,6 +87,23 @@ def test_check_mode_writes_nothing_and_predicts_the_digest(playbook, open_regist
         assert real["digest"] == predicted["digest"]
 
 
+def test_concurrency_counts_requests_in_flight_across_the_indexes_of_a_batch(playbook, open_registry):
+    """At most ``concurrency`` requests at once, whichever index they belong to, and no slot left idle:
+    five indexes of two sources each keep eight slots busy (a share per index gave them one each)."""
+    with Proxy(open_registry, delay=0.05) as proxy:
+        h = proxy.host
+        sources = [f"{h}/fixtures/single:amd64", f"{h}/fixtures/single:arm64"]
+        indexes = [{"name": f"{h}/{unique('inflight/app')}:1", "sources": sources} for _index in range(5)]
+        run = playbook(play(task("publish", "docker_manifest_create", indexes=indexes, concurrency=8)))
+        assert run.rc == 0, run.output
+        assert 6 <= proxy.most_in_flight <= 8, proxy.most_in_flight
+        proxy.reset()
+        again = playbook(play(task("publish", "docker_manifest_create", indexes=[
+            {"name": f"{h}/{unique('inflight/narrow')}:1", "sources": sources} for _index in range(5)], concurrency=3)))
+        assert again.rc == 0, again.output
+        assert 1 <= proxy.most_in_flight <= 3, proxy.most_in_flight
+
+
 def test_same_sources_same_digest_in_any_repository(playbook, open_registry):
     h = open_registry.host
     sources = [f"{h}/fixtures/single:arm64", f"{h}/fixtures/single:amd64"]

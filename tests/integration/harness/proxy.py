@@ -5,7 +5,7 @@ references); it forwards every request to the registry over keep-alive HTTP/1.1
 connections, streaming bodies both ways (Content-Length or chunked), and:
 
 * counts requests by ``(method, kind)`` with kind one of ``manifest``, ``blob``, ``upload``,
-  ``token`` or ``other`` (``counts``, ``writes``, ``count()``, ``reset()``, ``log``);
+  ``token`` or ``other`` (``counts``, ``writes``, ``count()``, ``reset()``, ``log``, ``most_in_flight``);
 * sleeps ``delay`` seconds before forwarding each request, to model a remote registry;
 * rewrites absolute ``Location`` headers that point at the registry so they point at the
   proxy (distribution sends absolute upload URLs);
@@ -194,6 +194,8 @@ class Proxy:
         self._lock = threading.Lock()
         self.counts: Counter[tuple[str, str]] = Counter()
         self.log: list[LoggedRequest] = []
+        self.in_flight = 0           # requests being handled now (from arrival, through the delay, to the answer)
+        self.most_in_flight = 0      # the most at once since the last reset()
         self._sequence = 0
         self._connections: set[socket.socket] = set()
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
@@ -231,6 +233,7 @@ class Proxy:
             self.counts.clear()
             self.log.clear()
             self._sequence = 0
+            self.most_in_flight = self.in_flight
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -310,6 +313,16 @@ class Proxy:
 
             # -- one request ------------------------------------------------------------
             def _forward(self) -> None:
+                with proxy._lock:
+                    proxy.in_flight += 1
+                    proxy.most_in_flight = max(proxy.most_in_flight, proxy.in_flight)
+                try:
+                    self._forward_one()
+                finally:
+                    with proxy._lock:
+                        proxy.in_flight -= 1
+
+            def _forward_one(self) -> None:
                 kind = path_kind(self.path)
                 upstream = proxy._token if kind == "token" and proxy._token else proxy._registry
                 request = ProxyRequest(self.command, self.path, kind, self.headers, proxy._next_number())
