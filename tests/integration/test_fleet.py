@@ -47,27 +47,13 @@ REPOSITORY = "fleet/app"
 SOURCE_URL = "https://git.example.com/fleet/app"
 REVISION = "0123456789abcdef"
 REPORT_TASK = "archfleet.multiarch.build_images : Report the per-platform digests"
-DOCKERFILE = """\
-FROM scratch
-ARG TARGETARCH
-ARG TARGETVARIANT
-COPY rootfs/${TARGETARCH}${TARGETVARIANT}/ /
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-RUN uname -m > /etc/machine
-CMD ["cat", "/etc/machine"]
-"""
 
 
 def write_context(directory: Path) -> Path:
     """A build context: a Dockerfile and one busybox rootfs per architecture."""
     binaries = {"linux/amd64": NATIVE_BUSYBOX}
     binaries.update({platform: fb.busybox(target) for platform, target in FOREIGN.items()})
-    for platform, binary in binaries.items():
-        bin_dir = directory / "rootfs" / "".join(platform.split("/")[1:]) / "bin"
-        bin_dir.mkdir(parents=True)
-        shutil.copy(binary, bin_dir / "busybox")
-    (directory / "Dockerfile").write_text(DOCKERFILE)
-    return directory
+    return fb.write_busybox_context(directory, binaries)
 
 
 class Fleet:

@@ -52,15 +52,6 @@ PODMAN_PLATFORMS = ["linux/amd64", "linux/arm64"]
 DOCKER_PLATFORMS = ["linux/arm/v7"]
 FLEET_PLAYBOOK = COLLECTION_ROOT / "playbooks" / "build_and_publish.yml"
 REPOSITORY = "podman/app"
-DOCKERFILE = """\
-FROM scratch
-ARG TARGETARCH
-ARG TARGETVARIANT
-COPY rootfs/${TARGETARCH}${TARGETVARIANT}/ /
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-RUN uname -m > /etc/machine
-CMD ["cat", "/etc/machine"]
-"""
 WRITES = {"PUT", "POST", "PATCH", "DELETE"}
 
 BUILD_AND_PUBLISH = """\
@@ -125,13 +116,8 @@ def registry():
 
 
 def write_context(directory: Path) -> Path:
-    for platform, binary in (("linux/amd64", NATIVE_BUSYBOX), ("linux/arm64", fb.busybox("aarch64")),
-                             ("linux/arm/v7", fb.busybox("arm"))):
-        bin_dir = directory / "rootfs" / "".join(platform.split("/")[1:]) / "bin"
-        bin_dir.mkdir(parents=True)
-        shutil.copy(binary, bin_dir / "busybox")
-    (directory / "Dockerfile").write_text(DOCKERFILE)
-    return directory
+    return fb.write_busybox_context(directory, {"linux/amd64": NATIVE_BUSYBOX, "linux/arm64": fb.busybox("aarch64"),
+                                                "linux/arm/v7": fb.busybox("arm")})
 
 
 def writes(registry: Registry, since: int) -> list:

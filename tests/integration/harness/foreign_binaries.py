@@ -163,6 +163,30 @@ def busybox_image_tar(target: str, tag: str, dest: Path) -> Path:
 
 # --- binfmt_misc state ---------------------------------------------------------
 
+# A build context that works for every platform without a registry: FROM scratch, the platform's busybox
+# (copied in by write_busybox_context) installs its applets, and the image records what `uname -m` said.
+BUSYBOX_DOCKERFILE = """\
+FROM scratch
+ARG TARGETARCH
+ARG TARGETVARIANT
+COPY rootfs/${TARGETARCH}${TARGETVARIANT}/ /
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN uname -m > /etc/machine
+CMD ["cat", "/etc/machine"]
+"""
+
+
+def write_busybox_context(directory: Path, binaries: dict) -> Path:
+    """A build context in ``directory``: BUSYBOX_DOCKERFILE and ``rootfs/<arch><variant>/bin/busybox``
+    for each ``{platform: busybox binary}``; returns ``directory``."""
+    for platform, binary in binaries.items():
+        bin_dir = directory / "rootfs" / "".join(platform.split("/")[1:]) / "bin"
+        bin_dir.mkdir(parents=True)
+        shutil.copy(binary, bin_dir / "busybox")
+    (directory / "Dockerfile").write_text(BUSYBOX_DOCKERFILE)
+    return directory
+
+
 def _read_entries() -> dict:
     entries = {}
     if not (BINFMT_DIR / "register").exists():
