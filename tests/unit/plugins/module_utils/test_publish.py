@@ -222,15 +222,25 @@ def test_deleter_reads_once_and_writes_nothing_for_a_missing_tag(registry):
     assert registry.writes() == [] and [c[0] for c in registry.calls] == ["get_manifest"]
 
 
-def test_a_merge_another_writer_replaced_is_merged_again(registry):
+def merge_written(registry):
+    """``builds/app:arm64`` merged into ``team/app:1.0`` (amd64) and written once, as converge receives it.
+
+    Returns ``(target, stale, publisher, sources, plan)``; ``stale`` is the digest the tag held before the
+    write (what a concurrent writer read).
+    """
     from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
     publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[:1])
     target = ref(REG + "/team/app:1.0")
+    stale = registry.repo(target).tags["1.0"]
     publisher = Publisher(registry, target)
     sources = [Source(REG + "/builds/app:arm64", ref(REG + "/builds/app:arm64"))]
     plan = publisher.plan(sources, mode="merge")
-    stale = registry.repo(target).tags["1.0"]          # what a concurrent writer read before our write
     publisher.apply(plan)
+    return target, stale, publisher, sources, plan
+
+
+def test_a_merge_another_writer_replaced_is_merged_again(registry):
+    target, stale, publisher, sources, plan = merge_written(registry)   # stale: what a concurrent writer read
     clobbered = []
 
     def another_writer_finishes(seconds):
@@ -247,14 +257,7 @@ def test_a_merge_another_writer_replaced_is_merged_again(registry):
 
 
 def test_a_merge_that_never_sticks_gives_up_with_a_clear_error(registry):
-    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
-    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[:1])
-    target = ref(REG + "/team/app:1.0")
-    stale = registry.repo(target).tags["1.0"]
-    publisher = Publisher(registry, target)
-    sources = [Source(REG + "/builds/app:arm64", ref(REG + "/builds/app:arm64"))]
-    plan = publisher.plan(sources, mode="merge")
-    publisher.apply(plan)
+    target, stale, publisher, sources, plan = merge_written(registry)
 
     def always_clobbered(seconds):
         registry.repo(target).tags["1.0"] = stale
@@ -264,13 +267,7 @@ def test_a_merge_that_never_sticks_gives_up_with_a_clear_error(registry):
 
 def test_a_read_back_that_meets_a_server_error_checks_again(registry, monkeypatch):
     """A registry on filesystem storage can answer 500 while another PUT rewrites the tag link."""
-    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
-    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[:1])
-    target = ref(REG + "/team/app:1.0")
-    publisher = Publisher(registry, target)
-    sources = [Source(REG + "/builds/app:arm64", ref(REG + "/builds/app:arm64"))]
-    plan = publisher.plan(sources, mode="merge")
-    publisher.apply(plan)
+    target, _stale, publisher, sources, plan = merge_written(registry)
     real_get, failures = registry.get_manifest, []
 
     def flaky_get(reference, *args, **kwargs):
@@ -285,13 +282,7 @@ def test_a_read_back_that_meets_a_server_error_checks_again(registry, monkeypatc
 
 
 def test_a_read_back_error_that_is_not_transient_fails_at_once(registry, monkeypatch):
-    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
-    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[:1])
-    target = ref(REG + "/team/app:1.0")
-    publisher = Publisher(registry, target)
-    sources = [Source(REG + "/builds/app:arm64", ref(REG + "/builds/app:arm64"))]
-    plan = publisher.plan(sources, mode="merge")
-    publisher.apply(plan)
+    _target, _stale, publisher, sources, plan = merge_written(registry)
 
     def denied(*args, **kwargs):
         raise RegistryError("reading back the merged index failed: 403 DENIED", code="DENIED", status=403)
@@ -302,14 +293,7 @@ def test_a_read_back_error_that_is_not_transient_fails_at_once(registry, monkeyp
 
 def test_read_back_waits_grow_with_the_write_window_and_back_offs_are_jittered(registry):
     """On a slow machine the checks wait twice the read-modify-write window; back-offs use full jitter."""
-    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
-    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[:1])
-    target = ref(REG + "/team/app:1.0")
-    stale = registry.repo(target).tags["1.0"]
-    publisher = Publisher(registry, target)
-    sources = [Source(REG + "/builds/app:arm64", ref(REG + "/builds/app:arm64"))]
-    plan = publisher.plan(sources, mode="merge")
-    publisher.apply(plan)
+    target, stale, publisher, sources, plan = merge_written(registry)
     plan.read_at = 100.0        # the read-modify-write took 1.5 s on the clock below
     slept = []
 
