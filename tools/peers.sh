@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Test partners built from the Go module proxy (never used by the collection itself): build each named
+# peer once, at its pinned version, into a cache outside the clone, and print the path of its binary.
+#
+#   tools/peers.sh NAME...          build what is missing, print one path per NAME
+#   tools/peers.sh --list           print every recipe: name, package, version
+#   tools/peers.sh --check NAME...  print the paths of the cached binaries, build nothing (exit 1 if one is missing)
+#
+# Cache: ${ARCHFLEET_CACHE:-/var/cache/archfleet}/peers/<name>-<version>-<recipe hash>/<binary>; the hash
+# covers the recipe line and this script's build function, so changing either builds again and an
+# unchanged recipe builds nothing. Go's own module and build caches live under the same root, so a
+# second peer reuses the downloads of the first.
+# Needs Go >= GO_MIN (the versions below need it); otherwise exits 3 with one sentence saying how to get it.
+set -euo pipefail
+
+GO_MIN=1.24
+CACHE=${ARCHFLEET_CACHE:-/var/cache/archfleet}
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+# name | Go package (a module path, or a directory under tests/peers/ for a partner of the project's own) |
+# version | binary | extra go build flags
+RECIPES='
+crane|github.com/google/go-containerregistry/cmd/crane|v0.22.1|crane|
+cosign|github.com/sigstore/cosign/v2/cmd/cosign|v2.6.1|cosign|
+'
+
+recipe() {
+  local line
+  line=$(printf '%s\n' "$RECIPES" | grep -E "^$1\|" || true)
+  if [ -z "$line" ]; then
+    echo "peers.sh: no recipe named '$1'; known: $(printf '%s\n' "$RECIPES" | cut -d'|' -f1 | xargs)" >&2
+    exit 2
+  fi
+  printf '%s\n' "$line"
+}
+
+dir_of() {
+  local line name pkg version hash
+  line=$(recipe "$1")
+  IFS='|' read -r name pkg version _ _ <<<"$line"
+  hash=$( { printf '%s\n' "$line"; declare -f build_one; [ -d "$HERE/../tests/peers/$pkg" ] &&
+            (cd "$HERE/../tests/peers/$pkg" && find . -type f -print0 | sort -z | xargs -0 cat); true; } |
+          sha256sum | cut -c1-12)
+  printf '%s/peers/%s-%s-%s\n' "$CACHE" "$name" "$version" "$hash"
+}
+
+check_go() {
+  local have
+  if ! have=$(go env GOVERSION 2>/dev/null); then
+    echo "peers.sh: Go is not installed; the test partners need Go $GO_MIN or later (https://go.dev/doc/install, or Debian's golang from bookworm-backports)." >&2
+    exit 3
+  fi
+  have=${have#go}
+  if [ "$(printf '%s\n%s\n' "$GO_MIN" "$have" | sort -V | head -1)" != "$GO_MIN" ]; then
+    echo "peers.sh: Go $have is too old; the test partners need Go $GO_MIN or later (https://go.dev/doc/install)." >&2
+    exit 3
+  fi
+}
+
+build_one() {
+  local line=$1 out=$2 name pkg version binary flags tmp
+  IFS='|' read -r name pkg version binary flags <<<"$line"
+  tmp=$(mktemp -d "$CACHE/peers/.build-$name.XXXXXX")
+  export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOFLAGS="-trimpath -mod=mod" CGO_ENABLED=${CGO_ENABLED:-0}
+  if [ -d "$HERE/../tests/peers/$pkg" ]; then
+    # A partner of the project's own (a small main around a library): built from its directory.
+    (cd "$HERE/../tests/peers/$pkg" && go build $flags -o "$tmp/$binary" .)
+  else
+    GOBIN="$tmp" go install $flags "$pkg@$version"
+  fi
+  mv -T "$tmp" "$out"
+}
+
+case "${1:-}" in
+  --list) printf '%s\n' "$RECIPES" | grep -v '^$' | cut -d'|' -f1-3 | tr '|' ' '; exit 0 ;;
+  --check) shift; check=1 ;;
+  '') echo "usage: tools/peers.sh [--check] NAME... | --list" >&2; exit 2 ;;
+  *) check=0 ;;
+esac
+
+mkdir -p "$CACHE/peers"
+for name in "$@"; do
+  line=$(recipe "$name")
+  out=$(dir_of "$name")
+  binary=$(cut -d'|' -f4 <<<"$line")
+  if [ ! -x "$out/$binary" ]; then
+    [ "$check" = 1 ] && { echo "peers.sh: $name is not built ($out)" >&2; exit 1; }
+    check_go
+    echo "peers.sh: building $name $(cut -d'|' -f3 <<<"$line") into $out" >&2
+    # One build per peer at a time, across processes.
+    exec 9>"$CACHE/peers/.lock-$name"
+    flock 9
+    [ -x "$out/$binary" ] || build_one "$line" "$out" >&2
+    exec 9>&-
+  fi
+  printf '%s/%s\n' "$out" "$binary"
+done
