@@ -18,12 +18,13 @@ from harness.ansible_run import COLLECTION_ROOT, HARNESS
 # What must never be in the tarball: build output, virtualenvs, test output, caches, benchmarks.
 FORBIDDEN_PREFIXES = (".venv/", "build/", "bench/", "tests/output/", ".pytest_cache/", ".ci/", "tools/", ".git/",
                       "changelogs/.plugin-cache.yaml", ".hypothesis/", ".mypy_cache/", ".ruff_cache/", ".tox/",
-                      "requirements-test.txt")
+                      "requirements-test.txt", "Makefile")
 FORBIDDEN_PARTS = ("__pycache__", ".pyc", ".tar.gz")
 REQUIRED = ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml",
             "plugins/modules/docker_manifest_info.py", "plugins/modules/docker_manifest_create.py",
             "plugins/modules/qemu_binfmt.py", "plugins/filter/image_ref.py", "plugins/filter/platform.py",
-            "roles/build_host/meta/argument_specs.yml", "requirements.txt", "meta/execution-environment.yml")
+            "roles/build_host/meta/argument_specs.yml", "requirements.txt", "meta/execution-environment.yml",
+            "COPYING")
 RUNTIME_PACKAGES = ("ansible-core", "requests", "jmespath")
 
 
