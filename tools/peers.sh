@@ -60,13 +60,14 @@ check_go() {
 build_one() {
   local line=$1 out=$2 name pkg version binary flags tmp
   IFS='|' read -r name pkg version binary flags <<<"$line"
+  read -r -a flag_args <<<"$flags"
   tmp=$(mktemp -d "$CACHE/peers/.build-$name.XXXXXX")
   export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOFLAGS="-trimpath -mod=mod" CGO_ENABLED=${CGO_ENABLED:-0}
   if [ -d "$HERE/../tests/peers/$pkg" ]; then
     # A partner of the project's own (a small main around a library): built from its directory.
-    (cd "$HERE/../tests/peers/$pkg" && go build $flags -o "$tmp/$binary" .)
+    (cd "$HERE/../tests/peers/$pkg" && go build "${flag_args[@]}" -o "$tmp/$binary" .)
   else
-    GOBIN="$tmp" go install $flags "$pkg@$version"
+    GOBIN="$tmp" go install "${flag_args[@]}" "$pkg@$version"
   fi
   mv -T "$tmp" "$out"
 }
