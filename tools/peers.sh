@@ -26,7 +26,7 @@ cosign|github.com/sigstore/cosign/v2/cmd/cosign|v2.6.1|cosign|
 
 recipe() {
   local line
-  line=$(printf '%s\n' "$RECIPES" | grep -E "^$1\|" || true)
+  line=$(printf '%s\n' "$RECIPES" | awk -F'|' -v name="$1" '$1 == name')
   if [ -z "$line" ]; then
     echo "peers.sh: no recipe named '$1'; known: $(printf '%s\n' "$RECIPES" | cut -d'|' -f1 | xargs)" >&2
     exit 2
@@ -34,9 +34,9 @@ recipe() {
   printf '%s\n' "$line"
 }
 
+# The cache directory of a recipe line.
 dir_of() {
-  local line name pkg version hash
-  line=$(recipe "$1")
+  local line=$1 name pkg version hash
   IFS='|' read -r name pkg version _ _ <<<"$line"
   hash=$( { printf '%s\n' "$line"; declare -f build_one; [ -d "$HERE/../tests/peers/$pkg" ] &&
             (cd "$HERE/../tests/peers/$pkg" && find . -type f -print0 | sort -z | xargs -0 cat); true; } |
@@ -57,17 +57,25 @@ check_go() {
   fi
 }
 
+# Build one recipe line into its cache directory. Called in an `if`, where bash ignores `set -e`, so
+# every failure is checked here: a failed build leaves nothing in the cache and returns 1.
 build_one() {
   local line=$1 out=$2 name pkg version binary flags tmp
   IFS='|' read -r name pkg version binary flags <<<"$line"
   read -r -a flag_args <<<"$flags"
-  tmp=$(mktemp -d "$CACHE/peers/.build-$name.XXXXXX")
-  export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOFLAGS="-trimpath -mod=mod" CGO_ENABLED=${CGO_ENABLED:-0}
-  if [ -d "$HERE/../tests/peers/$pkg" ]; then
-    # A partner of the project's own (a small main around a library): built from its directory.
-    (cd "$HERE/../tests/peers/$pkg" && go build "${flag_args[@]}" -o "$tmp/$binary" .)
-  else
-    GOBIN="$tmp" go install "${flag_args[@]}" "$pkg@$version"
+  tmp=$(mktemp -d "$CACHE/peers/.build-$name.XXXXXX") || return 1
+  if ! (
+    export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOFLAGS="-trimpath -mod=mod" CGO_ENABLED=${CGO_ENABLED:-0}
+    if [ -d "$HERE/../tests/peers/$pkg" ]; then
+      # A partner of the project's own (a small main around a library): built from its directory.
+      cd "$HERE/../tests/peers/$pkg" && go build "${flag_args[@]}" -o "$tmp/$binary" .
+    else
+      GOBIN="$tmp" go install "${flag_args[@]}" "$pkg@$version"
+    fi
+  ) || [ ! -x "$tmp/$binary" ]; then
+    rm -rf "$tmp"
+    echo "peers.sh: building $name $version failed (see go's output above)" >&2
+    return 1
   fi
   mv -T "$tmp" "$out"
 }
@@ -82,7 +90,7 @@ esac
 mkdir -p "$CACHE/peers"
 for name in "$@"; do
   line=$(recipe "$name")
-  out=$(dir_of "$name")
+  out=$(dir_of "$line")
   binary=$(cut -d'|' -f4 <<<"$line")
   if [ ! -x "$out/$binary" ]; then
     [ "$check" = 1 ] && { echo "peers.sh: $name is not built ($out)" >&2; exit 1; }
@@ -91,7 +99,7 @@ for name in "$@"; do
     # One build per peer at a time, across processes.
     exec 9>"$CACHE/peers/.lock-$name"
     flock 9
-    [ -x "$out/$binary" ] || build_one "$line" "$out" >&2
+    if [ ! -x "$out/$binary" ]; then build_one "$line" "$out" >&2 || exit 1; fi
     exec 9>&-
   fi
   printf '%s/%s\n' "$out" "$binary"
