@@ -381,7 +381,8 @@ def docker_cli_manifest_list(registry: RegistryEndpoint, repo: str, tag: str, so
 
     * it treats every loopback registry as "insecure" and ``manifest push`` then always
       speaks plain HTTP, ``--insecure`` or not; so a TLS registry is reached through a
-      plain-HTTP :class:`~harness.proxy.Proxy` for the duration of the call;
+      plain-HTTP :class:`~harness.proxy.Proxy` for the duration of the call, and so is a
+      registry with ``docker_cli_needs_proxy`` set (one that never answers the CLI's TLS probe);
     * it re-indents each child manifest it puts into the target repository (3 spaces for
       Docker, 2 for OCI) while the list keeps the source digests: sources must already be
       written that way, as :func:`push_image` does for ``media="docker"``;
@@ -390,7 +391,10 @@ def docker_cli_manifest_list(registry: RegistryEndpoint, repo: str, tag: str, so
     Returns ``{digest, size, media_type, manifest, repo, reference}`` read back from the registry.
     """
     with contextlib.ExitStack() as stack:
-        endpoint = stack.enter_context(Proxy(registry)) if registry.url.startswith("https:") else registry
+        # The proxy answers the CLI's first TLS ClientHello with an HTTP 400, as Go's server does, which a
+        # registry may not do (Pulp's gunicorn never answers it: the CLI then fails with a TLS handshake timeout).
+        use_proxy = registry.url.startswith("https:") or getattr(registry, "docker_cli_needs_proxy", False)
+        endpoint = stack.enter_context(Proxy(registry)) if use_proxy else registry
         env = stack.enter_context(docker_cli_env(endpoint.host, registry.auth_tuple))
         sources = [s.split("/", 1)[1] if s.startswith(registry.host + "/") else s for s in sources]
         target = f"{endpoint.host}/{repo}:{tag}"

@@ -1,0 +1,525 @@
+"""Start a real Pulp (pulpcore + pulp-container) container registry for a test.
+
+Pulp is the registry inside Red Hat Satellite and Private Automation Hub. :class:`PulpRegistry`
+offers the surface of :class:`harness.registry.Registry` (``host``, ``url``, ``scheme``,
+``auth``, ``username``/``password``, ``tls``, ``ca_path``, ``cert_dir``, ``verify``,
+``auth_tuple``, ``start``/``stop``, context manager, ``log_path``, ``access_log()``), so the
+tests and :func:`harness.images.seed_fixtures` run against it unchanged::
+
+    with PulpRegistry() as pulp:            # Bearer tokens from Pulp's own /token/, user "admin"
+        seed_fixtures(pulp)
+
+What runs, all on 127.0.0.1, in one temporary directory removed by :meth:`PulpRegistry.stop`:
+
+* a private PostgreSQL 15 cluster (Debian's ``postgres``, run as the ``postgres`` user since it
+  refuses root; no TCP listener, only a unix socket in the temporary directory);
+* ``pulpcore-api`` (gunicorn, one worker): the registry API ``/v2/``, the token server
+  ``/token/`` and Pulp's REST API ``/pulp/api/v3/``, on ``.port``;
+* ``pulpcore-content`` (aiohttp): blobs are answered by the API with a **302 redirect to the
+  content app** on another port (``.content_port``), as in a real Pulp; clients must follow it;
+* one ``pulpcore-worker`` (tag deletion and repository removal are tasks).
+
+Pulp's venv comes from ``tools/pulp_venv.sh`` (built once, in ``${ARCHFLEET_CACHE}/pulp/<hash>``).
+A migrated database is cached next to it as a PostgreSQL data directory (``pgtemplate-*``,
+keyed by the venv's recipe hash, the PostgreSQL major version and :data:`TEMPLATE_VERSION`); every
+start copies it, so ``migrate`` runs once per recipe. The template holds no secret: the admin
+password, SECRET_KEY, the database-field key and the token signing key are made per start.
+
+Processes never outlive the test run (as for ``Registry``): stop() is called by the context
+manager and an atexit hook, and every child gets ``PR_SET_PDEATHSIG`` (postgres set after it
+drops to the ``postgres`` user, since a credential change clears it). Start it from a thread that
+outlives it.
+
+What Pulp 3.123.1 / pulp-container 2.30.0 answers (measured by tests/integration/test_pulp.py with
+plain ``requests`` and an admin Bearer token; ``R`` is a repository pushed through the registry
+API, which creates a container *push* repository and a distribution with base path ``R``):
+
+=============================================  ======================================================
+operation                                      Pulp's answer
+=============================================  ======================================================
+``GET /v2/`` without credentials               401, ``WWW-Authenticate: Bearer realm="http://H/token/",
+                                               service="H"``; with a token: 200 ``{}``
+``GET /token/?service=H&scope=...`` (Basic)     200 ``{"token", "access_token", "expires_in": 300,
+                                               "issued_at"}``; no Basic: an anonymous token (pull of
+                                               public repositories only)
+``HEAD /v2/R/manifests/<tag|digest>``          200, ``Docker-Content-Digest``, ``Content-Type`` of the
+                                               stored manifest, ``Content-Length``; unknown: 404
+``GET /v2/R/manifests/<tag|digest>``           200, the stored bytes (digest matches the push);
+                                               unknown tag: 404 ``MANIFEST_UNKNOWN``
+``GET /v2/R/blobs/<digest>``                   302 to ``http://127.0.0.1:<content_port>/pulp/container/
+                                               R/blobs/<digest>?validate_token=...``; that URL: 200
+``GET /v2/R/tags/list``                        200 ``{"name": R, "tags": [...]}``; ``?n=`` paginates with
+                                               ``Link: <...>; rel="next"``
+``GET /v2/_catalog``                           200 ``{"repositories": [...]}`` (the distributions the
+                                               token's user may see; needs a ``registry:catalog:*``
+                                               scope)
+``PUT /v2/R/manifests/<tag>`` (OCI index)      201, ``Docker-Content-Digest`` = sha256 of the body,
+                                               ``Location: /v2/R/manifests/<digest>``; children must
+                                               be in R (else 400 ``MANIFEST_BLOB_UNKNOWN``)
+``DELETE /v2/R/manifests/<tag>``               see :data:`PROBED` (filled in from test_pulp.py)
+``DELETE /v2/R/manifests/<digest>``            see :data:`PROBED`
+``GET /v2/R/referrers/<digest>``               see :data:`PROBED`
+``POST /v2/R2/blobs/uploads/?mount=D&from=R``  see :data:`PROBED`
+=============================================  ======================================================
+"""
+from __future__ import annotations
+
+import atexit
+import base64
+import ctypes
+import fcntl
+import grp
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .images import HARNESS_USER_AGENT
+from .registry import _ACCESS_LINE, AccessEntry, free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+VENV_SCRIPT = ROOT / "tools" / "pulp_venv.sh"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_USER = "postgres"
+DB_NAME = DB_USER = "pulp"
+PG_PORT = 5432            # only names the unix socket (.s.PGSQL.5432) in the private directory
+ADMIN = "admin"
+START_TIMEOUT = 120.0
+PORT_ATTEMPTS = 3
+# Bump when the template's making changes (settings that reach the database, extra SQL).
+TEMPLATE_VERSION = 1
+
+# PostgreSQL for a throwaway test database: no durability, small footprint.
+PG_OPTIONS = ("-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
+              "-c", "full_page_writes=off", "-c", "shared_buffers=32MB", "-c", "max_connections=60",
+              "-c", "log_min_messages=warning")
+
+_live: set[PulpRegistry] = set()
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+
+
+def _as_user(user: str, deathsig: int = signal.SIGINT):
+    """preexec_fn: drop to ``user`` (from root), then ask for ``deathsig`` when the parent thread dies.
+
+    SIGINT is PostgreSQL's fast shutdown (SIGTERM waits for every client to disconnect).
+    """
+    entry = pwd.getpwnam(user)
+
+    def preexec() -> None:
+        if os.getuid() == 0:
+            os.setgroups([])
+            os.setgid(entry.pw_gid)
+            os.setuid(entry.pw_uid)
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, deathsig)     # after setuid: a credential change clears the death signal
+
+    return preexec
+
+
+def pulp_venv(build: bool = True) -> Path:
+    """The Pulp venv of tools/pulp_venv.sh; ``build`` lets the script build it when missing."""
+    args = [str(VENV_SCRIPT)] + ([] if build else ["--check"])
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"tools/pulp_venv.sh failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def _pg_major() -> str:
+    out = subprocess.run([str(PG_BIN / "postgres"), "--version"], capture_output=True, text=True, check=True)
+    return out.stdout.split()[-1].split(".")[0]
+
+
+class PulpRegistry:
+    """A running Pulp container registry; see the module docstring.
+
+    ``auth="token"`` (the default, and Pulp's own default) answers 401 with a Bearer challenge
+    pointing at Pulp's token server; ``auth=None`` sets ``TOKEN_AUTH_DISABLED`` (pulls are then
+    anonymous and pushes take Basic credentials of a superuser). The user is ``admin`` with a
+    random password.
+    """
+
+    def __init__(self, *, auth: str | None = "token", venv: Path | None = None, start: bool = True):
+        if auth not in (None, "token"):
+            raise ValueError(f"auth must be None or 'token', not {auth!r}")
+        self.auth = auth
+        self.tls = False
+        self.ca_path: Path | None = None
+        self.cert_dir: Path | None = None
+        self.client_tls = None
+        # gunicorn's sync worker never answers the TLS ClientHello the docker CLI sends first, so
+        # the CLI times out instead of falling back to HTTP: harness.images goes through a Proxy.
+        self.docker_cli_needs_proxy = True
+        self.username = ADMIN
+        self.password = secrets.token_urlsafe(12)
+        self.venv = venv
+        self.dir: Path | None = None
+        self.port: int | None = None
+        self.content_port: int | None = None
+        self.log_path: Path | None = None
+        self.timings: dict[str, float] = {}
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._logs: dict[str, object] = {}
+        if start:
+            self.start()
+
+    # -- addresses ----------------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def scheme(self) -> str:
+        return "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    @property
+    def content_url(self) -> str:
+        return f"http://127.0.0.1:{self.content_port}"
+
+    @property
+    def auth_tuple(self) -> tuple[str, str] | None:
+        # Pushing needs credentials even with token auth disabled (Basic, superuser).
+        return (self.username, self.password)
+
+    @property
+    def verify(self) -> str | bool:
+        return True
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> PulpRegistry:
+        if self._procs:
+            return self
+        began = time.monotonic()
+        if self.venv is None:
+            self.venv = pulp_venv()
+        self.dir = Path(tempfile.mkdtemp(prefix="af-pulp-"))
+        self.dir.chmod(0o755)            # the postgres user reaches its data and socket below
+        _live.add(self)
+        try:
+            template = self._template()
+            self.timings["template"] = time.monotonic() - began
+            self._prepare_files()
+            self._start_postgres(template)
+            self.timings["postgres"] = time.monotonic() - began
+            self._launch()
+        except BaseException:
+            self.stop()
+            raise
+        self.timings["ready"] = time.monotonic() - began
+        return self
+
+    def stop(self) -> None:
+        """Stop Pulp's processes, then PostgreSQL, and remove the temporary directory. Idempotent."""
+        order = [name for name in ("api", "content", "worker", "admin") if name in self._procs]
+        for name in order:
+            if self._procs[name].poll() is None:
+                self._procs[name].terminate()
+        for name in order:
+            self._reap(self._procs.pop(name), 15)
+        if "postgres" in self._procs:
+            proc = self._procs.pop("postgres")
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            self._reap(proc, 15)
+        for handle in self._logs.values():
+            handle.close()
+        self._logs.clear()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+        _live.discard(self)
+
+    @staticmethod
+    def _reap(proc: subprocess.Popen, timeout: float) -> None:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> PulpRegistry:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<PulpRegistry {self.url} content={self.content_url} auth={self.auth}>"
+
+    # -- observation --------------------------------------------------------------------
+    def access_log(self, settle: float = 0.2) -> list[AccessEntry]:
+        """Every request the API server (gunicorn, Apache combined format) logged so far."""
+        assert self.log_path is not None, "registry not started"
+        size = -1
+        while size != self.log_path.stat().st_size:
+            size = self.log_path.stat().st_size
+            time.sleep(settle)
+        entries = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            match = _ACCESS_LINE.search(line)
+            if match:
+                entries.append(AccessEntry(match["method"], match["path"], int(match["status"]),
+                                           match["agent"]))
+        return entries
+
+    def memory_rss(self) -> dict[str, int]:
+        """Resident memory in KiB per component, each with all its descendant processes."""
+        children: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        result = {}
+        for name, proc in self._procs.items():
+            total, todo = 0, [proc.pid]
+            while todo:
+                pid = todo.pop()
+                todo.extend(children.get(pid, []))
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+                except OSError:
+                    pass
+            result[name] = total
+        return result
+
+    def logs(self, lines: int = 30) -> str:
+        """The tail of every component's log, for failure messages."""
+        if self.dir is None:
+            return ""
+        parts = []
+        for path in sorted(self.dir.glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    # -- internals ----------------------------------------------------------------------
+    def _env(self) -> dict[str, str]:
+        assert self.dir is not None and self.venv is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PULP_", "DJANGO_"))}
+        env.update(PULP_SETTINGS=str(self.dir / "settings.py"),
+                   PATH=f"{self.venv / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
+                   PYTHONUNBUFFERED="1")
+        env.pop("VIRTUAL_ENV", None)
+        env.pop("PYTHONPATH", None)
+        return env
+
+    def _spawn(self, name: str, args: list[str], **kwargs) -> subprocess.Popen:
+        assert self.dir is not None
+        log = self._logs.get(name)
+        if log is None:
+            log = self._logs[name] = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        kwargs.setdefault("preexec_fn", _die_with_parent)
+        kwargs.setdefault("env", self._env())
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=self.dir, **kwargs)
+        self._procs[name] = proc
+        return proc
+
+    def _run(self, name: str, args: list[str], timeout: float = 600) -> None:
+        """Run a one-shot Pulp command to completion, its output appended to ``<name>.log``."""
+        proc = self._spawn(name, args)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            rc = "timeout"
+        self._procs.pop(name, None)
+        if rc != 0:
+            raise RuntimeError(f"{' '.join(args)} failed ({rc}); logs:\n{self.logs()}")
+
+    def _prepare_files(self, api_port: int = 0, content_port: int = 0) -> None:
+        """Keys and directories (once), then settings.py for the given ports."""
+        assert self.dir is not None
+        keys = self.dir / "keys"
+        if not keys.exists():
+            keys.mkdir()
+            for sub in ("media", "tmp", "static"):
+                (self.dir / sub).mkdir()
+            private = ec.generate_private_key(ec.SECP256R1())
+            (keys / "token-private.pem").write_bytes(private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+            (keys / "token-public.pem").write_bytes(private.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+            (keys / "database_fields.symmetric.key").write_bytes(base64.urlsafe_b64encode(os.urandom(32)))
+            self._secret_key = secrets.token_urlsafe(40)
+        d = self.dir
+        settings = {
+            "SECRET_KEY": self._secret_key,
+            "DATABASES": {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": DB_NAME,
+                                      "USER": DB_USER, "HOST": str(d / "pgsock"), "PORT": PG_PORT,
+                                      "CONN_MAX_AGE": 0}},
+            "DEPLOY_ROOT": str(d),
+            "MEDIA_ROOT": str(d / "media"),
+            "STATIC_ROOT": str(d / "static"),
+            "WORKING_DIRECTORY": str(d / "tmp"),
+            "FILE_UPLOAD_TEMP_DIR": str(d / "tmp"),
+            "DB_ENCRYPTION_KEY": str(keys / "database_fields.symmetric.key"),
+            "CONTENT_ORIGIN": f"http://127.0.0.1:{content_port}",
+            "ALLOWED_CONTENT_CHECKSUMS": ["sha224", "sha256", "sha384", "sha512"],
+            "ANALYTICS": False,
+            "TOKEN_AUTH_DISABLED": self.auth is None,
+            "TOKEN_SERVER": f"http://127.0.0.1:{api_port}/token/",
+            "TOKEN_SIGNATURE_ALGORITHM": "ES256",
+            "PUBLIC_KEY_PATH": str(keys / "token-public.pem"),
+            "PRIVATE_KEY_PATH": str(keys / "token-private.pem"),
+            # Heartbeats fast enough that the status API shows the worker soon after it starts.
+            "WORKER_TTL": 30,
+        }
+        (d / "settings.py").write_text("".join(f"{key} = {value!r}\n" for key, value in settings.items()))
+
+    # PostgreSQL -------------------------------------------------------------------------
+    def _postgres(self, datadir: Path, sockdir: Path, log_name: str) -> subprocess.Popen:
+        return self._spawn(log_name, [str(PG_BIN / "postgres"), "-D", str(datadir), "-k", str(sockdir),
+                                      "-p", str(PG_PORT), *PG_OPTIONS],
+                           preexec_fn=_as_user(PG_USER), env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+
+    def _wait_postgres(self, sockdir: Path, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._procs["postgres"].poll() is not None:
+                break
+            ready = subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", str(sockdir), "-p", str(PG_PORT),
+                                    "-U", DB_USER, "-d", DB_NAME], check=False)
+            if ready.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"PostgreSQL did not start; logs:\n{self.logs()}")
+
+    def _start_postgres(self, template: Path) -> None:
+        assert self.dir is not None
+        pg = pwd.getpwnam(PG_USER)
+        # cp -a keeps the postgres ownership and the 0700 mode PostgreSQL insists on.
+        subprocess.run(["cp", "-a", str(template), str(self.dir / "pgdata")], check=True)
+        sock = self.dir / "pgsock"
+        sock.mkdir()
+        os.chown(sock, pg.pw_uid, pg.pw_gid)
+        self._postgres(self.dir / "pgdata", sock, "postgres")
+        self._wait_postgres(sock)
+
+    def _template(self) -> Path:
+        """A migrated, stopped PostgreSQL data directory for this venv; made once, under a lock."""
+        assert self.venv is not None and self.dir is not None
+        template = self.venv / f"pgtemplate-{_pg_major()}-v{TEMPLATE_VERSION}"
+        if (template / ".archfleet-complete").exists():
+            return template
+        with open(self.venv / ".pgtemplate.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if (template / ".archfleet-complete").exists():
+                return template
+            began = time.monotonic()
+            pg = pwd.getpwnam(PG_USER)
+            work = Path(tempfile.mkdtemp(prefix=".pgtemplate-", dir=self.venv))
+            try:
+                os.chown(work, pg.pw_uid, pg.pw_gid)
+                data, sock = work / "data", self.dir / "pgsock"
+                sock.mkdir()
+                os.chown(sock, pg.pw_uid, pg.pw_gid)
+                self._prepare_files()
+                initdb = subprocess.run(
+                    [str(PG_BIN / "initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust", "-E", "UTF8",
+                     "--locale=C", "--no-sync"],
+                    preexec_fn=_as_user(PG_USER), cwd=work, capture_output=True, text=True, check=False,
+                    env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+                if initdb.returncode != 0:
+                    raise RuntimeError(f"initdb failed: {initdb.stdout}{initdb.stderr}")
+                self._postgres(data, sock, "postgres")
+                self._wait_postgres(sock)
+                subprocess.run([str(PG_BIN / "createdb"), "-h", str(sock), "-p", str(PG_PORT), "-U", DB_USER,
+                                DB_NAME], check=True, capture_output=True)
+                self._run("migrate", [str(self.venv / "bin" / "pulpcore-manager"), "migrate", "--noinput"])
+                proc = self._procs.pop("postgres")
+                proc.send_signal(signal.SIGINT)
+                self._reap(proc, 30)
+                shutil.rmtree(sock)
+                (data / ".archfleet-complete").touch()
+                os.rename(data, template)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            self.timings["migrate"] = time.monotonic() - began
+        return template
+
+    # Pulp -------------------------------------------------------------------------------
+    def _launch(self) -> None:
+        """API, content app and worker on free ports; retried on another pair if a port was taken."""
+        assert self.dir is not None and self.venv is not None
+        bin_dir = self.venv / "bin"
+        admin = self._spawn("admin", [str(bin_dir / "pulpcore-manager"), "reset-admin-password",
+                                      f"--password={self.password}"])
+        last = ""
+        for _attempt in range(PORT_ATTEMPTS):
+            self.port, self.content_port = free_port(), free_port()
+            self._prepare_files(self.port, self.content_port)
+            self.log_path = self.dir / "api.log"
+            self._spawn("api", [str(bin_dir / "pulpcore-api"), "--bind", self.host, "--workers", "1",
+                                "--access-logfile", "-", "--no-control-socket"])
+            self._spawn("content", [str(bin_dir / "pulpcore-content"), "--bind",
+                                    f"127.0.0.1:{self.content_port}", "--workers", "1", "--no-control-socket"])
+            if "worker" not in self._procs:
+                self._spawn("worker", [str(bin_dir / "pulpcore-worker")])
+            if self._wait_ready(admin):
+                self._procs.pop("admin", None)
+                return
+            last = self.logs()
+            for name in ("api", "content"):
+                proc = self._procs.pop(name)
+                if proc.poll() is None:
+                    proc.terminate()
+                self._reap(proc, 10)
+            if "in use" not in last:
+                break
+        raise RuntimeError(f"Pulp did not start within {START_TIMEOUT:.0f}s; logs:\n{last}")
+
+    def _wait_ready(self, admin: subprocess.Popen) -> bool:
+        """True once /v2/ answers, the content app answers, a worker is online and the admin exists."""
+        deadline = time.monotonic() + START_TIMEOUT
+        session = requests.Session()
+        session.headers["User-Agent"] = HARNESS_USER_AGENT
+        v2 = content = worker = False
+        while time.monotonic() < deadline:
+            for name in ("api", "content", "worker"):
+                if self._procs[name].poll() is not None:
+                    return False
+            if admin.poll() not in (None, 0):
+                raise RuntimeError(f"pulpcore-manager reset-admin-password failed; logs:\n{self.logs()}")
+            try:
+                if not v2:
+                    v2 = session.get(f"{self.url}/v2/", timeout=2).status_code in (200, 401)
+                if not content:
+                    content = session.get(f"{self.content_url}/pulp/content/", timeout=2).status_code < 500
+                if v2 and not worker:
+                    status = session.get(f"{self.url}/pulp/api/v3/status/", timeout=5).json()
+                    worker = bool(status.get("online_workers"))
+            except (requests.RequestException, ValueError):
+                pass
+            if v2 and content and worker and admin.poll() == 0:
+                return True
+            time.sleep(0.1)
+        return False
+
+
+@atexit.register
+def _stop_all() -> None:
+    for registry in list(_live):
+        registry.stop()
