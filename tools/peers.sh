@@ -13,7 +13,8 @@
 # Needs Go >= GO_MIN (the versions below need it); otherwise exits 3 with one sentence saying how to get it.
 set -euo pipefail
 
-GO_MIN=1.24
+# distribution v3.1.2's go.mod says go 1.26.0 (go-containerregistry v0.22.1's says 1.25.0).
+GO_MIN=1.26
 CACHE=${ARCHFLEET_CACHE:-/var/cache/archfleet}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
@@ -22,6 +23,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 RECIPES='
 crane|github.com/google/go-containerregistry/cmd/crane|v0.22.1|crane|
 cosign|github.com/sigstore/cosign/v2/cmd/cosign|v2.6.1|cosign|
+distribution-3|github.com/distribution/distribution/v3/cmd/registry|v3.1.2|registry|
+ggcr-registry|ggcr-registry|v0.22.1|ggcr-registry|
 '
 
 recipe() {

@@ -67,3 +67,105 @@ def token_registry():
         registry.variant = "token"
         registry.fixtures = seed_fixtures(registry)
         yield registry
+
+
+# --- real registries: one suite on each (test_registries.py) -------------------------------------
+import os  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Callable  # noqa: E402
+
+from harness.compat import CompatLog, Operation  # noqa: E402
+from harness.goregistry import DistributionRegistry, GgcrRegistry, PeerUnavailable  # noqa: E402
+
+COMPAT_JSON = Path(__file__).resolve().parents[2] / "build" / "registry-compat.json"
+COMPAT = CompatLog()
+
+
+@dataclass(frozen=True)
+class RealRegistry:
+    """How to run one implementation: ``factory(**Registry variant kwargs)`` returns a started registry.
+
+    ``token``: it takes ``auth="token"`` (harness.tokenserver); ``pushes``: seed_fixtures can push to it;
+    ``docker_cli``: the docker CLI can push a manifest list to it (else the list is pushed by the harness).
+    """
+
+    factory: Callable
+    token: bool = False
+    pushes: bool = True
+    docker_cli: bool = True
+
+
+# The registration point: one line per implementation (e.g. harness.pulp's, when it lands).
+REAL_REGISTRIES = {
+    "distribution-2.8": RealRegistry(Registry, token=True),
+    "distribution-3": RealRegistry(DistributionRegistry, token=True),
+    # docker CLI 20.10's manifest push fails when a blob mount is answered 202 (an upload), as ggcr does.
+    "ggcr": RealRegistry(GgcrRegistry, docker_cli=False),
+}
+
+
+def start_real_registry(implementation: str, **variant):
+    """A started registry of ``implementation``; a peer that cannot be built here is a skip naming it
+    (a failure when ARCHFLEET_REQUIRE_PEERS=1, as .ci/run sets)."""
+    try:
+        registry = REAL_REGISTRIES[implementation].factory(**variant)
+    except PeerUnavailable as missing:
+        reason = f"{implementation}: {missing}"
+        if os.environ.get("ARCHFLEET_REQUIRE_PEERS") == "1":
+            pytest.fail(f"{reason} (ARCHFLEET_REQUIRE_PEERS=1: a missing peer is a failure)", pytrace=False)
+        pytest.skip(reason)
+    registry.implementation = implementation
+    registry.variant = "token" if variant.get("auth") == "token" else "open"
+    return registry
+
+
+@pytest.fixture(scope="session", params=list(REAL_REGISTRIES))
+def real_registry(request):
+    """Each real implementation (ids as in REAL_REGISTRIES), open and plain HTTP, seeded with the standard
+    fixtures when it takes pushes (``.fixtures``, else None); ``.implementation``, ``.variant``, ``.version``."""
+    spec = REAL_REGISTRIES[request.param]
+    with start_real_registry(request.param) as registry:
+        COMPAT.versions[request.param] = registry.version
+        registry.fixtures = None
+        if spec.pushes:
+            registry.fixtures = seed_fixtures(registry, **({} if spec.docker_cli else {"docker": None}))
+        yield registry
+
+
+@pytest.fixture
+def compat(request, real_registry):
+    """The outcome of this test's operation (``@pytest.mark.registry_operation(name)``) on ``real_registry``,
+    written to build/registry-compat.json at the end of the session (harness.compat)."""
+    marker = request.node.get_closest_marker("registry_operation")
+    assert marker, "a test using compat needs @pytest.mark.registry_operation(name)"
+    operation = Operation(COMPAT, real_registry.implementation, marker.args[0])
+    yield operation
+    report = getattr(request.node, "rep_call", None)
+    if report is None or report.skipped:
+        return
+    operation.finish(report.passed, "" if report.passed else failure_line(report))
+
+
+def failure_line(report) -> str:
+    """The first line of a failed test's error (its assertion or exception message)."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else report.longreprtext
+    return (text.strip().splitlines() or ["failed"])[0]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item (``rep_call``) for the compat fixture's teardown."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "registry_operation(name): the operation a test_registries test records")
+
+
+def pytest_sessionfinish(session):
+    """Write build/registry-compat.json when the session recorded any registry outcome."""
+    if COMPAT.results:
+        COMPAT.write(COMPAT_JSON, REAL_REGISTRIES)

@@ -415,7 +415,7 @@ def docker_cli_manifest_list(registry: RegistryEndpoint, repo: str, tag: str, so
 MULTI_PLATFORMS = ("linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/ppc64le", "linux/s390x")
 
 
-def seed_fixtures(registry: RegistryEndpoint, *, docker: str = DOCKER_CLI) -> dict:
+def seed_fixtures(registry: RegistryEndpoint, *, docker: str | None = DOCKER_CLI) -> dict:
     """Push the standard fixture set and describe it so tests can assert exact digests.
 
     Repositories (``H`` is ``registry.host``)::
@@ -423,7 +423,10 @@ def seed_fixtures(registry: RegistryEndpoint, *, docker: str = DOCKER_CLI) -> di
         H/fixtures/single:amd64, :arm64      OCI single-platform images
         H/fixtures/docker-single:latest      Docker schema2, linux/amd64 (:arm64 also, as a list source)
         H/fixtures/multi:latest              OCI index: the five MULTI_PLATFORMS + one attestation (amd64)
-        H/fixtures/dockerlist:latest         Docker manifest list made by the docker CLI (amd64, arm64)
+        H/fixtures/dockerlist:latest         Docker manifest list made by the docker CLI (amd64, arm64);
+                                             with ``docker=None`` pushed by push_index instead (for registries
+                                             the CLI cannot push a list to: it fails unless its blob mounts
+                                             are honoured, and go-containerregistry's registry answers 202)
 
     Returns a dict keyed ``single_amd64``, ``single_arm64``, ``docker_single``,
     ``docker_single_arm64`` (push_image results), ``multi`` (push_index result plus
@@ -448,9 +451,15 @@ def seed_fixtures(registry: RegistryEndpoint, *, docker: str = DOCKER_CLI) -> di
     multi["platforms"] = {platform_string(c["platform"]): c["digest"] for c in children}
     seeded["multi"] = multi
 
-    dockerlist = docker_cli_manifest_list(registry, "fixtures/dockerlist", "latest",
-                                          ["fixtures/docker-single:latest", "fixtures/docker-single:arm64"],
-                                          docker=docker)
+    if docker is None:
+        children = [push_image(url, "fixtures/dockerlist", platform=p, media="docker", **common)
+                    for p in ("linux/amd64", "linux/arm64")]
+        listed = push_index(url, "fixtures/dockerlist", "latest", children, media="docker", **common)
+        dockerlist = dict(listed, manifest={"manifests": listed["manifests"]})
+    else:
+        dockerlist = docker_cli_manifest_list(registry, "fixtures/dockerlist", "latest",
+                                              ["fixtures/docker-single:latest", "fixtures/docker-single:arm64"],
+                                              docker=docker)
     dockerlist["platforms"] = {platform_string(m["platform"]): m["digest"]
                                for m in dockerlist["manifest"]["manifests"]}
     seeded["dockerlist"] = dockerlist

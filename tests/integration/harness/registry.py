@@ -1,5 +1,9 @@
 """Start a real registry (Debian's ``docker-registry``, CNCF distribution 2.8) for a test.
 
+``binary=`` runs another build of distribution that takes the same config and ``serve`` command
+(harness.goregistry.DistributionRegistry: distribution v3); subclasses whose command line differs
+override :meth:`Registry._command` (harness.goregistry.GgcrRegistry).
+
 Every instance listens on 127.0.0.1 on a free port, keeps its storage, config, keys and
 log in its own temporary directory, and removes all of it on :meth:`Registry.stop`.
 Variants::
@@ -120,8 +124,10 @@ class Registry:
     ``anonymous_acl`` is passed to the token server (default pull-only; ``{}`` = nothing).
     """
 
+    implementation = "distribution-2.8"
+
     def __init__(self, *, auth: str | None = None, tls: bool = False, client_certs: bool = False,
-                 delete_enabled: bool = True,
+                 delete_enabled: bool = True, binary: str = REGISTRY_BINARY,
                  users: dict[str, str] | None = None, acl: dict[str, Acl] | None = None,
                  anonymous_acl: Acl | None = None, token_expires_in: int = 300,
                  refresh_tokens: dict[str, str] | None = None,
@@ -129,6 +135,7 @@ class Registry:
         if auth not in (None, "htpasswd", "token"):
             raise ValueError(f"auth must be None, 'htpasswd' or 'token', not {auth!r}")
         self.auth = auth
+        self.binary = binary
         self.tls = tls or client_certs
         self.client_certs = client_certs
         self.client_tls: pki.ClientTLS | None = None
@@ -176,6 +183,12 @@ class Registry:
         """What to pass as ``requests``' ``verify=`` for this registry."""
         return str(self.ca_path) if self.tls else True
 
+    @property
+    def version(self) -> str:
+        """The last word of ``<binary> --version`` (``2.8.2+ds1`` for Debian's docker-registry)."""
+        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True, check=False)
+        return (out.stdout.split() or ["unknown"])[-1]
+
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> Registry:
         if self._proc is not None:
@@ -219,7 +232,7 @@ class Registry:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"<Registry {self.url} auth={self.auth} tls={self.tls}>"
+        return f"<{type(self).__name__} {self.url} auth={self.auth} tls={self.tls}>"
 
     # -- access log ---------------------------------------------------------------------
     def access_log(self, settle: float = 0.2) -> list[AccessEntry]:
@@ -288,15 +301,13 @@ class Registry:
     def _launch(self) -> None:
         """Start on a free port; if another process took the port first, try another."""
         assert self.dir is not None and self.log_path is not None
-        config_path = self.dir / "config.yml"
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         last_error = ""
         for _attempt in range(PORT_ATTEMPTS):
             port = free_port()
-            config_path.write_text(json.dumps(self._config(port), indent=2))
             self.port = port
             self._proc = subprocess.Popen(
-                [REGISTRY_BINARY, "serve", str(config_path)],
+                self._command(port),
                 stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
                 cwd=self.dir, preexec_fn=_die_with_parent)
             if self._wait_ready():
@@ -308,7 +319,14 @@ class Registry:
             self._proc = None
             if "address already in use" not in last_error:
                 break
-        raise RuntimeError(f"docker-registry did not start; log tail:\n{last_error}")
+        raise RuntimeError(f"{self.binary} did not start; log tail:\n{last_error}")
+
+    def _command(self, port: int) -> list[str]:
+        """The command line that serves on ``port``: writes the config, returns ``[binary, serve, config]``."""
+        assert self.dir is not None
+        config_path = self.dir / "config.yml"
+        config_path.write_text(json.dumps(self._config(port), indent=2))
+        return [self.binary, "serve", str(config_path)]
 
     def _wait_ready(self) -> bool:
         """True once GET /v2/ answers (200, or 401 for auth variants)."""
