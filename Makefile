@@ -33,7 +33,7 @@ export ANSIBLE_NOCOLOR := 1
 export PATH := $(VENV)/bin:$(PATH)
 
 .PHONY: help deps apt venv collection test test-unit test-integration test-matrix sanity lint docs \
-        demo demo-stop bench clean
+        demo demo-stop bench clean peers registries-table
 
 help:
 	@echo "make demo       set up, start a local registry on 127.0.0.1:$(DEMO_PORT), run the demo"
@@ -71,8 +71,27 @@ test: deps
 test-unit: deps
 	$(VENV)/bin/python -m pytest -q tests/unit
 
-test-integration: deps $(BUILDER_VENV)/.stamp
+test-integration: deps peers $(BUILDER_VENV)/.stamp
+	rm -f $(COMPAT_JSON)
 	$(VENV)/bin/python -m pytest -q -rs tests/integration
+	$(VENV)/bin/python tools/registries_table.py --check --only-complete
+
+# Test partners built from Go sources (tools/peers.sh: pinned versions, cached outside the clone under
+# ${ARCHFLEET_CACHE:-/var/cache/archfleet}/peers). Without a Go that can build them peers.sh says so in
+# one sentence (exit 3) and make carries on: the tests that need a peer are skipped with that sentence
+# (failures under ARCHFLEET_REQUIRE_PEERS=1, which .ci/run sets).
+PEERS       := distribution-3 ggcr-registry
+COMPAT_JSON := $(BUILD)/registry-compat.json
+peers:
+	@tools/peers.sh $(PEERS) >/dev/null || { status=$$?; [ $$status = 3 ] || exit $$status; \
+	  echo "make peers: carrying on without the Go test partners ($(PEERS))"; }
+
+# docs/registries.md's table: run the suite that records what works on each real registry, then write the
+# table from build/registry-compat.json (written even when a test fails: the table then says so).
+registries-table: deps peers
+	rm -f $(COMPAT_JSON)
+	status=0; $(VENV)/bin/python -m pytest -q -rs tests/integration/test_registries.py || status=$$?; \
+	  $(VENV)/bin/python tools/registries_table.py && exit $$status
 
 # Version matrix: every ansible-core minor release that meta/runtime.yml declares (requires_ansible) and
 # that runs on this Python, each in its own venv build/matrix/<minor>, pinned to its latest patch

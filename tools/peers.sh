@@ -50,7 +50,7 @@ dir_of() {
 check_go() {
   local have
   if ! have=$(go env GOVERSION 2>/dev/null); then
-    echo "peers.sh: Go is not installed; the test partners need Go $GO_MIN or later (https://go.dev/doc/install, or Debian's golang from bookworm-backports)." >&2
+    echo "peers.sh: Go is not installed; the test partners need Go $GO_MIN or later (https://go.dev/doc/install; Debian 12 ships 1.19)." >&2
     exit 3
   fi
   have=${have#go}

@@ -250,8 +250,10 @@ def test_referrers_copy_with_a_mirror(playbook, real_registry, compat):
     result = ok(run_task(playbook, "docker_manifest_create", name=f"{h}/{target}:1",
                          sources=[f"{h}/{signed['repo']}:release"], referrers="copy"))
     assert result["digest"] == signed["digest"] == read_digest(real_registry, target, "1")
-    assert {(c["subject"], c["digest"]) for c in result["referrers_copied"]} == {
-        (signed["digest"], signed["signature"]), (signed["amd64"], signed["sbom"])}
+    wanted = {(signed["digest"], signed["signature"]): "the index's signature",
+              (signed["amd64"], signed["sbom"]): "the amd64 entry's SBOM"}
+    copied = {(c["subject"], c["digest"]) for c in result["referrers_copied"]}
+    assert copied == set(wanted), "not copied: " + ", ".join(what for key, what in wanted.items() if key not in copied)
     seen = ok(run_task(playbook, "docker_manifest_info", images=[f"{h}/{target}:1"], referrers=True))["images"][0]
     assert [r["digest"] for r in seen["referrers"]] == [signed["signature"]]
     assert [r["digest"] for r in seen["manifests"][0]["referrers"]] == [signed["sbom"]]
