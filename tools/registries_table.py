@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Write (or check) the compatibility table of docs/registries.md from build/registry-compat.json.
 
-    tools/registries_table.py                  write the table between the markers (a complete run only)
-    tools/registries_table.py --check          exit 1 naming every line where the doc and the run differ
-    tools/registries_table.py --check --only-complete   the same, but an incomplete run is not checked (exit 0)
+    python tools/registries_table.py            write the table between the markers (a complete run only)
+    python tools/registries_table.py --check    exit 1 naming each cell and line where the doc and the run differ
+    ... --check --only-complete                 the same, but a run that is not complete is not checked (exit 0)
 
 The JSON is written by tests/integration/test_registries.py (harness.compat):
 ``{"_run": {date, complete, operations, implementations, versions}, implementation: {operation:
