@@ -19,7 +19,7 @@ import re
 import pytest
 import requests
 
-from conftest import REAL_REGISTRIES, start_real_registry
+from conftest import REAL_REGISTRIES, registry_options, start_real_registry
 from harness.ansible_run import play, task
 from harness.images import ALL_MANIFEST_TYPES, HARNESS_USER_AGENT, MULTI_PLATFORMS, OCI_INDEX, PushClient, \
     push_image, push_index, sha256_digest
@@ -282,3 +282,20 @@ def test_token_auth_reads_and_publishes(playbook, real_registry, compat):
         assert denied.get("failed") and registry.password not in json.dumps(denied)
         assert re.search(r"401|credentials|unauthorized|denied", denied["msg"], re.IGNORECASE), denied["msg"]
         compat.note("Bearer tokens from harness.tokenserver (RS256, x5c)")
+
+
+# --- the harness's registries themselves (nothing recorded) -------------------------------------
+def test_access_log_of_every_implementation(real_registry):
+    """Each implementation's log parses into method, path, status and user agent (the seeding's pushes included)."""
+    puts = [e for e in real_registry.access_log() if e.method == "PUT" and "/manifests/" in e.path and e.from_harness]
+    assert len(puts) >= 10 and {e.status for e in puts} == {201}
+
+
+@pytest.mark.parametrize("variant", [{"auth": "htpasswd", "tls": True}, {"auth": "token", "tls": True}],
+                         ids=["tls-htpasswd", "tls-token"])
+def test_distribution_3_takes_the_variants_of_2_8(playbook, variant):
+    with start_real_registry("distribution-3", **variant) as registry:
+        pushed = push_image(registry.url, "app", "1", auth=registry.auth_tuple, verify=registry.verify)
+        facts = ok(run_task(playbook, "docker_manifest_info", images=[f"{registry.host}/app:1"],
+                            **registry_options(registry)))["images"][0]
+        assert facts["digest"] == pushed["digest"] and registry.url.startswith("https://")
