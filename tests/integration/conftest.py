@@ -83,7 +83,9 @@ COMPAT = CompatLog()
 
 @dataclass(frozen=True)
 class RealRegistry:
-    """How to run one implementation: ``factory(**Registry variant kwargs)`` returns a started registry.
+    """How to run one implementation: ``factory(**Registry variant kwargs)`` returns a started registry with the
+    surface of harness.registry.Registry (a context manager, ``host``, ``url``, ``auth_tuple``, ``verify``,
+    ``access_log()``...) and a ``version`` (shown in docs/registries.md).
 
     ``token``: it takes ``auth="token"`` (harness.tokenserver); ``pushes``: seed_fixtures can push to it;
     ``docker_cli``: the docker CLI can push a manifest list to it (else the list is pushed by the harness).
