@@ -191,6 +191,22 @@ def test_invalid_variables_are_reported_before_any_request(playbook, tmp_path):
     assert GATHER not in [t["task"] for t in run.tasks]
 
 
+CHECK_NAMES = ROLE + "Check that every audit_ variable is one the role knows"
+
+
+@pytest.mark.parametrize("typo, meant", [("audit_require_platform", "audit_require_platforms"),
+                                          ("audit_max_age_day", "audit_max_age_days")])
+def test_a_misspelt_optional_variable_fails_the_role_naming_the_closest_known_name(playbook, tmp_path, typo, meant):
+    """Without the check the misspelt variable would be ignored and the audit would pass."""
+    run = playbook(AUDIT_PLAYBOOK, extra_vars={"audit_images": ["127.0.0.1:9/x/y:1"],
+                                               "audit_report_dir": str(tmp_path / "report"), typo: 1})
+    assert run.rc != 0
+    assert run.result(CHECK_NAMES)["msg"] == (
+        f"{typo} is not a variable of role archfleet.multiarch.audit; did you mean {meant}?")
+    assert GATHER not in [t["task"] for t in run.tasks]
+    assert not (tmp_path / "report").exists()
+
+
 def test_manifest_query_filter(playbook, open_registry):
     h = open_registry.host
     run = playbook(play(
