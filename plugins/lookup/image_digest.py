@@ -18,8 +18,10 @@ description:
     C(image@digest) pins; use M(archfleet.multiarch.docker_manifest_info) for per-platform digests.
   - One term gives one digest. Several terms give one digest each, in order; use C(query) (or
     C(lookup(..., wantlist=true))) to get them as a list, as C(lookup) joins several results with commas.
-  - An image that does not exist fails the lookup with a message naming it, unless O(default) is set.
-    Any other registry error (credentials refused, unreachable registry, a digest that does not match)
+  - An image that does not exist, or that the registry will not show (it says "does not exist or no pull
+    access", as Docker Hub answers a mistyped repository), fails the lookup with a message naming it,
+    unless O(default) is set. A registry that answers C(HEAD) with 404 gets one C(GET) before the image is
+    called missing. Any other registry error (credentials refused, unreachable registry, a digest that does not match)
     always fails, with one sentence naming the reference; passwords and tokens never appear in it.
   - Runs on the controller (lookups always do), in the Python that runs C(ansible-playbook), which needs
     the library C(requests). Options are keyword arguments of the lookup; C(module_defaults) do not apply
@@ -36,8 +38,9 @@ options:
     required: true
   default:
     description:
-      - Returned for an image (tag or repository) that does not exist, instead of failing.
-      - Errors other than "does not exist" still fail the lookup.
+      - Returned for an image (tag or repository) that does not exist or that the registry refuses to
+        show ("does not exist or no pull access"), instead of failing.
+      - Other errors (credentials refused, unreachable registry) still fail the lookup.
     type: str
   output:
     description:
@@ -169,11 +172,10 @@ class LookupModule(LookupBase):
         return [self._value(ref, response) for ref, response in zip(refs, found)]
 
     def _value(self, ref, response):
-        if response is None:
+        if isinstance(response, str):   # why there is no manifest: missing, or no pull access
             default = self.get_option("default")
             if default is None:
-                raise AnsibleLookupError("image_digest: %s does not exist (no such tag or repository in registry %s); "
-                                         "set default to return a value instead" % (ref.canonical, ref.registry))
+                raise AnsibleLookupError("image_digest: %s; set default to return a value instead" % response)
             return default
         if self.get_option("output") == "reference":
             return "%s%s@%s" % (ref.name, ":" + ref.tag if ref.tag else "", response.digest)

@@ -93,8 +93,10 @@ def _empty_facts(ref):
     }
 
 
-# Errors about the task's access to a registry rather than about one image: they fail the task.
-TASK_LEVEL_CODES = frozenset(("UNREACHABLE", "TLS", "CREDENTIALS", "UNAUTHORIZED", "DENIED", "TOOMANYREQUESTS"))
+# Errors about the task's access to a registry rather than about one image: they fail the task. DENIED
+# is not one: a registry that refuses one repository ("does not exist or no pull access", Docker Hub's
+# 401 insufficient_scope, a 403) has refused that image only.
+TASK_LEVEL_CODES = frozenset(("UNREACHABLE", "TLS", "CREDENTIALS", "UNAUTHORIZED", "TOOMANYREQUESTS"))
 
 
 class ManifestFacts:

@@ -28,7 +28,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.api 
     REQUESTS_IMPORT_ERROR,
     RegistryClient,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.transport import DEFAULT_CERTS_DIR
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.discovery import DEFAULT_CERTS_DIR
 
 REGISTRY_ARGUMENT_SPEC = dict(
     username=dict(type="str"),

@@ -4,10 +4,10 @@
 """The distribution API every module uses: manifests, blobs and uploads (OCI distribution-spec v1.1).
 
 :class:`RegistryClient` is the one client of a task. It resolves credentials (options, docker's
-``config.json``), and sends every request through :class:`Transport` (scheme, retries) with headers
-from :class:`TokenStore` (Basic or Bearer). Every body it reads is checked against its digest;
-manifests are limited to 4 MiB (distribution-spec, "Pushing Manifests"). Failures are RegistryError
-with one sentence naming the reference.
+``config.json``, containers ``auth.json``) and describes each request as a ``transport.Request``, which
+:meth:`Transport.request` sends (discovery, authorization for any challenge, retries). Every body it
+reads is checked against its digest; manifests are limited to 4 MiB (distribution-spec, "Pushing
+Manifests"). Failures are RegistryError with one sentence naming the reference.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -38,14 +38,16 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.erro
     RegistryError,
     describe_path,
     error_code,
+    is_pull_denied,
+    pull_denied_error,
     response_error,
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry import tags
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.blobs import BlobsMixin, verify_digest
-from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.tokens import TokenStore
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.transport import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
+    Request,
     Transport,
 )
 
@@ -90,7 +92,7 @@ class RegistryClient(BlobsMixin):
                                    insecure_registries=insecure_registries, timeout=timeout, retries=retries,
                                    pool_size=pool_size, sleep=sleep, client_cert=client_cert,
                                    client_key=client_key, certs_dir=certs_dir, max_in_flight=max_in_flight)
-        self.tokens = TokenStore(self.transport)
+        self.auth = self.transport.auth
 
     # ------------------------------------------------------------------ bookkeeping
     def close(self):
@@ -104,10 +106,10 @@ class RegistryClient(BlobsMixin):
         """Every secret this client holds, so callers can scrub text before showing it."""
         values = [self.password] if self.password else []
         values += [entry.get("password") for entry in self.registry_credentials if entry.get("password")]
-        for endpoint in self.transport.endpoints():
-            if endpoint.credentials is not None:
-                values.extend(endpoint.credentials.secrets())
-        return values + self.tokens.secrets()
+        for credentials in list(self.auth._credentials.values()):
+            if credentials is not None:
+                values.extend(credentials.secrets())
+        return values + self.auth.secrets()
 
     # ------------------------------------------------------------------ credentials and auth
     def docker_config(self):
@@ -124,17 +126,18 @@ class RegistryClient(BlobsMixin):
             self._containers_auth = [DockerConfig.load(path, required=True) for path in paths if os.path.isfile(path)]
         return self._containers_auth
 
-    def _credentials(self, registry):
+    def _credentials(self, registry, strict=False):
         """Credentials for ``registry``, or None (anonymous), from the first source that has some.
 
-        Order: ``registry_credentials`` entries for that registry; ``username``/``password``; docker's
+        Order: ``registry_credentials`` entries for that registry; ``username``/``password`` (not when
+        ``strict``: a host reached by a redirect gets only credentials stored for its own name); docker's
         ``config.json``; the containers ``auth.json`` files (containers_auth_paths).
         """
         for entry in self.registry_credentials:
             if registry_key(entry["registry"]) == registry_key(registry):
                 return Credentials(entry["username"], entry.get("password") or "",
                                    source="registry_credentials (%s)" % entry["registry"])
-        if self.username:
+        if self.username and not strict:
             return Credentials(self.username, self.password or "", source="the username/password options")
         try:
             found = self.docker_config().credentials_for(registry)
@@ -147,50 +150,50 @@ class RegistryClient(BlobsMixin):
             raise RegistryError(str(exc), code="CREDENTIALS")
 
     def authorize(self, registry, scopes):
-        """Fetch Bearer tokens for many ``(repository, actions)`` scopes of ``registry`` in few token requests."""
-        self.tokens.authorize(self.transport.endpoint(registry), scopes)
+        """Fetch Bearer tokens for many ``(repository, actions)`` scopes of ``registry`` in few token requests.
+
+        Only where the registry has asked for a Bearer token already (its ping); elsewhere each request
+        answers its own challenge.
+        """
+        self.auth.authorize(self.transport.endpoint(registry).api_host, scopes)
 
     def granted_actions(self, registry, repository):
         """Actions the cached Bearer token grants on ``repository``, when the token says (a JWT); else None."""
-        return self.tokens.granted_actions(registry, repository)
+        return self.auth.granted_actions(self.transport.endpoint(registry).api_host, repository)
 
     # ------------------------------------------------------------------ requests against a repository
     def request(self, method, ref, path, kind, actions=("pull",), headers=None, stream=False, data=None,
-                allow_redirects=True, read_body=None, retry=True):
-        """Send ``method`` to ``/v2/<repository>/<path>`` with auth; retries once with a fresh token on 401.
+                allow_redirects=True, read_body=None, retry=True, url=None):
+        """Send ``method`` to ``/v2/<repository>/<path>`` (or the absolute ``url`` of an upload session).
 
-        Returns the response, or ``(response, body)`` with ``read_body`` (see Transport.send).
+        The request's scope is ``ref.repository`` with ``actions``; see :meth:`Transport.request` for what
+        it returns. A request that never got an answer is a RegistryError naming what was asked for.
         """
         endpoint = self.transport.endpoint(ref.registry)
-        url = "%s/v2/%s/%s" % (endpoint.base_url, ref.repository, path)
-        for fresh_token in (False, True):
-            all_headers = dict(headers or {})
-            all_headers.update(self.tokens.headers(endpoint, ref.repository, actions))
-            try:
-                answer = self.transport.send(method, url, ref.registry, kind, headers=all_headers,
-                                             verify=endpoint.verify, cert=endpoint.cert, stream=stream, data=data,
-                                             allow_redirects=allow_redirects, read_body=read_body, retry=retry)
-            except BrokenBodyError:
+        if url is None:
+            url = "%s/v2/%s/%s" % (endpoint.base_url, ref.repository, path.lstrip("/"))
+        req = Request(method, url, ref.registry, kind, scope=(ref.repository, tuple(actions)), headers=headers,
+                      data=data, stream=stream, read_body=read_body, retry=retry, allow_redirects=allow_redirects)
+        try:
+            return self.transport.request(req)
+        except BrokenBodyError:
+            raise
+        except RegistryError as exc:
+            if exc.status is not None or exc.code not in ("UNREACHABLE", "TLS"):
                 raise
-            except RegistryError as exc:
-                # A transport failure: name what was asked for rather than the URL.
-                raise RegistryError("%s %s: %s" % (method, describe_path(ref, path), exc.detail),
-                                    code=exc.code, status=exc.status)
-            response = answer[0] if read_body is not None else answer
-            if response.status_code == 401 and endpoint.realm not in (None, "basic") and not fresh_token:
-                response.close()
-                self.tokens.drop(ref.registry, ref.repository)
-                continue
-            return answer
-        return answer
+            # A transport failure: name what was asked for rather than the URL.
+            raise RegistryError("%s %s: %s" % (method, describe_path(ref, path), exc.detail),
+                                code=exc.code, status=exc.status)
 
     def _error(self, response, what, registry=None):
-        credentials = None
-        if registry is not None:
-            endpoint = self.transport.endpoint(registry)
-            credentials = endpoint.credentials
-        return response_error(response, what, registry=registry, credentials=credentials,
+        return response_error(response, what, registry=registry, auth=getattr(response, "registry_auth", None),
                               retries=self.transport.max_retries)
+
+    def read_error(self, response, what, ref):
+        """The error of a read: ``DENIED`` "does not exist or no pull access" when the repository was refused."""
+        if is_pull_denied(response):
+            return pull_denied_error(response, what, ref.name, ref.registry)
+        return self._error(response, what, ref.registry)
 
     def _get_body(self, ref, path, kind, label, limit, too_large, headers=None, missing_ok=False):
         """``(response, body)`` of a GET, or None on 404 when ``missing_ok``; at most ``limit`` bytes."""
@@ -203,7 +206,7 @@ class RegistryClient(BlobsMixin):
             if response.status_code == 404 and missing_ok:
                 return None
             if response.status_code != 200:
-                raise self._error(response, label, ref.registry)
+                raise self.read_error(response, label, ref)
             return response, body
         finally:
             response.close()
@@ -221,12 +224,24 @@ class RegistryClient(BlobsMixin):
         return self._manifest_from(ref, response, body, what)
 
     def head_manifest(self, ref, what="checking manifest"):
-        """HEAD the manifest: digest, media type and size without a body (GET fallback on 405 or no digest)."""
+        """HEAD the manifest: digest, media type and size without a body; None when it does not exist.
+
+        A GET answers instead where a HEAD cannot be believed: a 405, an answer without a digest or a
+        length (some proxies), and a 404, which one GET confirms before the tag is called missing (Nexus
+        and some Harbor set-ups answer HEAD 404 for manifests their GET returns: andrey-pohilko/registry-cli#43).
+        A registry caught doing that is asked with GET from then on.
+        """
+        endpoint = self.transport.endpoint(ref.registry)
+        if endpoint.head_misses:
+            return self.get_manifest(ref, what)
         response = self.request("HEAD", ref, "manifests/" + ref.manifest_reference, "manifest",
                                 headers={"Accept": ACCEPT_MANIFESTS})
         response.close()
         if response.status_code == 404:
-            return None
+            found = self.get_manifest(ref, what)
+            if found is not None:
+                endpoint.head_misses = True
+            return found
         digest = response.headers.get("Docker-Content-Digest")
         size = response.headers.get("Content-Length")
         size = int(size) if size and size.isdigit() else 0
@@ -234,7 +249,7 @@ class RegistryClient(BlobsMixin):
         if response.status_code == 405 or (response.status_code == 200 and (not digest or size <= 0)):
             return self.get_manifest(ref, what)
         if response.status_code != 200:
-            raise self._error(response, "%s of %s" % (what, ref.canonical), ref.registry)
+            raise self.read_error(response, "%s of %s" % (what, ref.canonical), ref)
         if ref.digest and digest != ref.digest:
             raise RegistryError("%s of %s: the registry reports digest %s for it" % (what, ref.canonical, digest),
                                 code="DIGEST_MISMATCH")
@@ -323,7 +338,7 @@ class RegistryClient(BlobsMixin):
             granted = self.granted_actions(ref.registry, ref.repository)
             if granted is not None and "push" not in granted:
                 why = "the token service granted only %s, not push" % (",".join(sorted(granted)) or "no access")
-            elif self.transport.endpoint(ref.registry).realm in (None, "basic"):
+            elif not getattr(getattr(response, "registry_auth", None), "token_granted", False):
                 why = "the registry refused the write for these credentials"
             else:
                 why = "the token service did not grant push"

@@ -143,12 +143,9 @@ class BlobsMixin:
             download.close()
 
     def _upload_request(self, method, url, target, headers, data=None, retry=True):
-        """A request to an upload session URL (absolute, from the registry's ``Location``)."""
-        endpoint = self.transport.endpoint(target.registry)
-        all_headers = dict(headers)
-        all_headers.update(self.tokens.headers(endpoint, target.repository, ("pull", "push")))
-        response = self.transport.send(method, url, target.registry, "upload", headers=all_headers,
-                                       verify=endpoint.verify, cert=endpoint.cert, data=data, retry=retry)
+        """A request to an upload session URL (absolute, from the registry's ``Location``); closed."""
+        response = self.request(method, target, "blobs/uploads/", "upload", actions=("pull", "push"),
+                                headers=headers, data=data, retry=retry, url=url)
         response.close()
         return response
 

@@ -88,11 +88,13 @@ def error_code(response):
     return parse_error_body(_body_start(response))[0]
 
 
-def response_error(response, what, registry=None, credentials=None, retries=0):
+def response_error(response, what, registry=None, auth=None, retries=0):
     """A RegistryError for an unexpected answer: ``<what> failed: the registry answered <status> <CODE> (...)``.
 
-    With ``registry`` set, a 401 says which credentials were refused (``credentials``: a Credentials or
-    None); a 429 says how often it was retried and which rate-limit headers came with it.
+    With ``registry`` set, a 401 says whose credentials were refused, or that none were found: ``auth``
+    (the answer's ``auth.RegistryAuth``, or None) tells whether credentials were actually sent, so an
+    error never blames credentials that were not. A 429 says how often it was retried and which
+    rate-limit headers came with it.
     """
     code, message = parse_error_body(_body_start(response), response.headers.get("Content-Type", ""))
     code = code or STATUS_CODES.get(response.status_code) or "HTTP_%d" % response.status_code
@@ -100,13 +102,48 @@ def response_error(response, what, registry=None, credentials=None, retries=0):
     if message and message.lower() != code.lower().replace("_", " "):
         text += " (%s)" % message
     if response.status_code == 401 and registry is not None:
-        if credentials is not None and credentials.username:
-            text += "; the credentials of %r (from %s) were not accepted" % (credentials.username, credentials.source)
+        credentials = getattr(auth, "credentials_sent", None)
+        if credentials is not None:
+            text += "; the credentials of %r (from %s) were not accepted" % (
+                credentials.username or "<identity token>", credentials.source)
+        elif getattr(auth, "token_granted", False):
+            text += ("; the token service granted an anonymous token without this access, and no credentials "
+                     "were found for %s (set username/password, registry_credentials or docker_config)" % registry)
         else:
             text += "; no credentials were found for %s (set username/password, registry_credentials or docker_config)" % registry
     if code == "TOOMANYREQUESTS" or response.status_code == 429:
         text += "; retried %d times, rate-limit headers: %s" % (retries, rate_limit_summary(response.headers))
     return RegistryError(text, code=code, status=response.status_code)
+
+
+def is_pull_denied(response):
+    """Whether a read was refused for this repository rather than for the task's credentials.
+
+    403 (the registry knows who asks and refuses this repository), or 401 after a Bearer token was granted
+    (Docker Hub answers a missing or private repository with 401 ``insufficient_scope`` after granting an
+    anonymous pull token: distribution/distribution#1291). A 401 to refused credentials is not.
+    """
+    if response.status_code == 403:
+        return True
+    auth = getattr(response, "registry_auth", None)
+    if response.status_code != 401 or auth is None:
+        return False
+    return auth.token_granted or (auth.challenge is not None and auth.challenge.error == "insufficient_scope")
+
+
+def pull_denied_error(response, what, name, registry):
+    """``DENIED``: ``<what> failed: <name> does not exist or no pull access (...)``, as docker says it."""
+    code, message = parse_error_body(_body_start(response), response.headers.get("Content-Type", ""))
+    code = code or STATUS_CODES.get(response.status_code) or "HTTP_%d" % response.status_code
+    auth = getattr(response, "registry_auth", None)
+    error = getattr(getattr(auth, "challenge", None), "error", None)
+    detail = "%d %s%s%s" % (response.status_code, code, " (%s)" % message if message else "",
+                            ", %s" % error if error else "")
+    text = "%s failed: %s does not exist or no pull access (the registry answered %s)" % (what, name, detail)
+    if auth is not None and auth.credentials_sent is None:
+        text += ("; no credentials were found for %s (set username/password, registry_credentials or docker_config)"
+                 % registry)
+    return RegistryError(text, code="DENIED", status=response.status_code)
 
 
 def transport_error(method, url, attempts, exc, tls=False):

@@ -5,9 +5,10 @@
 
 Reading: ``GET /v2/<name>/referrers/<digest>`` (with ``?artifactType=`` when one type is asked for;
 the answer is filtered here too unless ``OCI-Filters-Applied`` says the registry did it), pages
-followed with ``Link``. A 404 means the registry has no Referrers API: the referrers tag schema
-is read instead (the index at tag ``<alg>-<hex>``), and the registry is remembered as one without
-the API. cosign's legacy tags (``.sig``, ``.att``, ``.sbom``) and the tag-schema tags are found in
+followed with ``Link``. A 404 means the registry has no Referrers API (the spec's answer), and so does
+any other refusal that is not about access or load: registries without the API answer 400, 405, 406,
+500 or 501 there too (NO_API_STATUSES). Then the referrers tag schema is read instead (the index at tag
+``<alg>-<hex>``), and the registry is remembered as one without the API. cosign's legacy tags (``.sig``, ``.att``, ``.sbom``) and the tag-schema tags are found in
 the repository's tag list (read once per repository and task, ``Link`` pages), so without the API a
 subject costs one GET only when it has a tag-schema index, and each cosign tag that exists one HEAD.
 
@@ -21,7 +22,7 @@ __metaclass__ = type
 
 import threading
 
-from urllib.parse import quote, urljoin
+from urllib.parse import quote
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_INDEX, sha256_digest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
@@ -33,11 +34,15 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.referrers
     tag_schema_tag,
     unique,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError, response_error
-from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.tags import next_link
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.tags import pages
 
 MAX_PAGES = 1000
 MAX_INDEX_SIZE = 4 * 1024 * 1024
+# Answers of registries without a Referrers API at /v2/<name>/referrers/<digest>: the spec's 404, and
+# what others answer for a path they do not route (400 bad request or NAME_INVALID, 405 method not
+# allowed, 406, 500 from an unrouted handler, 501 not implemented).
+NO_API_STATUSES = frozenset((400, 404, 405, 406, 500, 501))
 
 
 class Referrers:
@@ -83,34 +88,25 @@ class Referrers:
         return keep_types(unique(facts), artifact_types)
 
     def _from_api(self, ref, digest, artifact_types):
-        """The API's answer, every page; None when the registry has no Referrers API (404)."""
+        """The API's answer, every page; None when the registry has no Referrers API (NO_API_STATUSES)."""
         path = "referrers/%s" % digest
         if artifact_types and len(artifact_types) == 1:
             path += "?artifactType=%s" % quote(artifact_types[0], safe="")
+        what = "listing the referrers of %s" % ref.with_digest(digest).canonical
         facts = []
-        for _page in range(MAX_PAGES):
-            response = self.client.request("GET", ref, path, "referrers", headers={"Accept": MEDIA_OCI_INDEX})
-            try:
-                if response.status_code == 404:
-                    with self._lock:
-                        self._api[registry_key(ref.registry)] = False
-                    return None if not facts else facts
-                if response.status_code != 200:
-                    raise response_error(response, "listing the referrers of %s" % ref.with_digest(digest).canonical,
-                                         registry=ref.registry, retries=self.client.transport.max_retries)
+        for response in pages(self.client, ref, path, "referrers", what, headers={"Accept": MEDIA_OCI_INDEX},
+                              max_pages=MAX_PAGES):
+            if response.status_code in NO_API_STATUSES or (response.status_code == 200 and not _is_index(response)):
                 with self._lock:
-                    self._api[registry_key(ref.registry)] = True
-                document = _json_document(response, "the referrers of %s" % ref.with_digest(digest).canonical)
-                facts.extend(referrer_fact(d, "api") for d in document.get("manifests") or [] if isinstance(d, dict))
-                link = next_link(response.headers.get("Link"))
-            finally:
-                response.close()
-            if not link:
-                return facts
-            absolute = urljoin("http://registry/v2/%s/%s" % (ref.repository, path), link)
-            path = absolute.split("/v2/%s/" % ref.repository, 1)[-1]
-        raise RegistryError("listing the referrers of %s failed: more than %d pages" % (digest, MAX_PAGES),
-                            code="REFERRERS_INVALID")
+                    self._api[registry_key(ref.registry)] = False
+                return None if not facts else facts
+            if response.status_code != 200:
+                raise self.client.read_error(response, what, ref)
+            with self._lock:
+                self._api[registry_key(ref.registry)] = True
+            document = _json_document(response, "the referrers of %s" % ref.with_digest(digest).canonical)
+            facts.extend(referrer_fact(d, "api") for d in document.get("manifests") or [] if isinstance(d, dict))
+        return facts
 
     def _from_tag_schema(self, ref, digest):
         """The referrers tag-schema index of ``digest``; [] when there is none.
@@ -175,6 +171,16 @@ class Referrers:
         if added and not check_mode:
             self.client.put_manifest(tag_ref, body, MEDIA_OCI_INDEX, what="writing the referrers tag")
         return [d["digest"] for d in added]
+
+
+def _is_index(response):
+    """Whether a 200 answer is an image index (some registries answer unknown paths 200 with HTML or {})."""
+    try:
+        document = response.json()
+    except ValueError:
+        return False
+    return isinstance(document, dict) and isinstance(document.get("manifests", []), list) and (
+        "manifests" in document or document.get("mediaType") == MEDIA_OCI_INDEX)
 
 
 def _json_document(response, what):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: archfleet.multiarch contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Tags: listing them (with ``Link`` pagination) and deleting one tag without deleting its manifest.
+"""Tags and the catalog: listing them (``Link`` pagination) and deleting one tag without deleting its manifest.
 
 Distribution-spec v1.1, "Listing Tags" and "Deleting tags": ``GET /v2/<name>/tags/list?n=<n>``
 answers a page and, when more follow, a ``Link: <...?last=...&n=...>; rel="next"`` header (RFC 8288).
@@ -15,7 +15,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import re
 import uuid
 
 from urllib.parse import urljoin
@@ -25,7 +24,6 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.cred
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import (
     RegistryError,
     error_code,
-    response_error,
 )
 
 PAGE_SIZE = 1000
@@ -34,43 +32,49 @@ MAX_PAGES = 10000
 EMPTY_CONFIG = b"{}"
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 TOMBSTONE_ANNOTATION = "org.archfleet.multiarch.deleted-tag"
-_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
-def next_link(header):
-    """The ``rel="next"`` target of a ``Link`` header (RFC 8288), or None."""
-    match = _NEXT_LINK.search(header or "")
-    return match.group(1) if match else None
+def pages(client, ref, path, kind, what, headers=None, url=None, actions=("pull",), max_pages=MAX_PAGES):
+    """Each answer of a paginated listing, following ``Link: <...>; rel="next"`` (RFC 8288) page by page.
+
+    The pages are requested through ``client.request`` (one request path); the next link is read with
+    ``requests``' ``Response.links`` and resolved against the page's own URL (distribution-spec, "Listing
+    Tags": the link may be relative). A non-200 answer is yielded and ends the walk; the caller reads
+    each answer before asking for the next. RegistryError past ``max_pages`` (``what`` names the listing).
+    """
+    for _page in range(max_pages):
+        response = client.request("GET", ref, path, kind, headers=headers, url=url, actions=actions)
+        try:
+            yield response
+            link = response.links.get("next", {}).get("url") if response.status_code == 200 else None
+        finally:
+            response.close()
+        if not link:
+            return
+        url = urljoin(response.url, link)
+    raise RegistryError("%s failed: more than %d pages" % (what, max_pages), code="PAGINATION_INVALID")
+
+
+def _json_list(response, key, what, code):
+    try:
+        values = response.json().get(key) or []
+    except (ValueError, AttributeError):
+        raise RegistryError("%s failed: the registry answered something that is not a %s list" % (what, key[:-1]),
+                            code=code)
+    return [value for value in values if isinstance(value, str)]
 
 
 def list_tags(client, ref, page_size=PAGE_SIZE):
     """Every tag of ``ref``'s repository, in the registry's order; None when the repository does not exist."""
-    path = "tags/list?n=%d" % page_size
+    what = "listing the tags of %s" % ref.name
     tags = []
-    for _page in range(MAX_PAGES):
-        response = client.request("GET", ref, path, "tags")
-        try:
-            if response.status_code == 404:
-                return None if not tags else tags
-            if response.status_code != 200:
-                raise response_error(response, "listing the tags of %s" % ref.name, registry=ref.registry,
-                                     retries=client.transport.max_retries)
-            try:
-                page = response.json().get("tags") or []
-            except (ValueError, AttributeError):
-                raise RegistryError("listing the tags of %s failed: the registry answered something that is "
-                                    "not a tag list" % ref.name, code="TAG_INVALID")
-            tags.extend(tag for tag in page if isinstance(tag, str))
-            link = next_link(response.headers.get("Link"))
-        finally:
-            response.close()
-        if not link:
-            return tags
-        # The link is relative to the registry (or absolute); keep only the part after /v2/<name>/.
-        absolute = urljoin("http://registry/v2/%s/tags/list" % ref.repository, link)
-        path = absolute.split("/v2/%s/" % ref.repository, 1)[-1]
-    raise RegistryError("listing the tags of %s failed: more than %d pages" % (ref.name, MAX_PAGES),
-                        code="TAG_INVALID")
+    for response in pages(client, ref, "tags/list?n=%d" % page_size, "tags", what):
+        if response.status_code == 404:
+            return None if not tags else tags
+        if response.status_code != 200:
+            raise client.read_error(response, what, ref)
+        tags.extend(_json_list(response, "tags", what, "TAG_INVALID"))
+    return tags
 
 
 def repository_exists(client, ref):
@@ -101,34 +105,19 @@ def list_repositories(client, registry, page_size=PAGE_SIZE):
     """Every repository of ``registry`` from ``/v2/_catalog`` (``Link`` pagination); None when there is none.
 
     The catalog is the distribution registry's extension, not part of the OCI distribution-spec:
-    registries that do not offer it (404, 401/403 for the ``registry:catalog:*`` scope) get None.
+    registries that do not offer it (404, 405, 401/403 for the ``registry:catalog:*`` scope) get None.
     """
-    endpoint = client.transport.endpoint(registry)
-    path = "/v2/_catalog?n=%d" % page_size
-    names = []
     catalog = _Catalog(registry)
-    for _page in range(MAX_PAGES):
-        headers = client.tokens.headers(endpoint, CATALOG, ("*",))
-        response = client.transport.send("GET", endpoint.base_url + path, registry, "catalog", headers=headers,
-                                         verify=endpoint.verify, cert=endpoint.cert)
-        try:
-            if response.status_code in (401, 403, 404, 405):
-                return names or None
-            if response.status_code != 200:
-                raise response_error(response, "listing %s" % catalog.name, registry=registry,
-                                     retries=client.transport.max_retries)
-            try:
-                names.extend(n for n in response.json().get("repositories") or [] if isinstance(n, str))
-            except (ValueError, AttributeError):
-                raise RegistryError("listing %s failed: the registry answered something that is not a repository "
-                                    "list" % catalog.name, code="NAME_INVALID")
-            link = next_link(response.headers.get("Link"))
-        finally:
-            response.close()
-        if not link:
-            return names
-        path = "/v2/" + urljoin("http://registry/v2/_catalog", link).split("/v2/", 1)[-1]
-    raise RegistryError("listing %s failed: more than %d pages" % (catalog.name, MAX_PAGES), code="NAME_INVALID")
+    what = "listing %s" % catalog.name
+    names = []
+    first = "%s/v2/_catalog?n=%d" % (client.transport.endpoint(registry).base_url, page_size)
+    for response in pages(client, catalog, "_catalog", "catalog", what, url=first, actions=("*",)):
+        if response.status_code in (401, 403, 404, 405):
+            return names or None
+        if response.status_code != 200:
+            raise client.read_error(response, what, catalog)
+        names.extend(_json_list(response, "repositories", what, "NAME_INVALID"))
+    return names
 
 
 def tombstone_manifest():

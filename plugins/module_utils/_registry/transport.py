@@ -1,23 +1,24 @@
 # -*- coding: utf-8 -*-
 # Copyright: archfleet.multiarch contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""HTTP transport to registries: one ``requests.Session``, scheme discovery, and the one retry loop.
+"""HTTP transport to registries: the one request path, scheme and TLS discovery, and the one retry loop.
 
-The session is shared by every thread of a task (connection reuse). :meth:`Transport.send` is the
-only place a request is retried: 429/502/503/504 answers, transport errors and bodies that break
-while they stream in, with exponential backoff and ``Retry-After`` (RFC 9110, section 10.2.3).
-:meth:`Transport.endpoint` pings ``/v2/`` once per registry (distribution-spec, "Determining
-support") to choose HTTPS or plain HTTP and to read the auth challenge.
+Every request of the collection (manifests, blobs, uploads, tags, catalog, referrers, token requests and
+the ``/v2/`` ping) is a :class:`Request` value sent by :meth:`Transport.request`, through one
+``requests.Session`` shared by every thread of a task (connection reuse) and one transport adapter
+that counts what reaches the wire and refuses anything that did not come this way. Authorization is
+``auth.RegistryAuth`` (any 401 challenge answered once per host); retries happen only in
+:meth:`Transport.request` (429/502/503/504, transport errors, bodies that break while they stream in;
+exponential backoff and ``Retry-After``, RFC 9110 10.2.3). :meth:`Transport.endpoint` pings ``/v2/``
+once per registry (distribution-spec, "Determining support") to choose HTTPS or plain HTTP and TLS
+settings, and learns the first challenge.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import glob
-import os
 import random
-import tempfile
 import threading
 import time
 import traceback
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 
 try:
     import requests
-    from requests.adapters import HTTPAdapter
+    from requests.adapters import BaseAdapter, HTTPAdapter
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
     TRANSPORT_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
@@ -37,23 +38,18 @@ except ImportError:  # pragma: no cover - reported by the modules through missin
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
     TRANSPORT_ERRORS = ()
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
-    is_loopback_registry,
-    registry_api_host,
-    registry_hostname,
-    registry_key,
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.auth import (
+    Authenticator,
+    RegistryAuth,
+    host_of,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import (
-    parse_www_authenticate,
-)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.discovery import Discovery, Endpoint
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import (
     RATE_LIMIT_HEADERS,
     BrokenBodyError,
     RegistryError,
-    is_cert_error,
-    response_error,
     short_connection_reason,
-    short_ssl_reason,
     transport_error,
 )
 
@@ -68,19 +64,6 @@ class _Retry:
 
 
 RETRY_STATUSES = frozenset((429, 502, 503, 504))
-DEFAULT_CERTS_DIR = "/etc/docker/certs.d"
-# What OpenSSL says when the other side answered a ClientHello with plain HTTP: only then is plain
-# HTTP tried (for loopback and insecure registries). Any other TLS error means the server speaks TLS.
-_PLAIN_HTTP_MARKERS = ("WRONG_VERSION_NUMBER", "wrong version number", "HTTP_REQUEST", "http request",
-                       "UNKNOWN_PROTOCOL", "unknown protocol", "RECORD_LAYER_FAILURE", "record layer failure",
-                       "PACKET_LENGTH_TOO_LONG", "packet length too long")
-# The server closed the connection during (or right after) the handshake: TLS 1.3 servers that reject
-# a client certificate often do that instead of sending an alert the client gets to read.
-_TLS_DROP_MARKERS = ("UNEXPECTED_EOF", "EOF occurred in violation of protocol", "unexpected eof",
-                     "Connection reset by peer", "ConnectionResetError")
-_CLIENT_CERT_MARKERS = ("ALERT_BAD_CERTIFICATE", "alert bad certificate", "CERTIFICATE_REQUIRED",
-                        "certificate required", "ALERT_UNKNOWN_CA", "alert unknown ca", "ALERT_HANDSHAKE_FAILURE",
-                        "alert handshake failure", "ALERT_CERTIFICATE_UNKNOWN", "alert certificate unknown")
 MAX_RETRY_DELAY = 60.0
 USER_AGENT = "archfleet.multiarch (ansible; python-requests)"
 
@@ -124,32 +107,44 @@ def should_retry(status):
     return status in RETRY_STATUSES
 
 
-class Endpoint:
-    """What the transport learned about one registry: base URL, TLS verification, auth challenge.
+class Request:
+    """One request, as every request to a registry or token service is described before it is sent.
 
-    ``realm`` is None (open), ``"basic"``, or a Bearer token realm URL; ``credentials`` is a
-    Credentials or None, filled in on discovery.
+    ``method`` and ``url`` (absolute); ``registry`` whose endpoint (scheme, TLS, credentials) it uses, or
+    None for a token service; ``kind`` (``manifest``, ``blob``, ``upload``, ``tags``, ``catalog``,
+    ``referrers``, ``token``, ``ping``) for the request counts; ``scope`` ``(repository, actions)`` for
+    Bearer tokens, or None; ``headers``, ``data`` (bytes, a form dict or an iterator of chunks), ``stream``,
+    ``read_body`` (see :meth:`Transport.request`), ``retry`` and ``allow_redirects``; ``verify`` and ``cert``
+    when not the endpoint's (``verify`` None: the endpoint's, both); ``answer_challenges`` false only for the
+    ping and token requests.
     """
 
-    __slots__ = ("registry", "base_url", "verify", "cert", "scheme", "realm", "service", "credentials", "lock")
+    __slots__ = ("method", "url", "registry", "kind", "scope", "headers", "data", "stream", "read_body", "retry",
+                 "allow_redirects", "verify", "cert", "answer_challenges")
 
-    def __init__(self, registry):
+    def __init__(self, method, url, registry, kind, scope=None, headers=None, data=None, stream=False, read_body=None,
+                 retry=True, allow_redirects=True, verify=None, cert=None, answer_challenges=True):
+        self.method = method
+        self.url = url
         self.registry = registry
-        self.base_url = None
-        self.verify = True
-        self.cert = None
-        self.scheme = None
-        self.realm = None
-        self.service = None
-        self.credentials = None
-        self.lock = threading.Lock()
+        self.kind = kind
+        self.scope = scope
+        self.headers = headers
+        self.data = data
+        self.stream = stream
+        self.read_body = read_body
+        self.retry = retry
+        self.allow_redirects = allow_redirects
+        self.verify = verify
+        self.cert = cert
+        self.answer_challenges = answer_challenges
 
 
 class Transport:
-    """Send requests to registries for one task; thread-safe.
+    """Send requests to registries for one task; thread-safe. :meth:`request` is the only way out.
 
-    ``credentials_for(registry)`` returns the Credentials (or None) to use for a registry; it is
-    called once, on discovery.
+    ``credentials_for(registry, strict=False)`` returns the Credentials (or None) of a registry; with
+    ``strict`` only sources that name that host (a host reached by a redirect).
     """
 
     def __init__(self, credentials_for, validate_certs=True, ca_path=None, insecure_registries=None, timeout=30,
@@ -157,22 +152,22 @@ class Transport:
                  max_in_flight=None):
         if not HAS_REQUESTS:
             raise RegistryError("the Python library 'requests' is required")
-        self.credentials_for = credentials_for
-        self.validate_certs = validate_certs
-        self.ca_path = ca_path
-        self.client_pair = (client_cert, client_key) if client_cert else None
-        self.certs_dir = certs_dir
-        self._bundles = []
-        self.insecure_registries = set(registry_key(entry) for entry in insecure_registries or ())
+        self.discovery = Discovery(self, validate_certs=validate_certs, ca_path=ca_path,
+                                   insecure_registries=insecure_registries, client_cert=client_cert,
+                                   client_key=client_key, certs_dir=certs_dir)
         self.timeout = timeout
         self.max_retries = retries
         self._sleep = sleep
-        self.session = _Session()
+        self._local = threading.local()
+        self.auth = Authenticator(self, credentials_for)
+        self.session = _Session(self._local)
         self.session.headers["User-Agent"] = USER_AGENT
-        adapter = HTTPAdapter(pool_connections=max(pool_size, 4), pool_maxsize=max(pool_size, 4), max_retries=0)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        size = max(pool_size, 4)
+        self.adapter = _WireAdapter(self, HTTPAdapter(pool_connections=size, pool_maxsize=size, max_retries=0))
+        self.session.mount("https://", self.adapter)
+        self.session.mount("http://", self.adapter)
         self._endpoints = {}
+        self._hosts = {}   # API host -> registry as named in references
         self._lock = threading.Lock()
         # At most this many requests (with their bodies, when read_body reads them) at once, whatever
         # the number of threads: work waiting on the network never leaves a slot idle.
@@ -185,17 +180,18 @@ class Transport:
 
     def close(self):
         self.session.close()
-        for path in self._bundles:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        self.discovery.close()
 
     def endpoints(self):
         return list(self._endpoints.values())
 
+    def registry_of(self, host):
+        """The registry (as named in references) whose API ``host`` serves, or None for any other host."""
+        return self._hosts.get(host)
+
     # ------------------------------------------------------------------ bookkeeping
-    def _count(self, method, kind):
+    def count(self, method, kind):
+        """Count one request on the wire (called by the adapter, so redirects and resends count too)."""
         key = "%s %s" % (method, kind)
         with self._lock:
             self.request_counts[key] = self.request_counts.get(key, 0) + 1
@@ -223,63 +219,83 @@ class Transport:
                 seen[name] = value
         if seen:
             with self._lock:
-                self.rate_limits.setdefault(registry, {}).update(seen)
+                self.rate_limits.setdefault(registry or host_of(response.url or ""), {}).update(seen)
 
-    # ------------------------------------------------------------------ the retry loop
-    def send(self, method, url, registry, kind, headers=None, verify=True, stream=False, data=None,
-             allow_redirects=True, retry=True, wrap_errors=True, read_body=None, cert=None):
-        """One request, retried on 429/502/503/504 and transport errors up to ``max_retries`` times.
+    # ------------------------------------------------------------------ the one request path
+    def request(self, req, wrap_errors=True):
+        """Send the :class:`Request` ``req``: the only way any request of the collection reaches the wire.
 
-        ``read_body(response) -> bytes``, when given, reads a 200 answer's body inside the loop, so a
-        connection that breaks while the body streams in is retried like a failed request; the call
-        then returns ``(response, body)`` (body None for other statuses) and raises BrokenBodyError
-        when every attempt broke. Transport errors that outlast the retries become a RegistryError
-        naming the request, unless ``wrap_errors`` is false (discovery inspects them).
+        Discovery first (the registry's scheme and TLS), authorization by :class:`auth.RegistryAuth` (any
+        401 challenge answered once per host), then the one retry loop: 429/502/503/504 answers, transport
+        errors and bodies that break while they stream in are retried up to ``max_retries`` times with
+        exponential backoff and ``Retry-After`` (RFC 9110, 10.2.3).
 
-        With ``max_in_flight`` set, each attempt holds one of that many slots for the request and,
-        with ``read_body``, its body; back-offs hold none. A streamed body read after the call
-        returns (``stream=True`` without ``read_body``) is read outside the slot.
+        Returns the ``requests.Response`` (its ``registry_auth`` says what authorization was sent), or
+        with ``req.read_body(response) -> bytes`` the pair ``(response, body)``, body None unless the
+        status is 200; then BrokenBodyError when every attempt broke. Transport errors that outlast the
+        retries are a RegistryError naming the request, unless ``wrap_errors`` is false (discovery).
+        With ``max_in_flight`` set, each attempt holds one of that many slots (not a nested token request,
+        not a back-off, not a streamed body read after the call).
         """
+        if req.registry is not None and req.verify is None:   # TLS as discovery found it (the ping sets its own)
+            endpoint = self.endpoint(req.registry)
+            req.verify, req.cert = endpoint.verify, endpoint.cert
+        auth = RegistryAuth(self.auth, req.scope, req.answer_challenges)
         attempt = 0
         while True:
             attempt += 1
-            self._count(method, kind)
-            self._take_slot()
+            nested = self._take_slot()
             try:
-                outcome = self._attempt(method, url, registry, headers, verify, cert, stream, data, allow_redirects,
-                                        retry, wrap_errors, read_body, attempt)
+                outcome = self._attempt(req, auth, attempt, wrap_errors)
             finally:
-                self._give_slot()
+                self._give_slot(nested)
             if isinstance(outcome, _Retry):
                 self._backoff(attempt, outcome.headers)    # outside the slot: waiting is not a request
                 continue
             return outcome
 
-    def _attempt(self, method, url, registry, headers, verify, cert, stream, data, allow_redirects, retry,
-                 wrap_errors, read_body, attempt):
-        """One attempt of :meth:`send`: its return value, or a ``_Retry`` when it is to be sent again."""
+    def token_request(self, method, url, registry, headers, form):
+        """A token service request (``kind`` token) through :meth:`request`, with the registry's TLS settings."""
+        endpoint = self._endpoints.get(registry_key(registry))
+        if endpoint is not None and self.is_insecure(registry):
+            verify = False
+        elif endpoint is not None and url.startswith("https://"):
+            verify = endpoint.verify
+        else:
+            verify = True
+        return self.request(Request(method, url, None, "token", headers=headers, data=form, verify=verify,
+                                    cert=endpoint.cert if endpoint is not None else None, answer_challenges=False))
+
+    def _attempt(self, req, auth, attempt, wrap_errors):
+        """One attempt of :meth:`request`: its return value, or a ``_Retry`` when it is to be sent again."""
+        previous = getattr(self._local, "state", None)
+        self._local.state = (req.kind, auth)
         try:
-            response = self.session.request(method, url, headers=headers, verify=verify, cert=cert, stream=stream,
-                                            data=data, timeout=self.timeout, allow_redirects=allow_redirects)
+            response = self.session.request(req.method, req.url, headers=req.headers, verify=req.verify,
+                                            cert=req.cert, stream=req.stream, data=req.data, timeout=self.timeout,
+                                            allow_redirects=req.allow_redirects, auth=auth)
         except TRANSPORT_ERRORS as exc:
             tls = isinstance(exc, requests.exceptions.SSLError)
-            if tls or not retry or attempt > self.max_retries:
+            if tls or not req.retry or attempt > self.max_retries:
                 if not wrap_errors:
                     raise
-                raise transport_error(method, url, attempt, exc, tls=tls)
+                raise transport_error(req.method, req.url, attempt, exc, tls=tls)
             return _Retry(None)
-        self._note_rate_limits(registry, response)
-        if retry and should_retry(response.status_code) and attempt <= self.max_retries:
+        finally:
+            self._local.state = previous
+        response.registry_auth = auth
+        self._note_rate_limits(req.registry, response)
+        if req.retry and should_retry(response.status_code) and attempt <= self.max_retries:
             response.close()
             return _Retry(response.headers)
-        if read_body is None:
+        if req.read_body is None:
             return response
         if response.status_code != 200:
             return response, None
         try:
-            return response, read_body(response)
+            return response, req.read_body(response)
         except TRANSPORT_ERRORS as exc:
-            if not retry or attempt > self.max_retries:
+            if not req.retry or attempt > self.max_retries:
                 detail = "the connection broke while the body was read, %d time(s) (%s)" % (
                     attempt, short_connection_reason(exc))
                 raise BrokenBodyError(detail, code="UNREACHABLE", detail=detail)
@@ -288,23 +304,35 @@ class Transport:
             response.close()
 
     def _take_slot(self):
+        """Take a slot unless this thread holds one (a token request inside a request); True when nested."""
+        if getattr(self._local, "slot", False):
+            return True
         if self._slots is not None:
             self._slots.acquire()
+        self._local.slot = True
         with self._lock:
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        return False
 
-    def _give_slot(self):
+    def _give_slot(self, nested):
+        if nested:
+            return
+        self._local.slot = False
         with self._lock:
             self.in_flight -= 1
         if self._slots is not None:
             self._slots.release()
 
-    # ------------------------------------------------------------------ registry discovery
+    # ------------------------------------------------------------------ registry discovery and TLS
     def is_insecure(self, registry):
-        """Whether ``registry`` (host[:port]) is listed in ``insecure_registries`` (with or without its port)."""
-        host = registry_hostname(registry)
-        return registry_key(registry) in self.insecure_registries or host in self.insecure_registries
+        """Whether ``registry`` is listed in ``insecure_registries`` (see Discovery.is_insecure)."""
+        return self.discovery.is_insecure(registry)
+
+    def ping(self, url, registry, verify, cert):
+        """The ``/v2/`` ping of discovery (its own TLS settings; challenges learnt, not answered)."""
+        return self.request(Request("GET", url, registry, "ping", verify=verify, cert=cert, answer_challenges=False),
+                            wrap_errors=False)
 
     def endpoint(self, registry):
         """The discovered Endpoint of ``registry``; the first call per registry pings ``/v2/``."""
@@ -313,101 +341,39 @@ class Transport:
             endpoint = self._endpoints.get(key)
             if endpoint is None:
                 endpoint = self._endpoints[key] = Endpoint(registry)
+                self._hosts.setdefault(endpoint.api_host, registry)
         if endpoint.base_url is None:
             with endpoint.lock:
                 if endpoint.base_url is None:
-                    self._discover(endpoint)
+                    self.discovery.discover(endpoint)
         return endpoint
 
-    def tls_for(self, registry):
-        """``(verify, cert)`` for ``registry``: the options first, then Docker's ``certs.d/<host[:port]>/``.
-
-        ``verify`` is a CA bundle path, True (system store) or False; ``cert`` a ``(cert, key)`` pair or None.
-        """
-        directory = None
-        if self.certs_dir:
-            for name in (registry, registry.lower()):
-                if os.path.isdir(os.path.join(self.certs_dir, name)):
-                    directory = os.path.join(self.certs_dir, name)
-                    break
-        verify = bool(self.validate_certs)
-        if self.validate_certs:
-            verify = self.ca_path or (self._ca_bundle(directory) if directory else None) or True
-        cert = self.client_pair or (_client_pair(directory) if directory else None)
-        return verify, cert
-
-    def _ca_bundle(self, directory):
-        """The ``*.crt`` CAs of a certs.d directory as one PEM file (a path), or None when there are none."""
-        paths = sorted(glob.glob(os.path.join(directory, "*.crt")))
-        if len(paths) <= 1:
-            return paths[0] if paths else None
-        handle, bundle = tempfile.mkstemp(prefix="archfleet-ca-", suffix=".pem")
-        with os.fdopen(handle, "wb") as out:
-            for path in paths:
-                with open(path, "rb") as source:
-                    out.write(source.read().rstrip(b"\n") + b"\n")
-        self._bundles.append(bundle)
-        return bundle
-
-    def _discover(self, endpoint):
-        """Ping ``/v2/`` to learn scheme, TLS verification and the auth challenge.
-
-        Plain HTTP is tried only for loopback and insecure registries, and only when the HTTPS
-        attempt got no TLS at all (the server answered in plain HTTP) or no connection.
-        """
-        registry = endpoint.registry
-        api_host = registry_api_host(registry)
-        explicit_insecure = self.is_insecure(registry)
-        loopback = is_loopback_registry(registry)
-        verify, cert = self.tls_for(registry)
-        endpoint.cert = cert
-        attempts = [("https", False if explicit_insecure else verify)]
-        if explicit_insecure or loopback:
-            attempts.append(("http", False))
-        last_error = None
-        response = None
-        for scheme, scheme_verify in attempts:
-            url = "%s://%s/v2/" % (scheme, api_host)
-            try:
-                response = self.send("GET", url, registry, "ping", verify=scheme_verify, cert=cert,
-                                     wrap_errors=False)
-            except requests.exceptions.SSLError as exc:
-                if not _is_plain_http(exc):
-                    raise tls_failure(registry, exc, cert, self.certs_dir, explicit_insecure)
-                last_error = exc
-                continue
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                if scheme == "https" and any(marker in str(exc) for marker in _TLS_DROP_MARKERS):
-                    # A plain-HTTP server answers a ClientHello (wrong version number); this one
-                    # accepted the connection and dropped it in the handshake: it speaks TLS.
-                    raise tls_failure(registry, exc, cert, self.certs_dir, explicit_insecure)
-                last_error = exc
-                continue
-            endpoint.scheme, endpoint.verify = scheme, scheme_verify
-            break
-        if response is None:
-            raise RegistryError("cannot reach registry %s: %s%s" % (
-                registry, short_connection_reason(last_error),
-                "" if (explicit_insecure or loopback) else
-                " (plain HTTP is tried only for loopback hosts and hosts listed in insecure_registries)"),
-                code="UNREACHABLE")
-        endpoint.base_url = "%s://%s" % (endpoint.scheme, api_host)
-        endpoint.credentials = self.credentials_for(registry)
-        if response.status_code == 401:
-            scheme, params = parse_www_authenticate(response.headers.get("WWW-Authenticate"))
-            if scheme == "bearer" and params.get("realm"):
-                endpoint.realm, endpoint.service = params["realm"], params.get("service")
-            elif scheme != "basic":
-                raise RegistryError("registry %s asks for an unsupported authentication scheme %r"
-                                    % (registry, scheme), code="UNSUPPORTED")
-            else:
-                endpoint.realm = "basic"
-        elif response.status_code >= 400:
-            raise response_error(response, "contacting registry %s" % registry, retries=self.max_retries)
-        response.close()
-
-
 if HAS_REQUESTS:
+    class _WireAdapter(BaseAdapter):
+        """The transport adapter every request passes on its way to the wire (redirects and resends too).
+
+        It counts each request under the kind :meth:`Transport.request` set, and refuses any request that
+        did not come through :meth:`Transport.request`: there is no other way out.
+        """
+
+        def __init__(self, transport, inner):
+            super().__init__()
+            self.transport = transport
+            self.inner = inner
+
+        def send(self, request, **kwargs):
+            state = getattr(self.transport._local, "state", None)
+            if state is None:
+                raise RuntimeError("a request reached the wire outside Transport.request: %s %s"
+                                   % (request.method, request.url.split("?", 1)[0]))
+            self.transport.count(request.method, state[0])
+            response = self.inner.send(request, **kwargs)
+            response.connection = self
+            return response
+
+        def close(self):
+            self.inner.close()
+
     class _Session(requests.Session):
         """A ``requests.Session`` that reads the environment once per scheme and host, not once per request.
 
@@ -418,9 +384,18 @@ if HAS_REQUESTS:
         Requests given their own ``proxies`` are merged as requests always does.
         """
 
-        def __init__(self):
+        def __init__(self, local):
             super().__init__()
             self._environment = {}
+            self._local = local
+
+        def rebuild_auth(self, prepared_request, response):
+            """Strip credentials on a redirect to another host (requests' rule), then add only what that
+            host itself asked for earlier (its own token or credentials), never the first host's."""
+            super().rebuild_auth(prepared_request, response)
+            state = getattr(self._local, "state", None)
+            if state is not None and "Authorization" not in prepared_request.headers:
+                state[1].apply(prepared_request)
 
         def merge_environment_settings(self, url, proxies, stream, verify, cert):
             if proxies:
@@ -431,55 +406,3 @@ if HAS_REQUESTS:
             if settings is None:
                 settings = self._environment[key] = super().merge_environment_settings(url, {}, stream, verify, cert)
             return dict(settings, proxies=dict(settings["proxies"]))
-
-
-def _client_pair(directory):
-    """The first ``name.cert`` with its ``name.key`` in a certs.d directory, as Docker pairs them."""
-    for cert in sorted(glob.glob(os.path.join(directory, "*.cert"))):
-        key = cert[:-len(".cert")] + ".key"
-        if not os.path.isfile(key):
-            raise RegistryError("certs.d: client certificate %s has no key %s next to it (Docker needs both)"
-                                % (cert, os.path.basename(key)), code="TLS")
-        return cert, key
-    return None
-
-
-def _is_plain_http(exc):
-    text = str(exc)
-    return any(marker in text for marker in _PLAIN_HTTP_MARKERS)
-
-
-def tls_failure(registry, exc, cert, certs_dir, insecure):
-    """One sentence for a TLS handshake that failed with a server that does speak TLS."""
-    reason = short_ssl_reason(exc)
-    text = str(exc)
-    if any(marker in text for marker in _TLS_DROP_MARKERS):
-        where = os.path.join(certs_dir or DEFAULT_CERTS_DIR, registry)
-        if cert is not None:
-            return RegistryError("registry %s rejected the client certificate %s (it closed the connection during "
-                                 "the TLS handshake)" % (registry, cert[0]), code="TLS")
-        return RegistryError("registry %s closed the connection during the TLS handshake; it probably requires a "
-                             "client certificate (mutual TLS): set client_cert and client_key, or put a client pair "
-                             "(name.cert, name.key) in %s/" % (registry, where), code="TLS")
-    if any(marker in text for marker in _CLIENT_CERT_MARKERS):
-        where = os.path.join(certs_dir or DEFAULT_CERTS_DIR, registry)
-        if cert is None:
-            message = ("registry %s requires a client certificate (mutual TLS) and none was given (%s); set "
-                       "client_cert and client_key, or put a client pair (name.cert, name.key) in %s/"
-                       % (registry, reason, where))
-        else:
-            message = "registry %s rejected the client certificate %s (%s)" % (registry, cert[0], reason)
-        return RegistryError(message, code="TLS")
-    if is_cert_error(exc) and not insecure:
-        lowered = text.lower()
-        if "mismatch" in lowered or "hostname" in lowered or "doesn't match" in lowered:
-            why = "the certificate is not valid for this host name"
-        elif "expired" in lowered:
-            why = "the certificate has expired"
-        else:
-            why = "it is signed by an unknown CA"
-        return RegistryError(
-            "TLS certificate of registry %s could not be verified: %s (%s); set ca_path to the CA that signed it, "
-            "put it in %s/ca.crt, or list the registry in insecure_registries"
-            % (registry, why, reason, os.path.join(certs_dir or DEFAULT_CERTS_DIR, registry)), code="TLS")
-    return RegistryError("TLS with registry %s failed: %s" % (registry, reason), code="TLS")

@@ -1,4 +1,4 @@
-"""One manifest HEAD per reference, tokens per registry up front, None for what does not exist."""
+"""One manifest HEAD per reference, tokens per registry up front, a reason for what does not exist."""
 from fake_registry import FakeRegistry
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._digests import head_digests
@@ -17,7 +17,8 @@ def test_one_head_per_reference_in_order():
                                                REG + "/team/app@" + amd64[0])]
     found = head_digests(fake, refs, concurrency=3)
     expected = [arm64[0], base[0], amd64[0], None, amd64[0]]
-    assert [response.digest if response else None for response in found] == expected
+    assert [None if isinstance(response, str) else response.digest for response in found] == expected
+    assert found[3] == "%s/team/app:gone does not exist (no such tag or repository in registry %s)" % (REG, REG)
     assert found[0].size == arm64[1] and found[0].body is None
     assert sorted(call for call in fake.calls if call[0] == "authorize") == [
         ("authorize", "other.example", (("base", ("pull",)),)),

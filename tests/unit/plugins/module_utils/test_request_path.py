@@ -1,0 +1,218 @@
+"""The one request path: challenges per host, redirects, HEAD that lies, refusals that are facts.
+
+Every case is a kind of registry behaviour seen in the field, named with its public source; the
+registries are scripted at the transport adapter, so ``requests`` (redirects, auth hooks) runs for real.
+"""
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from test_registry_client import DIGEST, MANIFEST, PING_OPEN, REF, Script, answer, client_with, no_credentials
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import parse_reference
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.auth import Challenge, parse_scope
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.discovery import Discovery
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.referrers import Referrers
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.transport import Transport
+
+PLUGINS = Path(__file__).resolve().parents[4] / "plugins"
+BEARER = 'Bearer realm="https://auth.example/token",service="registry.example"'
+MANIFEST_HEADERS = {"Content-Type": MEDIA_OCI_MANIFEST, "Docker-Content-Digest": DIGEST}
+
+
+def token(value):
+    return lambda: answer(200, json.dumps({"token": value, "expires_in": 300}).encode())
+
+
+# --- Docker Hub: a missing repository is 401 insufficient_scope after an anonymous token --------------
+def test_a_repository_refused_after_a_granted_token_is_denied_not_a_credentials_failure():
+    """distribution/distribution#1291, jupyterhub/binderhub#1664: Docker Hub grants an anonymous pull token
+    for any name, then answers a missing or private repository with 401 error="insufficient_scope"."""
+    scope_error = {"WWW-Authenticate": BEARER + ',scope="repository:team/typo:pull",error="insufficient_scope"'}
+    script = Script({
+        ("GET", "/v2/"): [lambda: answer(401, headers={"WWW-Authenticate": BEARER})],
+        ("GET", "/token"): [token("anon")],
+        ("GET", "/v2/team/typo/manifests/1.0"): [lambda: answer(401, b'{"errors": [{"code": "UNAUTHORIZED", '
+                                                                      b'"message": "authentication required"}]}',
+                                                                      scope_error)],
+    })
+    with pytest.raises(RegistryError) as raised:
+        client_with(script).get_manifest(parse_reference("registry.example/team/typo:1.0"))
+    assert raised.value.code == "DENIED"
+    assert "registry.example/team/typo does not exist or no pull access" in str(raised.value)
+    assert "insufficient_scope" in str(raised.value) and "were not accepted" not in str(raised.value)
+    assert "no credentials were found for registry.example" in str(raised.value)
+    # one fresh token was asked for after the first refusal, then the answer was believed
+    assert [s[1] for s in script.sent].count("/token") == 2
+    assert [s[1] for s in script.sent].count("/v2/team/typo/manifests/1.0") == 2
+
+
+def test_head_of_a_refused_repository_is_denied_too():
+    scope_error = {"WWW-Authenticate": BEARER + ',error="insufficient_scope"'}
+    script = Script({("GET", "/v2/"): [lambda: answer(401, headers={"WWW-Authenticate": BEARER})],
+                     ("GET", "/token"): [token("anon")],
+                     ("HEAD", "/v2/team/typo/manifests/1.0"): [lambda: answer(401, headers=scope_error)]})
+    with pytest.raises(RegistryError, match="does not exist or no pull access") as raised:
+        client_with(script).head_manifest(parse_reference("registry.example/team/typo:1.0"))
+    assert raised.value.code == "DENIED"
+
+
+# --- Nexus, some Harbor set-ups: HEAD 404 for a manifest GET returns --------------------------------
+def test_a_head_404_is_confirmed_by_one_get_and_the_habit_is_learnt_once():
+    """andrey-pohilko/registry-cli#43, crossplane/crossplane#3223: HEAD 404 while GET answers 200."""
+    script = Script({**PING_OPEN,
+                     ("HEAD", "/v2/team/app/manifests/1.0"): [lambda: answer(404)],
+                     ("HEAD", "/v2/team/app/manifests/2.0"): [lambda: answer(404)],
+                     ("GET", "/v2/team/app/manifests/1.0"): [lambda: answer(200, MANIFEST, MANIFEST_HEADERS)],
+                     ("GET", "/v2/team/app/manifests/2.0"): [lambda: answer(200, MANIFEST, MANIFEST_HEADERS)]})
+    client = client_with(script)
+    assert client.head_manifest(REF).digest == DIGEST
+    assert client.head_manifest(parse_reference("registry.example/team/app:2.0")).digest == DIGEST
+    heads = [s[1] for s in script.sent if s[0] == "HEAD"]
+    assert heads == ["/v2/team/app/manifests/1.0"]      # the second reference went straight to GET
+
+
+def test_a_head_404_confirmed_by_a_get_404_is_missing():
+    script = Script({**PING_OPEN, ("HEAD", "/v2/team/app/manifests/1.0"): [lambda: answer(404)]})
+    client = client_with(script)
+    assert client.head_manifest(REF) is None
+    assert client.head_manifest(REF) is None
+    assert [s[0] for s in script.sent if "manifests" in s[1]] == ["HEAD", "GET", "HEAD", "GET"]
+
+
+# --- a redirect to another host with its own challenge ---------------------------------------------
+def test_a_redirect_to_another_host_answers_that_hosts_challenge_with_its_own_token_only():
+    """lscr.io redirects to ghcr.io, which challenges for its own token (google/go-containerregistry#2333,
+    #2359). The first host's credentials never reach the second; the second's token never the first."""
+    ghcr_challenge = 'Bearer realm="https://ghcr.example/token",service="ghcr.example",scope="repository:team/app:pull"'
+    script = Script({
+        ("GET", "/v2/"): [lambda: answer(401, headers={"WWW-Authenticate": 'Basic realm="lscr"'})],
+        ("GET", "/v2/team/app/manifests/1.0"): [
+            lambda: answer(307, headers={"Location": "https://ghcr.example/v2/team/app/manifests/1.0"}),
+            lambda: answer(401, headers={"WWW-Authenticate": ghcr_challenge}),
+            lambda: answer(200, MANIFEST, MANIFEST_HEADERS),
+            lambda: answer(307, headers={"Location": "https://ghcr.example/v2/team/app/manifests/1.0"}),
+            lambda: answer(200, MANIFEST, MANIFEST_HEADERS)],
+        ("GET", "/token"): [token("ghcr-token")],
+    })
+    client = client_with(script, username="lscr-user", password="lscr-Secret-1")
+    assert client.get_manifest(REF).digest == DIGEST
+    assert client.get_manifest(REF).digest == DIGEST
+    sent = list(zip(script.hosts, [(s[0], s[1], s[2].get("Authorization")) for s in script.sent]))
+    for host, (_method, path, authorization) in sent:
+        if host == "ghcr.example":
+            assert authorization in (None, "Bearer ghcr-token"), (path, authorization)
+        else:
+            assert authorization is None or authorization.startswith("Basic "), (path, authorization)
+    assert not any(host == "ghcr.example" and (auth or "").startswith("Basic ") for host, (_m, _p, auth) in sent)
+    # the second read carried the cached ghcr token across the redirect: no second 401, no second token
+    assert [s[1] for s in script.sent].count("/token") == 1
+    assert sent[-1] == ("ghcr.example", ("GET", "/v2/team/app/manifests/1.0", "Bearer ghcr-token"))
+
+
+def test_credentials_of_a_redirect_host_come_only_from_sources_naming_it():
+    seen = []
+    transport = Transport(lambda registry, strict=False: seen.append((registry, strict)), sleep=lambda s: None)
+    transport.adapter.inner = Script(PING_OPEN)
+    transport.endpoint("registry.example")
+    transport.auth.credentials("registry.example")
+    transport.auth.credentials("cdn.example:8443")
+    assert seen == [("registry.example", False), ("cdn.example:8443", True)]
+
+
+# --- an open ping, challenged writes ------------------------------------------------------------------
+def test_a_write_challenged_after_an_open_ping_is_answered_with_the_credentials():
+    """moby/moby#12972: a registry whose /v2/ is open asks for credentials only when a write comes."""
+    script = Script({**PING_OPEN, ("PUT", "/v2/team/app/manifests/1.0"): [
+        lambda: answer(401, headers={"WWW-Authenticate": 'Basic realm="nexus"'}),
+        lambda: answer(201, headers={"Docker-Content-Digest": DIGEST})]})
+    client = client_with(script, username="ci", password="ci-Secret-77")
+    assert client.put_manifest(REF, MANIFEST, MEDIA_OCI_MANIFEST) == DIGEST
+    puts = [s[2].get("Authorization") for s in script.sent if s[0] == "PUT"]
+    assert puts[0] is None and puts[1].startswith("Basic ")
+
+
+@pytest.mark.parametrize("username, expected, unexpected", [
+    ("ci", "the credentials of 'ci' (from the username/password options) were not accepted", "no credentials"),
+    (None, "no credentials were found for registry.example", "were not accepted"),
+])
+def test_a_refused_write_blames_only_credentials_that_were_sent(username, expected, unexpected):
+    script = Script({**PING_OPEN, ("PUT", "/v2/team/app/manifests/1.0"): [
+        lambda: answer(401, headers={"WWW-Authenticate": 'Basic realm="nexus"'})]})
+    options = {"username": username, "password": "wrong-Secret-9"} if username else {}
+    with pytest.raises(RegistryError) as raised:
+        client_with(script, **options).put_manifest(REF, MANIFEST, MEDIA_OCI_MANIFEST)
+    assert expected in str(raised.value) and unexpected not in str(raised.value)
+    assert len([s for s in script.sent if s[0] == "PUT"]) == (2 if username else 1)
+
+
+# --- referrers endpoints of registries without the API -----------------------------------------------
+@pytest.mark.parametrize("status", [400, 404, 405, 406, 500, 501])
+def test_a_referrers_endpoint_without_the_api_falls_back_to_the_tag_schema(status):
+    subject = "sha256:" + "a" * 64
+    index = json.dumps({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": [
+        {"mediaType": MEDIA_OCI_MANIFEST, "digest": "sha256:" + "b" * 64, "size": 10,
+         "artifactType": "application/spdx+json"}]}).encode()
+    script = Script({**PING_OPEN,
+                     ("GET", "/v2/team/app/referrers/" + subject): [lambda: answer(status, b"no such route")],
+                     ("GET", "/v2/team/app/tags/list"): [lambda: answer(200, b'{"tags": ["sha256-' + b"a" * 64 + b'"]}')],
+                     ("GET", "/v2/team/app/manifests/sha256-" + "a" * 64): [lambda: answer(200, index)]})
+    reader = Referrers(client_with(script, retries=0))
+    facts = reader.list(REF, subject)
+    assert [fact["digest"] for fact in facts] == ["sha256:" + "b" * 64]
+    assert reader.supports_api("registry.example") is False
+
+
+# --- pagination -------------------------------------------------------------------------------------
+def test_pages_follow_absolute_and_relative_links_with_unquoted_rel():
+    """Link without quotes around rel (Artifactory) and absolute links are followed from the page's URL."""
+    script = Script({**PING_OPEN, ("GET", "/v2/team/app/tags/list"): [
+        lambda: answer(200, b'{"tags": ["a"]}', {"Link": "</v2/team/app/tags/list?last=a&n=1>; rel=next"}),
+        lambda: answer(200, b'{"tags": ["b"]}',
+                       {"Link": '<https://registry.example/v2/team/app/tags/list?last=b&n=1>; rel="next"'}),
+        lambda: answer(200, b'{"tags": ["c"]}')]})
+    assert client_with(script).list_tags(REF) == ["a", "b", "c"]
+
+
+# --- one way to the wire -------------------------------------------------------------------------------
+def test_nothing_reaches_the_wire_outside_transport_request():
+    transport = Transport(no_credentials, sleep=lambda s: None)
+    transport.adapter.inner = Script(PING_OPEN)
+    with pytest.raises(RuntimeError, match="outside Transport.request"):
+        transport.session.get("https://registry.example/v2/")
+
+
+def _calls(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            yield node.func.attr, ast.unparse(node.func.value)
+
+
+def test_no_module_sends_a_request_another_way():
+    """Only transport.py may call the session (one place); nothing else imports requests' senders."""
+    senders = {"request", "get", "head", "post", "put", "patch", "delete", "send", "urlopen"}
+    for path in sorted(PLUGINS.rglob("*.py")):
+        for attr, owner in _calls(path):
+            if attr in senders and ("session" in owner or owner in ("requests", "urllib.request", "http.client")):
+                assert path.name == "transport.py" and owner == "self.session" and attr == "request", (path, owner, attr)
+
+
+def test_challenge_and_scope_parsing():
+    challenge = Challenge.parse('Bearer realm="https://a/token",service="s",scope="repository:x/y:pull",'
+                                'error="insufficient_scope"')
+    assert (challenge.scheme, challenge.realm, challenge.service, challenge.error) == (
+        "bearer", "https://a/token", "s", "insufficient_scope")
+    assert Challenge.parse("Negotiate abc") is None and Challenge.parse(None) is None
+    assert parse_scope("repository:team/app:pull,push") == ("team/app", ("pull", "push"))
+    assert parse_scope("repository:host:5000/x:pull") == ("host:5000/x", ("pull",))
+    assert parse_scope("registry:catalog:*") is None
+
+
+def test_discovery_reads_insecure_registries_with_or_without_port():
+    discovery = Discovery(None, insecure_registries=["mirror.lan"])
+    assert discovery.is_insecure("mirror.lan:5000") and not discovery.is_insecure("other.lan")
