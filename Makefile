@@ -16,9 +16,10 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # chromium: tests/integration/test_audit_browser.py opens the HTML audit report in a headless browser.
 # podman buildah runc uidmap: tests/integration/test_podman_engine.py (the podman build engine; runc because
 # crun refuses hosts that mount cgroup v1 and v2 side by side).
+# postgresql: the private database of Pulp in tests/integration/test_pulp.py (harness/pulp.py).
 APT_PACKAGES := docker-registry skopeo docker.io qemu-user-static apache2-utils openssl \
                 binfmt-support busybox-static python3-venv openssh-server openssh-client shellcheck \
-                chromium podman buildah runc uidmap
+                chromium podman buildah runc uidmap postgresql
 
 # ansible-builder's own venv (see its rule below); defined here because a rule's prerequisites are
 # expanded when make reads the rule.
@@ -33,7 +34,7 @@ export ANSIBLE_NOCOLOR := 1
 export PATH := $(VENV)/bin:$(PATH)
 
 .PHONY: help deps apt venv collection test test-unit test-integration test-matrix sanity lint docs \
-        demo demo-stop bench clean peers registries-table
+        demo demo-stop bench clean peers registries-table pulp
 
 help:
 	@echo "make demo       set up, start a local registry on 127.0.0.1:$(DEMO_PORT), run the demo"
@@ -71,10 +72,16 @@ test: deps
 test-unit: deps
 	$(VENV)/bin/python -m pytest -q tests/unit
 
-test-integration: deps peers $(BUILDER_VENV)/.stamp
+test-integration: deps peers pulp $(BUILDER_VENV)/.stamp
 	rm -f $(COMPAT_JSON)
 	$(VENV)/bin/python -m pytest -q -rs tests/integration
 	$(VENV)/bin/python tools/registries_table.py --check --only-complete
+
+# Pulp (pulpcore + pulp-container) for tests/integration/test_pulp.py: its venv outside the clone, in
+# ${ARCHFLEET_CACHE:-/var/cache/archfleet}/pulp/<recipe hash>, built once per recipe (a second run builds
+# nothing and prints the path); harness/pulp.py builds it on first use too, if this target did not run.
+pulp: apt
+	@PYTHON=$(PYTHON) tools/pulp_venv.sh
 
 # Test partners built from Go sources (tools/peers.sh: pinned versions, cached outside the clone under
 # ${ARCHFLEET_CACHE:-/var/cache/archfleet}/peers). Without a Go that can build them peers.sh says so in

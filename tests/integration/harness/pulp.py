@@ -17,7 +17,8 @@ What runs, all on 127.0.0.1, in one temporary directory removed by :meth:`PulpRe
   ``/token/`` and Pulp's REST API ``/pulp/api/v3/``, on ``.port``;
 * ``pulpcore-content`` (aiohttp): blobs are answered by the API with a **302 redirect to the
   content app** on another port (``.content_port``), as in a real Pulp; clients must follow it;
-* one ``pulpcore-worker`` (tag deletion and repository removal are tasks).
+* one ``pulpcore-worker``: deleting a manifest by digest is a task it runs (tagging a pushed
+  manifest is an "immediate" task the API process runs itself).
 
 Pulp's venv comes from ``tools/pulp_venv.sh`` (built once, in ``${ARCHFLEET_CACHE}/pulp/<hash>``).
 A migrated database is cached next to it as a PostgreSQL data directory (``pgtemplate-*``,
@@ -30,37 +31,66 @@ manager and an atexit hook, and every child gets ``PR_SET_PDEATHSIG`` (postgres 
 drops to the ``postgres`` user, since a credential change clears it). Start it from a thread that
 outlives it.
 
-What Pulp 3.123.1 / pulp-container 2.30.0 answers (measured by tests/integration/test_pulp.py with
-plain ``requests`` and an admin Bearer token; ``R`` is a repository pushed through the registry
-API, which creates a container *push* repository and a distribution with base path ``R``):
+What Pulp 3.123.1 / pulp-container 2.30.0 answers, as tests/integration/test_pulp.py asserts it
+(``H`` = ``.host``, the API server; ``C`` = ``.content_url``; ``R`` = a repository pushed through the
+registry API, which creates a container *push* repository and a distribution with base path ``R``
+on the first blob upload; every repository made that way is public: an anonymous token pulls it):
 
-=============================================  ======================================================
-operation                                      Pulp's answer
-=============================================  ======================================================
-``GET /v2/`` without credentials               401, ``WWW-Authenticate: Bearer realm="http://H/token/",
-                                               service="H"``; with a token: 200 ``{}``
-``GET /token/?service=H&scope=...`` (Basic)     200 ``{"token", "access_token", "expires_in": 300,
-                                               "issued_at"}``; no Basic: an anonymous token (pull of
-                                               public repositories only)
-``HEAD /v2/R/manifests/<tag|digest>``          200, ``Docker-Content-Digest``, ``Content-Type`` of the
-                                               stored manifest, ``Content-Length``; unknown: 404
-``GET /v2/R/manifests/<tag|digest>``           200, the stored bytes (digest matches the push);
-                                               unknown tag: 404 ``MANIFEST_UNKNOWN``
-``GET /v2/R/blobs/<digest>``                   302 to ``http://127.0.0.1:<content_port>/pulp/container/
-                                               R/blobs/<digest>?validate_token=...``; that URL: 200
-``GET /v2/R/tags/list``                        200 ``{"name": R, "tags": [...]}``; ``?n=`` paginates with
-                                               ``Link: <...>; rel="next"``
-``GET /v2/_catalog``                           200 ``{"repositories": [...]}`` (the distributions the
-                                               token's user may see; needs a ``registry:catalog:*``
-                                               scope)
-``PUT /v2/R/manifests/<tag>`` (OCI index)      201, ``Docker-Content-Digest`` = sha256 of the body,
-                                               ``Location: /v2/R/manifests/<digest>``; children must
-                                               be in R (else 400 ``MANIFEST_BLOB_UNKNOWN``)
-``DELETE /v2/R/manifests/<tag>``               see :data:`PROBED` (filled in from test_pulp.py)
-``DELETE /v2/R/manifests/<digest>``            see :data:`PROBED`
-``GET /v2/R/referrers/<digest>``               see :data:`PROBED`
-``POST /v2/R2/blobs/uploads/?mount=D&from=R``  see :data:`PROBED`
-=============================================  ======================================================
+==============================================  ======================================================
+operation                                       Pulp's answer
+==============================================  ======================================================
+``GET /v2/`` without credentials                401 ``UNAUTHORIZED``, ``WWW-Authenticate: Bearer
+                                                realm="http://H/token/",service="H"``; with a token 200 ``{}``
+``GET /token/?service=H&scope=...``             200 ``{"expires_in": 300, "issued_at", "token",
+                                                "access_token"}`` (ES256 JWT, audience H); without Basic
+                                                credentials an anonymous token (pull only); without
+                                                ``service`` 400 ``{"detail": "No service name provided."}``
+``HEAD /v2/R/manifests/<tag|digest>``           200 with ``Docker-Content-Digest``, the stored
+                                                ``Content-Type``, ``Content-Length``; unknown: 404, no body
+``GET /v2/R/manifests/<tag|digest>``            200, the bytes as pushed (same digest); no Accept header
+                                                still gets an OCI index as is (no conversion); unknown tag
+                                                404 ``MANIFEST_UNKNOWN``, unknown repository 404
+                                                ``NAME_UNKNOWN``
+``GET /v2/R/blobs/<digest>`` (and ``HEAD``)     **302** ``Location: C/pulp/container/R/blobs/<digest>?
+                                                expires=...&validate_token=...`` (another port; signed, so
+                                                no credentials there); that URL: 200, the bytes
+``GET /v2/R/tags/list``                         200 ``{"name": R, "tags": [...]}`` sorted; ``?n=1`` adds
+                                                ``Link: <http://H/v2/R/tags/list?n=1&last=T>; rel="next"``;
+                                                with a manifest ``Accept`` header: **406** ``UNSUPPORTED``
+                                                "Could not satisfy the request Accept header."
+``GET /v2/_catalog``                            needs a ``registry:catalog:*`` token: else 401 with
+                                                ``scope="registry:catalog:*",error="insufficient_scope"``;
+                                                then 200 ``{"repositories": [...]}``, ``?n=`` paginates (Link)
+``PUT /v2/R/manifests/<tag>`` of an OCI index   201, ``Docker-Content-Digest`` = sha256 of the body,
+                                                ``Location: /v2/R/manifests/<digest>`` (relative); children
+                                                are **not** checked: an index naming a manifest that does
+                                                not exist is accepted (201)
+``DELETE /v2/R/manifests/<tag>``                400 ``INVALID_REQUEST`` "A manifest can only be deleted
+                                                by digest."
+``DELETE /v2/R/manifests/<digest>``             202, body ``None`` (4 bytes, no Content-Type); a worker
+                                                task removes the manifest and every tag on it, so for about
+                                                a second HEAD still answers 200, then 404
+``DELETE /v2/R/blobs/<digest>``                 202, body ``None`` (Pulp removes the blob from R's next
+                                                repository version)
+``GET /v2/R/referrers/<digest>``                404 with Django's **HTML** "Not Found" page (no such route,
+                                                no OCI error body), known digest or not: use the tag schema
+                                                (``sha256-<hex>`` tags), which is an ordinary tag here
+``POST /v2/R2/blobs/uploads/?mount=D&from=R``   with a token for both repositories: 201, ``Location:
+                                                /v2/R2/blobs/D``; unknown ``D``: 404 ``BLOB_UNKNOWN``; with
+                                                a token for R2 only: 401 whose challenge has two ``scope``
+                                                parameters (``scope="repository:R2:push",scope="repository:
+                                                R:pull"``)
+blob upload                                     ``POST .../blobs/uploads/`` 202 with a relative Location,
+                                                then ``PUT <Location>?digest=`` 201 (harness.images does
+                                                this); ``POST .../blobs/uploads/?digest=`` with the body:
+                                                201 in one request (chunked PATCH is in Pulp's code, not
+                                                exercised here)
+==============================================  ======================================================
+
+The docker CLI (20.10) cannot talk to Pulp directly: it first sends a TLS ClientHello to any loopback
+registry and expects an HTTP answer to fall back to plain HTTP; gunicorn's sync worker never answers,
+so the CLI fails with "TLS handshake timeout". ``docker_cli_needs_proxy`` makes harness.images put a
+:class:`harness.proxy.Proxy` (which answers the ClientHello) in front of Pulp for the CLI.
 """
 from __future__ import annotations
 
@@ -94,6 +124,7 @@ DB_NAME = DB_USER = "pulp"
 PG_PORT = 5432            # only names the unix socket (.s.PGSQL.5432) in the private directory
 ADMIN = "admin"
 START_TIMEOUT = 120.0
+TEMP_PREFIX = "af-pulp-"
 PORT_ATTEMPTS = 3
 # Bump when the template's making changes (settings that reach the database, extra SQL).
 TEMPLATE_VERSION = 1
@@ -127,6 +158,20 @@ def _as_user(user: str, deathsig: int = signal.SIGINT):
         libc.prctl(1, deathsig)     # after setuid: a credential change clears the death signal
 
     return preexec
+
+
+def _sweep_stale() -> None:
+    """Remove the directories of runs whose test process was killed (no stop(), no atexit).
+
+    Their processes are gone already (PR_SET_PDEATHSIG); only the files remain.
+    """
+    for directory in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        try:
+            owner = int((directory / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def pulp_venv(build: bool = True) -> Path:
@@ -209,8 +254,10 @@ class PulpRegistry:
         began = time.monotonic()
         if self.venv is None:
             self.venv = pulp_venv()
-        self.dir = Path(tempfile.mkdtemp(prefix="af-pulp-"))
+        _sweep_stale()
+        self.dir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
         self.dir.chmod(0o755)            # the postgres user reaches its data and socket below
+        (self.dir / "owner.pid").write_text(f"{os.getpid()}\n")
         _live.add(self)
         try:
             template = self._template()
