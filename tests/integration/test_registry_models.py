@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from harness.ansible_run import play, task
+from harness.images import push_index
 from harness.models import (Acr, AnonymousReads, ArtifactRegistry, DockerHub, Ecr, Ghcr, GitLab, Harbor, Lscr, Model,
                             NoDelete, NoReferrersApi, Nexus, Quay)
 from harness.referrers import build_supply_chain
@@ -273,7 +274,7 @@ def test_referrers_endpoint_without_the_api_falls_back(playbook, tmp_path, answe
         asked = sum(1 for seen in model.requests if "/referrers/" in seen.path)
     assert run.rc == 0, run.output
     signed, cosign = run.result("inspect")["images"]
-    assert "error" not in signed and "error" not in cosign, (signed, cosign)
+    assert "error" not in signed and "error" not in cosign, (signed.get("error"), cosign.get("error"))
     assert [(r["digest"], r["source"]) for r in signed["referrers"]] == [
         (fx["signed"]["signature"]["digest"], "tag-schema"), (fx["signed"]["sbom"]["digest"], "tag-schema")]
     assert [(r["tag"], r["source"]) for r in cosign["referrers"]] == [
@@ -393,3 +394,60 @@ def test_harbor_robot_account(playbook, tmp_path):
     with Harbor() as harbor:
         robot, secret = next(iter(harbor.users.items()))
         _read(playbook, harbor, tmp_path, username=robot, password=secret, **no_config(tmp_path))
+
+
+# -- more behaviours of the sources (values from the README's and issue 18's general rules) -----------------
+def test_docker_hub_429_is_a_fact_of_the_images_past_the_limit(playbook, tmp_path):
+    """Past the pull limit Docker Hub answers manifest GETs with 429 TOOMANYREQUESTS ("You have reached your
+    pull rate limit", docs.docker.com/docker-hub/usage/pulls): the images read before are reported, the
+    others carry the registry's error as a fact, and the task does not fail."""
+    with DockerHub(pull_limit=2) as model:
+        pushed = [model.push(f"library/app{i}", "1", platform=PLATFORMS[i]) for i in range(4)]
+        references = [f"{model.host}/library/app{i}:1" for i in range(4)]
+        run = playbook(play(task("audit", "docker_manifest_info", images=references, retries=0,
+                                 **no_config(tmp_path))), env=isolated_env(tmp_path))
+    assert run.rc == 0, run.output
+    images = run.result("audit")["images"]
+    read = [image for image in images if image.get("exists") is True]
+    limited = [image for image in images if "error" in image]
+    assert len(read) == 2 and len(limited) == 2, images
+    assert {image["digest"] for image in read} <= {p["digest"] for p in pushed}
+    assert all(image["error"]["code"] == "TOOMANYREQUESTS" for image in limited), limited
+
+
+def test_quay_refusing_docker_manifests_in_an_oci_index(playbook, tmp_path):
+    """Quay before 3.8 refused an OCI index that lists Docker manifests with 400 MANIFEST_INVALID
+    (openshift/oc-mirror#253, fixed by quay/quay#1649): the task fails in one sentence naming the registry's
+    answer, and the tag is not written."""
+    with Quay(refuse_docker_in_oci_index=True) as quay:
+        quay.push("builds/app", "amd64", platform="linux/amd64", media="docker")
+        quay.push("builds/app", "arm64", platform="linux/arm64", media="docker")
+        robot, token = next(iter(quay.users.items()))
+        h = quay.host
+        run = playbook(play(task("publish", "docker_manifest_create", name=f"{h}/team/app:1", media_type="oci",
+                                 sources=[f"{h}/builds/app:amd64", f"{h}/builds/app:arm64"], username=robot,
+                                 password=token, ignore_errors=True, **no_config(tmp_path))),
+                       env=isolated_env(tmp_path))
+        written = quay.resolve("team/app", "1")
+    result = run.result("publish")
+    assert result.get("failed") is True, result
+    assert "MANIFEST_INVALID" in result["msg"] or "manifest invalid" in result["msg"], result["msg"]
+    assert "\n" not in result["msg"].strip(), result["msg"]
+    assert written is None
+
+
+def test_gitlab_dash_tag_resolving_to_the_subject_is_not_a_referrer(playbook, tmp_path):
+    """GitLab has no Referrers API (404) and resolves a missing ``sha256-<hex>`` tag to the manifest
+    ``sha256:<hex>`` itself (oras-project/oras-go#1396): an index without referrers reports none, not its own
+    children as referrers."""
+    with GitLab(dash_tags_resolve=True) as gitlab:
+        children = [gitlab.push("team/app", platform=p) for p in PLATFORMS[:2]]
+        index = push_index(gitlab.backend.url, "team/app", "1", children)
+        user, token = next(iter(gitlab.users.items()))
+        run = playbook(play(task("inspect", "docker_manifest_info", images=[f"{gitlab.host}/team/app:1"],
+                                 referrers=True, username=user, password=token, **no_config(tmp_path))),
+                       env=isolated_env(tmp_path))
+    assert run.rc == 0, run.output
+    image = run.result("inspect")["images"][0]
+    assert image["digest"] == index["digest"]
+    assert image.get("referrers") == [], image.get("referrers")
