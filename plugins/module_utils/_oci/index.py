@@ -82,7 +82,12 @@ def ordered_platform(platform):
 
 
 def entries_from_image(origin, source_ref, media_type, digest, size, platform, annotations=None):
-    """The one entry of a single-image source; its platform must be complete and possible."""
+    """The one entry of a single-image source; its platform must be complete and possible.
+
+    A 32-bit arm entry is written with its variant (``v7`` when neither the config nor the stated platform
+    names one, as containerd reads it; ``v6`` for ``armel``): clients other than containerd pick a
+    variant-less arm entry on v6 hosts, where a v7 image does not run.
+    """
     if not platform or not platform.get("architecture") or not platform.get("os"):
         raise PlanError("source %s has no architecture/os in its image config; give it a platform, "
                         "for example {image: %s, platform: linux/arm64}" % (origin, origin))
@@ -92,6 +97,8 @@ def entries_from_image(origin, source_ref, media_type, digest, size, platform, a
     except PlatformError as exc:
         raise PlanError("source %s: %s; give it a platform, for example {image: %s, platform: linux/%s}"
                         % (origin, exc, origin, arch))
+    if arch == "arm":
+        platform = dict(platform, architecture=arch, variant=variant)
     return [Entry(descriptor(media_type, digest, size, platform, annotations), origin, source_ref)]
 
 

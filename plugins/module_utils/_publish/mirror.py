@@ -20,7 +20,11 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest 
     is_platform_entry,
     is_reference,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_DOCKER_LIST, MEDIA_OCI_INDEX
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
+    MEDIA_DOCKER_LIST,
+    MEDIA_DOCKER_MANIFEST,
+    MEDIA_OCI_INDEX,
+)
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
     format_platform,
     match_key,
@@ -42,6 +46,9 @@ def whole_source(sources, source_indexes, mode, media_type, annotations, attesta
         return None
     if media_type != "auto" and MEDIA_OPTION[media_type] != manifest.media_type:
         return None
+    if media_type == "docker" and any(isinstance(child, dict) and child.get("mediaType") != MEDIA_DOCKER_MANIFEST
+                                      for child in manifest.json().get("manifests") or []):
+        return None     # a Docker list holding OCI manifests (some tools write them): refused by choose_media_type
     if mode == "merge" and existing_document is not None:
         return None
     return manifest

@@ -244,3 +244,19 @@ def test_an_impossible_variant_in_an_image_config_is_refused():
                                         r"variant v8 .*platform: linux/amd64"):
         entries_from_image("app", SOURCE, MEDIA_OCI_MANIFEST, digest(1), 1,
                            {"os": "linux", "architecture": "amd64", "variant": "v8"})
+
+
+# --- a 32-bit arm entry carries its variant (issue: clients other than containerd pick a variant-less arm
+# entry on v6 hosts); the config's or the stated variant wins, v7 when neither names one ---------------
+@pytest.mark.parametrize("platform, written", [
+    ({"os": "linux", "architecture": "arm"}, {"architecture": "arm", "os": "linux", "variant": "v7"}),
+    ({"os": "linux", "architecture": "armhf"}, {"architecture": "arm", "os": "linux", "variant": "v7"}),
+    ({"os": "linux", "architecture": "armel"}, {"architecture": "arm", "os": "linux", "variant": "v6"}),
+    ({"os": "linux", "architecture": "arm", "variant": "v6"}, {"architecture": "arm", "os": "linux", "variant": "v6"}),
+    ({"os": "linux", "architecture": "arm", "variant": "7"}, {"architecture": "arm", "os": "linux", "variant": "v7"}),
+    ({"os": "linux", "architecture": "arm64"}, {"architecture": "arm64", "os": "linux"}),
+])
+def test_an_arm_entry_is_written_with_its_variant(platform, written):
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index import entries_from_image
+    entry = entries_from_image("src", None, MEDIA_OCI_MANIFEST, "sha256:" + "1" * 64, 100, platform)[0]
+    assert entry.descriptor["platform"] == written

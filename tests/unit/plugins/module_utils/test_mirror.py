@@ -163,3 +163,19 @@ def test_whole_source_needs_exactly_one_untouched_index_source():
     assert whole_source(one, found, "replace", "docker", {}, "keep", None) is None
     assert whole_source(one, found, "merge", "auto", {}, "keep", {"manifests": []}) is None
     assert copied_facts([]) == []
+
+
+def test_a_docker_list_holding_oci_manifests_is_not_written_whole_as_docker():
+    """media_type=docker needs Docker v2 manifests (docker CLI 20.10 cannot read the rest): a Docker list
+    some tool filled with OCI manifests is not copied whole; the entries path refuses it in one sentence."""
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_DOCKER_LIST
+    fake = FakeRegistry()
+    child = fake.add_image(ref(SRC + ":amd64"), "amd64")
+    document = {"schemaVersion": 2, "mediaType": MEDIA_DOCKER_LIST, "manifests": [
+        {"mediaType": MEDIA_OCI_MANIFEST, "digest": child[0], "size": child[1],
+         "platform": {"architecture": "amd64", "os": "linux"}}]}
+    fake.add_manifest(ref(SRC + ":odd"), document, tag="odd")
+    options = params(name=DST + ":1", sources=[SRC + ":odd"], media_type="docker")
+    with pytest.raises(PlanError, match="media_type=docker needs Docker v2 image manifests"):
+        Batch(fake, parse_jobs(options), options).run()
+    assert not [call for call in fake.calls if call[0] == "put_manifest"]
