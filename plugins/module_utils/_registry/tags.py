@@ -135,9 +135,11 @@ def tombstone_manifest():
 def delete_tag(client, ref, current):
     """Remove the tag ``ref`` (whose manifest ``current`` was just read) and nothing else.
 
-    Tag deletion first; where the registry refuses it, the throw-away manifest fallback. If the
-    fallback cannot finish, the tag is put back to ``current`` before the error is raised, so the
-    registry holds the old state or the new one.
+    Tag deletion first; where the registry refuses it, the throw-away manifest fallback, but only after a
+    DELETE of the throw-away manifest's digest (not yet written) shows that the registry deletes manifests
+    at all (404): a registry that does not (405, UNSUPPORTED, ...) gets nothing written, and the error
+    names its answer. If the fallback cannot finish, the tag is put back to ``current`` before the error
+    is raised, so the registry holds the old state or the new one.
     """
     response = client.request("DELETE", ref, "manifests/" + ref.tag, "manifest", actions=("pull", "push", "delete"))
     response.close()
@@ -147,8 +149,9 @@ def delete_tag(client, ref, current):
         return None
     if response.status_code not in (400, 405) and error_code(response) not in ("UNSUPPORTED", "DIGEST_INVALID"):
         raise client.write_error(response, "deleting tag %s" % ref.canonical, ref)
-    client.push_blob(ref, EMPTY_CONFIG)
     body = tombstone_manifest()
+    _check_manifest_deletes(client, ref, sha256_digest(body), response)
+    client.push_blob(ref, EMPTY_CONFIG)
     client.put_manifest(ref, body, MEDIA_OCI_MANIFEST, what="pointing the tag at a throw-away manifest")
     try:
         client.delete_manifest(ref, sha256_digest(body))
@@ -156,3 +159,21 @@ def delete_tag(client, ref, current):
         client.put_manifest(ref, current.body, current.media_type, what="restoring tag")
         raise
     return "tombstone"
+
+
+def _check_manifest_deletes(client, ref, digest, tag_answer):
+    """Raise unless the registry deletes manifests by digest: a DELETE of ``digest``, which is not there, must 404."""
+    response = client.request("DELETE", ref.with_digest(digest), "manifests/" + digest, "manifest",
+                              actions=("pull", "push", "delete"))
+    response.close()
+    if response.status_code == 404:
+        return
+    code = error_code(response) or "HTTP_%d" % response.status_code
+    if response.status_code in (401, 403):
+        raise client.write_error(response, "deleting tag %s" % ref.canonical, ref)
+    raise RegistryError("deleting tag %s failed: registry %s deletes neither tags (answered %d %s) nor manifests "
+                        "(answered %d %s to a manifest DELETE); nothing was written (for the distribution registry "
+                        "set storage.delete.enabled)" % (ref.canonical, ref.registry, tag_answer.status_code,
+                                                         error_code(tag_answer) or "HTTP_%d" % tag_answer.status_code,
+                                                         response.status_code, code),
+                        code="UNSUPPORTED", status=response.status_code)
