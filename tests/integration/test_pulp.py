@@ -228,7 +228,8 @@ def test_registry_operations_as_documented(pulp):
 
 def test_timings_and_memory(pulp):
     """Not an assertion on speed: records start time and memory in the report (pytest -rP shows it)."""
-    rss = pulp.memory_rss()
+    rss, pss = pulp.memory_rss(), pulp.memory_pss()
     print(f"pulp timings (s): {pulp.timings}; RSS (MiB): "
-          f"{ {name: kib // 1024 for name, kib in rss.items()} } total {sum(rss.values()) // 1024}")
+          f"{ {name: kib // 1024 for name, kib in rss.items()} } total {sum(rss.values()) // 1024}; "
+          f"PSS (MiB): { {name: kib // 1024 for name, kib in pss.items()} } total {sum(pss.values()) // 1024}")
     assert pulp.timings["ready"] < 120

@@ -98,7 +98,6 @@ import atexit
 import base64
 import ctypes
 import fcntl
-import grp
 import os
 import pwd
 import secrets
@@ -119,7 +118,8 @@ from .registry import _ACCESS_LINE, AccessEntry, free_port
 ROOT = Path(__file__).resolve().parents[3]
 VENV_SCRIPT = ROOT / "tools" / "pulp_venv.sh"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PG_USER = "postgres"
+# PostgreSQL refuses to run as root: as root, drop to Debian's postgres user; otherwise run as ourselves.
+PG_USER = "postgres" if os.getuid() == 0 else pwd.getpwuid(os.getuid()).pw_name
 DB_NAME = DB_USER = "pulp"
 PG_PORT = 5432            # only names the unix socket (.s.PGSQL.5432) in the private directory
 ADMIN = "admin"
@@ -247,6 +247,18 @@ class PulpRegistry:
     def verify(self) -> str | bool:
         return True
 
+    @property
+    def version(self) -> str:
+        """``pulpcore X / pulp-container Y``, as installed in the venv (for docs/registries.md)."""
+        if self.venv is None:
+            self.venv = pulp_venv()
+        found = {}
+        for dist in self.venv.glob("lib/python*/site-packages/*.dist-info"):
+            name, _dash, version = dist.name[: -len(".dist-info")].partition("-")
+            if name in ("pulpcore", "pulp_container"):
+                found[name] = version
+        return f"pulpcore {found.get('pulpcore', '?')} / pulp-container {found.get('pulp_container', '?')}"
+
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> PulpRegistry:
         if self._procs:
@@ -328,6 +340,13 @@ class PulpRegistry:
 
     def memory_rss(self) -> dict[str, int]:
         """Resident memory in KiB per component, each with all its descendant processes."""
+        return self._memory("status", "VmRSS:")
+
+    def memory_pss(self) -> dict[str, int]:
+        """Proportional set size in KiB per component (shared pages split between sharers, unlike RSS)."""
+        return self._memory("smaps_rollup", "Pss:")
+
+    def _memory(self, proc_file: str, field: str) -> dict[str, int]:
         children: dict[int, list[int]] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
@@ -342,8 +361,8 @@ class PulpRegistry:
                 pid = todo.pop()
                 todo.extend(children.get(pid, []))
                 try:
-                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
+                    for line in Path(f"/proc/{pid}/{proc_file}").read_text().splitlines():
+                        if line.startswith(field):
                             total += int(line.split()[1])
                 except OSError:
                     pass
