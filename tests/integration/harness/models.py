@@ -7,61 +7,79 @@ open, plain HTTP), and signs its Bearer tokens with a :class:`harness.tokenserve
 JWT logic. A model reproduces only what that registry's documentation or a public bug report records;
 every behaviour below names its source, and nothing else about the real service is claimed.
 
-==========================  =====================================================================  ==========================================================================
-model                       behaviour                                                              source
-==========================  =====================================================================  ==========================================================================
-DockerHub                   token realm on another host, service ``registry.docker.io``            https://github.com/distribution/distribution/issues/1589
-DockerHub                   anonymous tokens granted for any repository, even a missing one        https://github.com/docker/hub-feedback/issues/1771
-DockerHub                   missing/mistyped repository: 401 ``error="insufficient_scope"``        https://github.com/distribution/distribution/issues/1291,
-                            on manifest GET/HEAD even with the fresh token                         https://github.com/jupyterhub/binderhub/issues/1664,
-                                                                                                   https://github.com/docker-archive/docker-registry/issues/1071
-DockerHub                   ``ratelimit-limit``/``ratelimit-remaining``/``docker-ratelimit-source``  https://docs.docker.com/docker-hub/usage/pulls/ (docker/docs#20774)
-                            on manifest answers; GETs count, HEADs do not; 429 TOOMANYREQUESTS
-DockerHub                   DELETE of a manifest: 405 ``UNSUPPORTED`` (after the auth challenge)   https://github.com/docker/hub-feedback/issues/1759,
-                                                                                                   https://github.com/docker/hub-feedback/issues/2360
-Ghcr                        anonymous pull token from ``/token`` on the registry host,             https://github.com/getwud/wud/issues/143,
-                            service ``ghcr.io``                                                    https://github.com/opensciencegrid/cvmfs-singularity-sync/pull/353
-Lscr                        a host that 307-redirects every ``/v2/`` request to another registry   https://github.com/google/go-containerregistry/issues/2333,
-                            host, which answers with its own Bearer challenge (realm on its host)  https://github.com/google/go-containerregistry/issues/2359,
-                                                                                                   https://github.com/nicholas-fedor/watchtower/pull/359
-Nexus                       manifest HEAD answers 404 while GET answers 200                        https://github.com/andrey-pohilko/registry-cli/issues/43,
-                                                                                                   https://github.com/andrey-pohilko/registry-cli/issues/14,
-                                                                                                   https://github.com/crazy-max/diun/issues/1614
-Harbor                      some set-ups: manifest HEAD 404, GET 200 (``head_404=True``)           https://github.com/crossplane/crossplane/pull/3223
-Harbor                      token service ``/service/token``; robot accounts ``robot$proj+name``   https://github.com/goharbor/harbor/issues/714
-Harbor                      2.7: referrers endpoint answers 401 with no ``WWW-Authenticate``       https://github.com/goharbor/harbor/issues/18305,
-                                                                                                   https://github.com/regclient/regclient/pull/389
-AnonymousReads              ``/v2/`` ping 200 and anonymous reads; writes challenged (Basic or     https://github.com/moby/moby/issues/12972,
-                            Bearer), e.g. nginx in front of a registry, or one anonymous repo      https://github.com/nexspence/nexspence/issues/260
-NoReferrersApi(400)         referrers endpoint answers 400 where 404 was expected                  https://github.com/quay/quay/pull/3071
-NoReferrersApi(405)         a method or endpoint of OCI 1.1 the registry lacks answered 405        https://github.com/aws/containers-roadmap/issues/2783
-NoReferrersApi(406)         Artifactory answers the referrers endpoint with 406                    https://github.com/google/go-containerregistry/pull/2026
-NoReferrersApi(500)         "404 or similar error code" when the API is not supported              https://github.com/opencontainers/opencontainers.org/pull/152 (no registry-
-                                                                                                   specific report of 500 found)
-NoDelete                    distribution with delete disabled: DELETE 405 ``UNSUPPORTED``; a       https://github.com/distribution/distribution/issues/1222,
-                            tag-delete that PUT a throw-away manifest first leaves it behind       https://github.com/regclient/regclient/issues/819
-Quay                        realm ``/v2/auth`` on the registry host, service = the host            https://github.com/oras-project/oras/issues/738,
-                                                                                                   https://github.com/quay/claircore/pull/879
-Quay                        robot accounts ``org+name`` with a token as password                   https://docs.redhat.com/en/documentation/red_hat_quay/3/html/
-                                                                                                   managing_access_and_permissions/creating-robot-account-api
-Quay                        before 3.8: an OCI index listing Docker manifests refused with 400     https://github.com/openshift/oc-mirror/issues/253,
-                            MANIFEST_INVALID (``refuse_docker_in_oci_index=True``)                 https://github.com/quay/quay/pull/1649
-Ecr                         Basic auth, user ``AWS``, a 12-hour token as password; credential      https://docs.aws.amazon.com/AmazonECR/latest/userguide/registry_auth.html,
-                            helper ``ecr-login``                                                   https://docs.aws.amazon.com/cli/latest/reference/ecr/get-login-password.html
-ArtifactRegistry            users ``oauth2accesstoken`` (access token) and ``_json_key`` (the      https://cloud.google.com/artifact-registry/docs/docker/authentication,
-                            service account key as password); Bearer challenge without         https://github.com/Dokploy/dokploy/issues/3935,
-                            ``service``                                                            https://github.com/nicholas-fedor/watchtower/pull/1895
-Acr                         ``identitytoken`` (user 00000000-0000-0000-0000-000000000000) is an   https://azure.github.io/acr/AAD-OAuth.html,
-                            OAuth2 refresh token: POST ``/oauth2/token`` grant_type=refresh_token,  https://gist.github.com/toddysm/4b34220dfaffa8ab4c3288e02e5ceb16
-                            answered with ``access_token`` only
-GitLab                      token realm ``/jwt/auth`` on the GitLab host (another host), service   https://gitlab.com/gitlab-org/gitlab-foss/-/issues/26265,
-                            ``container_registry``; deploy/access tokens as passwords              https://github.com/dotnet/sdk-container-builds/issues/284,
-                                                                                                   https://docs.gitlab.com/user/packages/container_registry/authenticate_with_container_registry.html
-GitLab                      no Referrers API (404) and ``<alg>-<hex>`` tags resolve to the         https://github.com/oras-project/oras-go/issues/1396
-                            manifest ``<alg>:<hex>`` itself (``dash_tags_resolve=True``)
-Artifactory                 tag-list ``Link`` drops the repository's first path component          https://github.com/renovatebot/renovate/pull/20745,
-                            (RTFACT-18971), so the next page 404s                                  https://github.com/renovatebot/renovate/issues/35917
-==========================  =====================================================================  ==========================================================================
+================  ==========================================================  ============================================================================
+model             behaviour                                                   source
+================  ==========================================================  ============================================================================
+DockerHub         token realm on another host, service registry.docker.io     https://github.com/distribution/distribution/issues/1589
+DockerHub         anonymous tokens granted for any repository, even a         https://github.com/docker/hub-feedback/issues/1771
+                  missing one
+DockerHub         missing/mistyped repository: 401                            https://github.com/distribution/distribution/issues/1291
+                  error="insufficient_scope" on manifest GET/HEAD even with   https://github.com/jupyterhub/binderhub/issues/1664
+                  the fresh token                                             https://github.com/docker-archive/docker-registry/issues/1071
+DockerHub         ratelimit-limit, ratelimit-remaining, docker-ratelimit-     [hub-pulls]
+                  source on manifest answers; GETs count, HEADs do not; 429   https://github.com/docker/docs/pull/20774
+                  TOOMANYREQUESTS
+DockerHub         DELETE of a manifest: 405 UNSUPPORTED (after the auth       https://github.com/docker/hub-feedback/issues/1759
+                  challenge)                                                  https://github.com/docker/hub-feedback/issues/2360
+Ghcr              anonymous pull token from /token on the registry host,      https://github.com/getwud/wud/issues/143
+                  service ghcr.io                                             https://github.com/opensciencegrid/cvmfs-singularity-sync/pull/353
+Lscr              every /v2/ request 307-redirected to another registry       https://github.com/google/go-containerregistry/issues/2333
+                  host, which answers with its own Bearer challenge (realm    https://github.com/google/go-containerregistry/issues/2359
+                  on its host)                                                https://github.com/nicholas-fedor/watchtower/pull/359
+Nexus             manifest HEAD answers 404 while GET answers 200; Basic      https://github.com/andrey-pohilko/registry-cli/issues/43
+                  realm "Sonatype Nexus Repository Manager"                   https://github.com/andrey-pohilko/registry-cli/issues/14
+                                                                              https://github.com/crazy-max/diun/issues/1614
+Harbor            some set-ups: manifest HEAD 404, GET 200 (head_404=True)    https://github.com/crossplane/crossplane/pull/3223
+Harbor            token service /service/token; robot accounts                https://github.com/goharbor/harbor/issues/714
+                  robot$project+name
+Harbor            2.7: referrers endpoint answers 401 with no WWW-            https://github.com/goharbor/harbor/issues/18305
+                  Authenticate                                                https://github.com/regclient/regclient/pull/389
+AnonymousReads    /v2/ ping 200 and anonymous reads; writes challenged        https://github.com/moby/moby/issues/12972
+                  (Basic, or Bearer with scheme="bearer")                     https://github.com/nexspence/nexspence/issues/260
+NoReferrersApi    400: the referrers endpoint answers 400 where 404 was       https://github.com/quay/quay/pull/3071
+                  expected
+NoReferrersApi    405: what the registry lacks of OCI 1.1 answered 405        https://github.com/aws/containers-roadmap/issues/2783
+NoReferrersApi    406: Artifactory's answer to the referrers endpoint         https://github.com/google/go-containerregistry/pull/2026
+NoReferrersApi    500: "404 or similar error code" when the API is not        https://github.com/opencontainers/opencontainers.org/pull/152
+                  supported (no registry-specific report of a 500 found)
+NoDelete          delete disabled: DELETE 405 UNSUPPORTED; a tag delete that  https://github.com/distribution/distribution/issues/1222
+                  first PUT a throw-away manifest leaves it behind            https://github.com/regclient/regclient/issues/819
+Quay              realm /v2/auth on the registry host, service = the host     https://github.com/oras-project/oras/issues/738
+                                                                              https://github.com/quay/claircore/pull/879
+Quay              robot accounts org+name with a token as password; private   [quay-robots]
+                  repositories
+Quay              before 3.8: an OCI index listing Docker manifests refused   https://github.com/openshift/oc-mirror/issues/253
+                  with 400 MANIFEST_INVALID                                   https://github.com/quay/quay/pull/1649
+                  (refuse_docker_in_oci_index=True)
+Ecr               Basic auth, user AWS, a 12-hour token as password;          [ecr-auth]
+                  credential helper ecr-login                                 [ecr-login-password]
+ArtifactRegistry  users oauth2accesstoken (access token) and _json_key        [gar-auth]
+                  (service account key JSON as password)                      https://github.com/Dokploy/dokploy/issues/3935
+ArtifactRegistry  Bearer challenge with a realm and no service                https://github.com/nicholas-fedor/watchtower/pull/1895
+Acr               identitytoken (user 00000000-0000-0000-0000-000000000000)   https://azure.github.io/acr/AAD-OAuth.html
+                  is an OAuth2 refresh token: POST /oauth2/token              https://gist.github.com/toddysm/4b34220dfaffa8ab4c3288e02e5ceb16
+                  grant_type=refresh_token, answered with access_token only
+GitLab            token realm /jwt/auth on the GitLab host (another host),    https://gitlab.com/gitlab-org/gitlab-foss/-/issues/26265
+                  service container_registry; deploy/access tokens as         https://github.com/dotnet/sdk-container-builds/issues/284
+                  passwords                                                   [gitlab-auth]
+GitLab            no Referrers API (404); a missing sha256-<hex> tag          https://github.com/oras-project/oras-go/issues/1396
+                  resolves to the manifest sha256:<hex>
+                  (dash_tags_resolve=True)
+Artifactory       tag-list Link drops the repository's first path component   https://github.com/renovatebot/renovate/pull/20745
+                  (RTFACT-18971): followed as is, the next page 404s          https://github.com/renovatebot/renovate/issues/35917
+Artifactory       referrers endpoint answers 406                              https://github.com/google/go-containerregistry/issues/1962
+                                                                              https://github.com/google/go-containerregistry/pull/2026
+================  ==========================================================  ============================================================================
+
+
+Long addresses in the table:
+
+- [hub-pulls] https://docs.docker.com/docker-hub/usage/pulls/
+- [quay-robots] https://docs.redhat.com/en/documentation/red_hat_quay/3/html/managing_access_and_permissions/creating-robot-account-api
+- [ecr-auth] https://docs.aws.amazon.com/AmazonECR/latest/userguide/registry_auth.html
+- [ecr-login-password] https://docs.aws.amazon.com/cli/latest/reference/ecr/get-login-password.html
+- [gar-auth] https://cloud.google.com/artifact-registry/docs/docker/authentication
+- [gitlab-auth] https://docs.gitlab.com/user/packages/container_registry/authenticate_with_container_registry.html
 
 Every model is a context manager::
 
