@@ -17,7 +17,7 @@ description:
   - For a multi-platform image this is the digest of its index (manifest list), which is what
     C(image@digest) pins; use M(archfleet.multiarch.docker_manifest_info) for per-platform digests.
   - One term gives one digest. Several terms give one digest each, in order; use C(query) (or
-    C(lookup(..., wantlist=true))) to get them as a list, as C(lookup) joins several results with commas.
+    C(lookup) with C(wantlist=true)) to get them as a list, as C(lookup) joins several results with commas.
   - An image that does not exist, or that the registry will not show (it says "does not exist or no pull
     access", as Docker Hub answers a mistyped repository), fails the lookup with a message naming it,
     unless O(default) is set. A registry that answers C(HEAD) with 404 gets one C(GET) before the image is

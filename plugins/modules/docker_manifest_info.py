@@ -85,8 +85,8 @@ options:
       - When set, each image gets RV(images[].missing_platforms). Platforms are compared normalised
         (C(arm64) is C(arm64/v8), C(aarch64) is C(arm64), C(armhf) is C(arm/v7)).
       - An OS version is matched as containerd matches it, as a prefix on a dot boundary;
-        C(windows(10.0.20348\)/amd64) needs an entry whose C(os.version) is C(10.0.20348) or starts with
-        C(10.0.20348.); C(windows/amd64) is met by any version.
+        V(windows(10.0.20348\)/amd64) needs an entry whose C(os.version) is C(10.0.20348) or starts with
+        C(10.0.20348.); V(windows/amd64) is met by any version.
     type: list
     elements: str
     default: []
@@ -264,7 +264,8 @@ images:
       elements: str
     platforms:
       description:
-        - Platforms as C(os[(os.version)]/architecture[/variant]), as written in the index, or from the image
+        - Platforms as C(os/architecture[/variant]), with the OS version in parentheses after the OS where an entry
+          states one (V(windows(10.0.20348.2340\)/amd64)), as written in the index, or from the image
           config for a single-platform image. Reference entries (attestations) are excluded; an identical entry
           listed twice appears twice.
       type: list
@@ -291,7 +292,9 @@ images:
           description: Platform with keys C(os), C(architecture), C(variant), C(os_version), C(os_features).
           type: dict
         platform_string:
-          description: The platform as C(os[(os.version)]/architecture[/variant]), as containerd formats it.
+          description:
+            - The platform as C(os/architecture[/variant]), with the OS version in parentheses after the OS where
+              the entry states one (V(windows(10.0.20348.2340\)/amd64)), as containerd formats it.
           type: str
         missing:
           description: V(true) when this child's manifest is gone from the registry (O(config) or O(verify_children)).

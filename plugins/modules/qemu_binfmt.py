@@ -69,7 +69,7 @@ options:
         task is registered (and verified, with O(verify)).
       - With O(state=absent) the file is removed; when the distribution ships a same-named file
         (C(/usr/lib/binfmt.d/qemu-<target>.conf) from C(qemu-user-static)), it is masked instead
-        with a symlink to C(/dev/null), as C(binfmt.d(5)) documents, so the entry stays removed
+        with a symlink to C(/dev/null), as the manual page binfmt.d(5) documents, so the entry stays removed
         after a reboot. binfmt-support's own list (C(/var/lib/binfmts)) cannot be masked; it is
         reported in RV(entries.returns_at_boot) with a warning.
       - With V(false) nothing under C(/etc/binfmt.d) is touched; removing an entry that a
