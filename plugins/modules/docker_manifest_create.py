@@ -55,17 +55,29 @@ options:
     description:
       - The per-platform images, in the order their entries are written.
       - Each item is a reference string, or a dict with C(image) (the reference), optional C(platform)
-        (overrides the platform read from the image config, for example C(linux/arm/v7); written as given)
+        (the platform written for it instead of the one read from the image config, for example C(linux/arm/v7)
+        for an image whose config says only C(arm); a platform that contradicts the config is refused, see
+        O(force_platform))
         and optional C(annotations) (a dict of strings added to the entry; OCI only).
       - For a source that is an index, C(platforms) (a list such as C([linux/amd64, linux/arm64])) takes only
         those platform entries (matched as containerd matches) and the attestations that describe them; a
         listed platform the index does not have is an error. This makes a new index (a filtered mirror).
-      - Required with O(state=present).
+      - Required with O(state=present); not allowed with O(state=absent).
     type: list
     elements: raw
     default: []
+  force_platform:
+    description:
+      - Publish a source's C(platform) even when it contradicts the platform its image config states (an arm64
+        image stated as C(linux/amd64)); for images whose config is known to be wrong.
+      - V(false) refuses such a source and writes nothing; in check mode the contradiction is a warning. The OS
+        and architecture must agree with the config, and the variant too where the config states one.
+    type: bool
+    default: false
   tags:
-    description: Extra tags in the same repository that get the same index, written after O(name).
+    description:
+      - Extra tags in the same repository that get the same index, written after O(name).
+      - Not allowed with O(state=absent), which deletes O(name) only.
     type: list
     elements: str
     default: []
@@ -94,6 +106,7 @@ options:
     description:
       - Index-level annotations (strings), for example C(org.opencontainers.image.source).
       - A Docker manifest list cannot carry them; with O(media_type=docker) they are an error, never dropped.
+      - Not allowed with O(state=absent).
     type: dict
     default: {}
   mode:
@@ -146,6 +159,7 @@ options:
         (check mode and diff name them all).
       - Refused while an index in the same repository lists that manifest (the refusal names the index tags),
         unless O(force=true).
+      - Not allowed with O(state=present).
     type: bool
     default: false
   force:
@@ -320,6 +334,7 @@ def main():
         state=dict(type="str", choices=["present", "absent"], default="present"),
         delete_manifest=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
+        force_platform=dict(type="bool", default=False),
         referrers=dict(type="str", choices=["skip", "copy"], default="skip"),
     )
 

@@ -76,7 +76,8 @@ options:
         return only RV(images[].reference), RV(images[].canonical), RV(images[].exists), RV(images[].digest),
         RV(images[].media_type) and RV(images[].size), about 250 bytes per image instead of about 2 KB.
       - A registry that answers a HEAD without a digest or length gets a GET for that reference.
-      - O(require_platforms), O(config), O(verify_children) and O(referrers) do not apply.
+      - O(require_platforms), O(config), O(verify_children) and O(referrers) need more than a digest, so they
+        cannot be combined with O(digest_only=true); the task is refused before any request when one is set.
     type: bool
     default: false
   require_platforms:
@@ -387,7 +388,26 @@ registry_stats:
 """
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._inspect import inspect_task, parse_options
-from ansible_collections.archfleet.multiarch.plugins.module_utils._module import registry_module, run_registry_task
+from ansible_collections.archfleet.multiarch.plugins.module_utils._module import (
+    OptionError,
+    registry_module,
+    run_registry_task,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._supply_chain import parse_referrers_option
+
+# What digest_only (one HEAD per reference) cannot give: each would be silently ignored.
+NEEDS_MORE_THAN_A_DIGEST = ("require_platforms", "config", "verify_children", "referrers")
+
+
+def check_options(params):
+    """parse_options, after refusing options that contradict each other."""
+    if params["digest_only"]:
+        set_too = [name for name in NEEDS_MORE_THAN_A_DIGEST
+                   if (parse_referrers_option(params[name]) is not None if name == "referrers" else params[name])]
+        if set_too:
+            raise OptionError("digest_only=true reads one digest per reference and cannot apply %s: remove %s, or set "
+                              "digest_only=false" % (", ".join(set_too), " and ".join(set_too)))
+    return parse_options(params)
 
 
 def main():
@@ -403,7 +423,7 @@ def main():
         fail_on_error=dict(type="bool", default=False),
         referrers=dict(type="raw", default=False),
     )
-    run_registry_task(module, parse_options, lambda client, prepared: inspect_task(client, prepared, module.params))
+    run_registry_task(module, check_options, lambda client, prepared: inspect_task(client, prepared, module.params))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def test_publish_then_rerun_writes_nothing(playbook, open_registry):
     with Proxy(open_registry) as proxy:
         h = proxy.host
         target = f"{h}/{unique('apps/hello')}:1.0"
-        args = dict(name=target, tags=["latest", "1"],
+        # docker-single:latest is an amd64 image published as s390x: a deliberate override (force_platform).
+        args = dict(name=target, tags=["latest", "1"], force_platform=True,
                     annotations={"org.opencontainers.image.source": "https://example.invalid/hello"},
                     sources=[f"{h}/fixtures/single:amd64",                       # another repository: mount
                              f"{h}/fixtures/single:arm64",
@@ -159,9 +160,9 @@ def test_merge_adds_and_replaces_one_platform(playbook, open_registry):
     run = playbook(play(
         create("base", name=target, sources=[f"{h}/fixtures/single:amd64", f"{h}/fixtures/single:arm64"]),
         create("replace arm64", name=target, mode="merge", sources=[f"{h}/{repo}:arm64-new"]),
-        create("add s390x", name=target, mode="merge",
+        create("add s390x", name=target, mode="merge", force_platform=True,
                sources=[{"image": f"{h}/fixtures/docker-single:arm64", "platform": "linux/s390x"}]),
-        create("again", name=target, mode="merge",
+        create("again", name=target, mode="merge", force_platform=True,
                sources=[{"image": f"{h}/fixtures/docker-single:arm64", "platform": "linux/s390x"}]),
     ), diff=True)
     assert run.rc == 0, run.output

@@ -35,7 +35,7 @@ DOCKER_HUB_429_HEADERS = {"Content-Type": "text/plain; charset=utf-8", "ratelimi
                           "ratelimit-remaining": "0;w=21600", "docker-ratelimit-source": "203.0.113.7"}
 TOO_MANY_REQUESTS = json.dumps({"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]}).encode()
 NEW_SOURCES = ("fixtures/single:amd64", "fixtures/single:arm64")
-S390X_SOURCE = "fixtures/docker-single:arm64"      # published with a platform override: linux/s390x
+S390X_SOURCE = "fixtures/docker-single:arm64"      # published as linux/s390x (force_platform: its config says arm64)
 
 _counter = itertools.count()
 
@@ -226,7 +226,7 @@ def new_index_digest(token_registry):
     """Digest of the index the faulted runs publish (the same sources give the same bytes in any repository)."""
     target = f"{token_registry.host}/{unique('faults/prediction')}:{TAG}"
     predict = task("predict", "docker_manifest_create", name=target, sources=new_sources(token_registry.host),
-                   **module_options(token_registry, "alice"))
+                   force_platform=True, **module_options(token_registry, "alice"))
     run = run_playbook(play({**predict, "check_mode": True}))
     assert run.rc == 0, run.output
     return run.result("predict")["digest"]
@@ -265,7 +265,8 @@ def test_publish_over_an_existing_index_under_faults(playbook, token_registry, n
     with Proxy(token_registry, fault=hook) as proxy:
         target = f"{proxy.host}/{repository}:{TAG}"
         run = playbook(play(task("publish", "docker_manifest_create", ignore_errors=True, name=target,
-                                 sources=new_sources(proxy.host), **module_options(token_registry, case.user))))
+                                 sources=new_sources(proxy.host), force_platform=True,
+                                 **module_options(token_registry, case.user))))
         wait_for_stalled(case.settle)
         assert case.inject is None or hook.broken, \
             f"{name}: no request matched the fault; the task said: {run.result('publish').get('msg')}"

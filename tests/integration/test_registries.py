@@ -194,7 +194,7 @@ def test_merge_adds_a_platform(playbook, real_registry, compat):
     repo = unique("merge")
     base = ok(run_task(playbook, "docker_manifest_create", name=f"{h}/{repo}:1",
                        sources=[f"{h}/fixtures/single:amd64"]))
-    merged = ok(run_task(playbook, "docker_manifest_create", name=f"{h}/{repo}:1", mode="merge",
+    merged = ok(run_task(playbook, "docker_manifest_create", name=f"{h}/{repo}:1", mode="merge", force_platform=True,
                          sources=[{"image": f"{h}/fixtures/docker-single:arm64", "platform": "linux/s390x"}]))
     assert base["platforms"] == ["linux/amd64"]
     assert merged["changed"] is True and merged["platforms"] == ["linux/amd64", "linux/s390x"]

@@ -296,3 +296,23 @@ def from_oci(platform):
 def is_unknown(platform):
     platform = platform or {}
     return (platform.get("os"), platform.get("architecture")) == UNKNOWN_PLATFORM
+
+
+def stated_contradicts_config(stated, config_platform):
+    """Whether a platform stated for an image (``sources[].platform``) contradicts the one its config states.
+
+    ``stated`` is a parse_platform dict, ``config_platform`` the dict of platform_from_config. The OS and the
+    architecture must agree (normalised: ``aarch64`` is ``arm64``); the variant only when the config states
+    one, since stating the variant a config leaves out (``arm/v7`` for a config that says ``arm``) is what a
+    platform override is for. A config that states no OS or architecture contradicts nothing.
+    """
+    config_platform = config_platform or {}
+    if not config_platform.get("os") or not config_platform.get("architecture"):
+        return False
+    if normalize_os(stated.get("os")) != normalize_os(config_platform.get("os")):
+        return True
+    stated_arch, stated_variant = normalize_arch(stated.get("architecture"), stated.get("variant"))
+    config_arch, config_variant = normalize_arch(config_platform.get("architecture"), config_platform.get("variant"))
+    if stated_arch != config_arch:
+        return True
+    return bool(config_platform.get("variant")) and stated_variant != config_variant

@@ -27,8 +27,8 @@ class Batch:
     """The indexes of one task and how to publish them.
 
     ``options`` holds the module options that apply to every index: ``state``, ``mode``,
-    ``media_type``, ``attestations``, ``force``, ``concurrency`` and ``indexes`` (whether the
-    batch form was used, which shapes the result).
+    ``media_type``, ``attestations``, ``force``, ``force_platform``, ``concurrency`` and ``indexes``
+    (whether the batch form was used, which shapes the result).
     """
 
     def __init__(self, client, jobs, options, check_mode=False, diff=False):
@@ -39,8 +39,10 @@ class Batch:
         self.diff = diff
         concurrency = options["concurrency"]
         self.outer = min(concurrency, len(jobs))
+        contradictions = "allow" if options.get("force_platform") else "warn" if check_mode else "refuse"
         self.publishers = [Publisher(client, job.target, job.tags, concurrency,
-                                     options["force"], referrers=options.get("referrers") or "skip")
+                                     options["force"], referrers=options.get("referrers") or "skip",
+                                     contradictions=contradictions)
                            for job in jobs]
 
     def run(self):
@@ -54,10 +56,14 @@ class Batch:
             result["name"] = publisher.target.canonical
             result["tags"] = [publisher.target.canonical] + [r.canonical for r in publisher.extra_tags]
         if not self.options["indexes"]:
-            return results[0]
-        output = {"changed": any(r["changed"] for r in results), "indexes": results}
-        if self.diff:
-            output["diff"] = [r.pop("diff") for r in results if "diff" in r]
+            output = results[0]
+        else:
+            output = {"changed": any(r["changed"] for r in results), "indexes": results}
+            if self.diff:
+                output["diff"] = [r.pop("diff") for r in results if "diff" in r]
+        warnings = [sentence for publisher in self.publishers for sentence in publisher.warnings]
+        if warnings:  # check mode: what a real run refuses (AnsibleModule shows them as warnings)
+            output["warnings"] = warnings
         return output
 
     def present(self, pairs):

@@ -119,8 +119,24 @@ def parse_target(name, tags, where=""):
     return target
 
 
+def refuse_ignored_options(params):
+    """Options the chosen state would silently ignore are an error."""
+    if params["state"] == "absent":
+        ignored = [key for key in ("sources", "tags", "annotations") if params[key]]
+        ignored += ["indexes[%d].%s" % (index, key) for index, item in enumerate(params["indexes"] or [])
+                    if isinstance(item, dict) for key in ("sources", "tags", "annotations") if item.get(key)]
+        if ignored:
+            raise OptionError("state=absent deletes the tag name and nothing else, so %s cannot be given with it: "
+                              "remove %s (delete each extra tag as a name of its own)"
+                              % (", ".join(ignored), " and ".join(ignored)))
+    elif params.get("delete_manifest"):
+        raise OptionError("delete_manifest=true applies to state=absent only: set state=absent, or remove "
+                          "delete_manifest")
+
+
 def parse_jobs(params):
     """The indexes to publish: the top-level options, or each item of ``indexes``."""
+    refuse_ignored_options(params)
     if params["indexes"]:
         clashing = [key for key in ("name", "sources", "tags", "annotations") if params[key]]
         if clashing:

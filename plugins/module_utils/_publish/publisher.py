@@ -35,7 +35,12 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest 
     is_schema1,
     platform_from_config,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import oci_platform
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
+    format_platform,
+    oci_platform,
+    platform_key,
+    stated_contradicts_config,
+)
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import IMAGE_MEDIA_TYPES
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
@@ -93,8 +98,13 @@ class Plan:
 
 
 class Publisher:
-    def __init__(self, client, target, extra_tags=(), concurrency=8, force=False, referrers="skip"):
+    def __init__(self, client, target, extra_tags=(), concurrency=8, force=False, referrers="skip",
+                 contradictions="refuse"):
         self.client = client
+        # A source platform that contradicts the image config: "refuse" (PlanError), "warn" (check mode: a
+        # sentence in self.warnings) or "allow" (force_platform=true).
+        self.contradictions = contradictions
+        self.warnings = []
         self.referrer_copy = ReferrerCopy(client, target) if referrers == "copy" else None
         self._source_indexes = {}    # id(source) -> ManifestResponse of an index source
         self.target = target
@@ -263,6 +273,8 @@ class Publisher:
             if head.media_type in IMAGE_MEDIA_TYPES:
                 _no_platforms_filter(source)
                 if source.platform is not None:
+                    if not _known_as(known, head.digest, source.platform):
+                        self._check_stated_platform(source, self._read(ref.with_digest(head.digest), source))
                     platform = oci_platform(source.platform)
                 elif head.digest in known:
                     platform = known[head.digest].get("platform")
@@ -284,6 +296,8 @@ class Publisher:
             return entries_from_index(source.origin, source.ref, document, source.annotations, attestations)
         if is_image_manifest(manifest.media_type, document):
             _no_platforms_filter(source)
+            if source.platform is not None:
+                self._check_stated_platform(source, manifest)
             platform = (oci_platform(source.platform) if source.platform is not None
                         else self._platform_from_config(source, manifest))
             return entries_from_image(source.origin, source.ref, manifest.media_type, manifest.digest,
@@ -302,6 +316,23 @@ class Publisher:
         with self._lock:
             self._manifests[manifest.digest] = manifest
         return manifest
+
+    def _check_stated_platform(self, source, manifest):
+        """Refuse (or, in check mode, warn about) a stated platform its image config contradicts."""
+        if self.contradictions == "allow" or not (manifest.json().get("config") or {}).get("digest"):
+            return
+        config = self.client.get_image_config(source.ref.with_digest(manifest.digest), manifest.json())
+        configured = platform_from_config(config)
+        if not stated_contradicts_config(source.platform, configured):
+            return
+        sentence = ("source %s is stated as platform %s, but its image config says %s"
+                    % (source.origin, format_platform(source.platform), format_platform(configured)))
+        if self.contradictions == "warn":
+            with self._lock:
+                self.warnings.append(sentence + "; a real run refuses it unless force_platform=true")
+            return
+        raise PlanError(sentence + ": nothing was written. Remove platform to publish the image as its config "
+                        "says, or set force_platform=true to publish it as stated")
 
     def _platform_from_config(self, source, manifest):
         document = manifest.json()
@@ -421,6 +452,13 @@ def authorize(client, jobs):
             scopes.setdefault(source.ref.registry, {}).setdefault(source.ref.repository, ("pull",))
     for registry, repositories in scopes.items():
         client.authorize(registry, sorted(repositories.items()))
+
+
+def _known_as(known, digest, platform):
+    """Whether the current index lists ``digest`` with ``platform`` (checked when it was written; a re-run
+    reads no config)."""
+    entry = known.get(digest)
+    return entry is not None and platform_key(entry.get("platform") or {}) == platform_key(platform)
 
 
 def _no_platforms_filter(source):

@@ -195,6 +195,14 @@ def test_batch_results_carry_every_index(registry):
     (dict(indexes=[{"name": "x/a", "sources": ["x/b"]}, {"name": "x/a", "sources": ["x/b"]}]),
      r"x/a:latest is published twice \(by indexes\[0\] and indexes\[1\]\)"),
     (dict(name="x/app", sources=["x/b"], annotations={"a": 1}), "annotation 'a' must be a string, got int 1"),
+    # Options the state would silently ignore.
+    (dict(name="x/app", state="absent", sources=["x/b"]),
+     r"state=absent deletes the tag name and nothing else, so sources cannot be given with it: remove sources"),
+    (dict(name="x/app", state="absent", tags=["latest"], annotations={"a": "b"}),
+     "so tags, annotations cannot be given with it: remove tags and annotations"),
+    (dict(state="absent", indexes=[{"name": "x/a", "sources": ["x/b"]}]), r"indexes\[0\]\.sources cannot be given"),
+    (dict(name="x/app", sources=["x/b"], delete_manifest=True),
+     "delete_manifest=true applies to state=absent only: set state=absent, or remove delete_manifest"),
 ])
 def test_bad_options_are_refused_before_any_request(options, message):
     with pytest.raises(OptionError, match=message):
@@ -327,3 +335,52 @@ def test_a_new_tag_in_a_repository_with_tags_checks_each_child(registry):
     kinds = [call[0] for call in registry.calls]
     assert kinds.count("repository_exists") == 1 and kinds.count("head_manifest") == 2
     assert result["copied"]["manifests"] == 0 and [c for c in registry.writes() if "@" in c[1]] == []
+
+
+STATED_ARM64_AS_AMD64 = ("source registry.example/builds/app:arm64 is stated as platform linux/amd64, but its image "
+                         "config says linux/arm64")
+
+
+def test_a_stated_platform_that_contradicts_the_image_config_is_refused_and_nothing_is_written(registry):
+    with pytest.raises(PlanError) as failure:
+        publish(registry, name=REG + "/team/app:1.0",
+                sources=[{"image": REG + "/builds/app:arm64", "platform": "linux/amd64"}])
+    assert str(failure.value) == (STATED_ARM64_AS_AMD64 + ": nothing was written. Remove platform to publish the "
+                                  "image as its config says, or set force_platform=true to publish it as stated")
+    assert registry.writes() == []
+
+
+def test_a_contradicting_platform_is_a_warning_in_check_mode_and_published_with_force_platform(registry):
+    sources = [{"image": REG + "/builds/app:arm64", "platform": "linux/amd64"}]
+    checked = publish(registry, check_mode=True, name=REG + "/team/app:1.0", sources=sources)
+    assert checked["warnings"] == [STATED_ARM64_AS_AMD64 + "; a real run refuses it unless force_platform=true"]
+    assert checked["changed"] is True and registry.writes() == []
+    forced = publish(registry, name=REG + "/team/app:1.0", sources=sources, force_platform=True)
+    assert forced["platforms"] == ["linux/amd64"] and "warnings" not in forced
+
+
+@pytest.mark.parametrize("image, stated", [
+    ("armv7", "linux/arm/v7"),      # the config's own platform
+    ("arm64", "linux/aarch64"),     # an alias of it
+    ("armv7", "linux/arm"),         # arm is arm/v7
+])
+def test_a_stated_platform_the_config_agrees_with_is_published(registry, image, stated):
+    result = publish(registry, name=REG + "/team/app:1.0",
+                     sources=[{"image": REG + "/builds/app:" + image, "platform": stated}])
+    assert result["changed"] is True and "warnings" not in result
+
+
+def test_a_variant_the_config_leaves_out_may_be_stated(registry):
+    registry.add_image(ref(REG + "/builds/app:arm"), "arm")
+    result = publish(registry, name=REG + "/team/app:1.0",
+                     sources=[{"image": REG + "/builds/app:arm", "platform": "linux/arm/v6"}])
+    assert result["platforms"] == ["linux/arm/v6"]
+
+
+def test_a_rerun_with_a_stated_platform_reads_no_config(registry):
+    sources = [{"image": REG + "/builds/app:armv7", "platform": "linux/arm/v7"}, REG + "/builds/app:amd64"]
+    publish(registry, name=REG + "/team/app:1.0", sources=sources)
+    registry.calls.clear()
+    again = publish(registry, name=REG + "/team/app:1.0", sources=sources)
+    assert again["changed"] is False
+    assert not [call for call in registry.calls if call[0] in ("get_blob", "get_image_config")]
