@@ -29,7 +29,10 @@ options:
       - A registry it has no credentials for is then looked up, in the same format, in the containers
         C(auth.json) of Podman, Buildah and skopeo (C($REGISTRY_AUTH_FILE) when set, else
         C($XDG_RUNTIME_DIR/containers/auth.json) and C(~/.config/containers/auth.json)).
+      - The aliases are the names other collections give this file (C(config_path) in community.docker's
+        registry login, C(auth_file) in containers.podman); a containers C(auth.json) may be given here too.
     type: path
+    aliases: [config_path, auth_file]
   registry_credentials:
     description:
       - Credentials per registry, for tasks that talk to several registries (a copy from one registry to
@@ -111,6 +114,13 @@ options:
         busy without queueing on it (see the performance notes of the collection).
     type: int
     default: 16
+attributes:
+  action_group:
+    description: Use C(group/archfleet.multiarch.registry) in C(module_defaults) to set the registry options of
+      this module once per play, block or role, together with the other registry modules of the collection.
+    support: full
+    membership:
+      - archfleet.multiarch.registry
 notes:
   - Requests go straight to the registry API (OCI distribution); no docker daemon or CLI is used.
   - A registry that speaks TLS is never retried over plain HTTP, whatever its TLS error; the error says

@@ -33,7 +33,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.disc
 REGISTRY_ARGUMENT_SPEC = dict(
     username=dict(type="str"),
     password=dict(type="str", no_log=True),
-    docker_config=dict(type="path"),
+    docker_config=dict(type="path", aliases=["config_path", "auth_file"]),
     validate_certs=dict(type="bool", default=True, aliases=["tls_verify"]),
     ca_path=dict(type="path", aliases=["ca_cert"]),
     registry_credentials=dict(type="list", elements="dict", default=[], options=dict(

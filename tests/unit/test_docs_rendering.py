@@ -70,3 +70,24 @@ def test_no_markup_is_cut_short_or_unparsed(rendered):
 def test_the_check_finds_a_cut_short_markup():
     line = r"as :literal:`lookup(..., wantlist=true`\ )) to get them"
     assert [unbalanced(unescape(m.group(1))) for m in INLINE.finditer(line)] == [True]
+
+
+def test_the_modules_of_each_action_group_document_their_membership():
+    """module_defaults groups (meta/runtime.yml action_groups) are stated in each member's attributes."""
+    import json
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    groups = yaml.safe_load((root / "meta" / "runtime.yml").read_text())["action_groups"]
+    modules = sorted(path.stem for path in (root / "plugins" / "modules").glob("*.py"))
+    venv_bin = Path(sys.executable).parent
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false"}
+    docs = json.loads(subprocess.run([str(venv_bin / "ansible-doc"), "--json",
+                                      *("archfleet.multiarch." + name for name in modules)],
+                                     env=env, capture_output=True, text=True, timeout=300, check=True).stdout)
+    for name in modules:
+        attribute = docs["archfleet.multiarch." + name]["doc"].get("attributes", {}).get("action_group") or {}
+        documented = set(attribute.get("membership") or [])
+        expected = {"archfleet.multiarch." + group for group, members in groups.items() if name in members}
+        assert documented == expected, name
