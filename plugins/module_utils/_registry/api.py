@@ -232,6 +232,14 @@ class RegistryClient(BlobsMixin):
         A registry caught doing that is asked with GET from then on.
         """
         endpoint = self.transport.endpoint(ref.registry)
+        if endpoint.head_known:
+            return self._head_manifest(endpoint, ref, what)
+        with endpoint.head_lock:    # the first HEAD of a registry learns its habit alone
+            found = self._head_manifest(endpoint, ref, what)
+            endpoint.head_known = True
+            return found
+
+    def _head_manifest(self, endpoint, ref, what):
         if endpoint.head_misses:
             return self.get_manifest(ref, what)
         response = self.request("HEAD", ref, "manifests/" + ref.manifest_reference, "manifest",

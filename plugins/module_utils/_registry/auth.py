@@ -226,9 +226,12 @@ class Authenticator:
                                 % (challenge.realm.split("?")[0], registry, exc.detail), code=exc.code)
         try:
             if response.status_code in (401, 403):
-                who = ("as %r (credentials from %s)" % (credentials.username or "<identity token>", credentials.source)
-                       if credentials is not None else "anonymously")
-                raise RegistryError("the token service of registry %s refused to authenticate %s: %d %s"
+                if credentials is not None:
+                    who = "; the credentials of %r (from %s) were not accepted" % (
+                        credentials.username or "<identity token>", credentials.source)
+                else:
+                    who = " an anonymous request; no credentials were found for %s" % registry
+                raise RegistryError("the token service of registry %s refused%s (%d %s)"
                                     % (registry, who, response.status_code, "UNAUTHORIZED"),
                                     code="UNAUTHORIZED", status=response.status_code)
             if response.status_code >= 400:

@@ -31,6 +31,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference
     registry_hostname,
     registry_key,
 )
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.auth import host_of
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import (
     RegistryError,
     is_cert_error,
@@ -58,11 +59,13 @@ class Endpoint:
 
     ``verify`` is a CA bundle path, True (system store) or False; ``cert`` a ``(cert, key)`` pair or None;
     ``head_misses`` is True once the registry answered a manifest HEAD with 404 for a manifest its GET
-    returned (some Nexus and Harbor set-ups): then HEAD is not asked again.
+    returned (some Nexus and Harbor set-ups): then HEAD is not asked again; ``head_known`` once a HEAD
+    answer was checked (until then one HEAD at a time is sent, under ``head_lock``, so the habit is
+    learnt by one request, not by every request of a concurrent batch).
     """
 
     __slots__ = ("registry", "api_host", "base_url", "verify", "cert", "scheme", "credentials", "head_misses",
-                 "lock")
+                 "head_known", "head_lock", "lock")
 
     def __init__(self, registry):
         self.registry = registry
@@ -73,6 +76,8 @@ class Endpoint:
         self.scheme = None
         self.credentials = None
         self.head_misses = False
+        self.head_known = False
+        self.head_lock = threading.Lock()
         self.lock = threading.Lock()
 
 
@@ -183,7 +188,8 @@ class Discovery:
         """The ping's answer: a 401 challenge is learnt; 200 is open (for now); anything else an error."""
         if response.status_code == 401:
             header = response.headers.get("WWW-Authenticate")
-            if self.transport.auth.learn(endpoint.api_host, header) is None:
+            # The host that answered: a ping redirected to another host (lscr.io to ghcr.io) is its challenge.
+            if self.transport.auth.learn(host_of(response.url or endpoint.base_url), header) is None:
                 scheme = (header or "").strip().split(" ", 1)[0] or "none"
                 raise RegistryError("registry %s asks for an unsupported authentication scheme %r"
                                     % (endpoint.registry, scheme.lower()), code="UNSUPPORTED")

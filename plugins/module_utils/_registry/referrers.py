@@ -40,9 +40,11 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.tags
 MAX_PAGES = 1000
 MAX_INDEX_SIZE = 4 * 1024 * 1024
 # Answers of registries without a Referrers API at /v2/<name>/referrers/<digest>: the spec's 404, and
-# what others answer for a path they do not route (400 bad request or NAME_INVALID, 405 method not
-# allowed, 406, 500 from an unrouted handler, 501 not implemented).
-NO_API_STATUSES = frozenset((400, 404, 405, 406, 500, 501))
+# what others answer for a path they do not route: 400 (quay/quay#3071), 401 without a challenge after a
+# token was granted (Harbor 2.7, goharbor/harbor#18305) or 403, 405 (ECR, aws/containers-roadmap#2783),
+# 406 (Artifactory, google/go-containerregistry#2026), 500 from an unrouted handler, 501 not implemented.
+# A real access problem is not hidden by this: the tag-schema fallback then meets it and says so.
+NO_API_STATUSES = frozenset((400, 401, 403, 404, 405, 406, 500, 501))
 
 
 class Referrers:

@@ -17,7 +17,7 @@ __metaclass__ = type
 import json
 import uuid
 
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_MANIFEST, sha256_digest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import CATALOG
@@ -51,8 +51,22 @@ def pages(client, ref, path, kind, what, headers=None, url=None, actions=("pull"
             response.close()
         if not link:
             return
-        url = urljoin(response.url, link)
+        url = next_page_url(response.url, link)
     raise RegistryError("%s failed: more than %d pages" % (what, max_pages), code="PAGINATION_INVALID")
+
+
+def next_page_url(page_url, link):
+    """The URL of the next page: ``link`` resolved against the page's URL (it may be relative).
+
+    A link whose path is not the page's own (Artifactory drops the repository's first path component,
+    JFrog RTFACT-18971; renovatebot/renovate#20745 keeps its own path too) keeps the page's path and
+    takes the link's query (``last``, ``n``) only: the listing never wanders into another repository.
+    """
+    target = urlsplit(urljoin(page_url, link))
+    page = urlsplit(page_url)
+    if (target.scheme, target.netloc, target.path) != (page.scheme, page.netloc, page.path):
+        return urlunsplit((page.scheme, page.netloc, page.path, target.query, ""))
+    return target.geturl()
 
 
 def _json_list(response, key, what, code):

@@ -216,3 +216,25 @@ def test_challenge_and_scope_parsing():
 def test_discovery_reads_insecure_registries_with_or_without_port():
     discovery = Discovery(None, insecure_registries=["mirror.lan"])
     assert discovery.is_insecure("mirror.lan:5000") and not discovery.is_insecure("other.lan")
+
+
+def test_a_next_link_naming_another_path_keeps_the_page_path():
+    """Artifactory's tag-list Link drops the repository's first path component (JFrog RTFACT-18971;
+    renovatebot/renovate#20745): the next page keeps the request's own path and takes the link's query."""
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.tags import next_page_url
+    page = "https://art.example/v2/docker-local/app/tags/list?n=2"
+    assert next_page_url(page, "/v2/app/tags/list?last=b&n=2") == \
+        "https://art.example/v2/docker-local/app/tags/list?last=b&n=2"
+    assert next_page_url(page, "/v2/docker-local/app/tags/list?last=b&n=2") == \
+        "https://art.example/v2/docker-local/app/tags/list?last=b&n=2"
+    assert next_page_url(page, "https://elsewhere.example/v2/docker-local/app/tags/list?last=b") == \
+        "https://art.example/v2/docker-local/app/tags/list?last=b"
+
+
+def test_a_token_service_refusing_the_credentials_says_they_were_not_accepted():
+    script = Script({("GET", "/v2/"): [lambda: answer(401, headers={"WWW-Authenticate": BEARER})],
+                     ("GET", "/token"): [lambda: answer(401, b"")]})
+    with pytest.raises(RegistryError) as raised:
+        client_with(script, username="ci", password="bad-Secret-1").get_manifest(REF)
+    assert raised.value.code == "UNAUTHORIZED"
+    assert "the credentials of 'ci' (from the username/password options) were not accepted" in str(raised.value)
