@@ -180,7 +180,8 @@ def test_lscr_redirect_to_ghcr_with_per_host_tokens(playbook, tmp_path):
     #2359; nicholas-fedor/watchtower#359): inspection, digest_only, the lookup and a mirror all work; the
     credentials given for lscr never reach the GHCR host, and GHCR's tokens never reach lscr or the target."""
     with Ghcr() as ghcr, Lscr(ghcr) as lscr, Model(scheme=None, title="target") as target:
-        pushed = ghcr.push("linuxserver/app", "1", layers=2)
+        children = [ghcr.push("linuxserver/app", platform=p, layers=2) for p in PLATFORMS[:2]]
+        pushed = push_index(ghcr.backend.url, "linuxserver/app", "1", children)   # an index: a mirror keeps its digest
         source = f"{lscr.host}/linuxserver/app:1"
         lscr_user, lscr_password = "lscr-user", "Lscr-Secret-Pw-9"
         credentials = [{"registry": lscr.host, "username": lscr_user, "password": lscr_password}]
