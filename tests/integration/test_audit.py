@@ -147,6 +147,22 @@ def test_warnings_only_exit_zero_and_rerun_changes_nothing(playbook, open_regist
     assert again.rc == 0 and again.changed_total() == 0, again.output
 
 
+SUMMARY = ROLE + "Summarise the audit"
+
+
+def test_check_mode_says_no_report_was_written(playbook, open_registry, tmp_path):
+    report_dir = tmp_path / "report"
+    variables = audit_vars(open_registry, report_dir, "fixtures/multi:latest", "fixtures/single:amd64",
+                           audit_formats=["json", "html"])
+    run = playbook(AUDIT_PLAYBOOK, extra_vars=variables, check=True)
+    assert run.rc != 0
+    assert not report_dir.exists()
+    assert run.result(SUMMARY)["msg"].endswith(
+        f"check mode: no report written (a real run writes {report_dir}: audit.json, audit.html)")
+    assert run.result(FAIL)["msg"] == (f"1 error policy failures: {open_registry.host}/fixtures/single:amd64: "
+                                       "required-platforms (check mode: no report written)")
+
+
 def test_custom_policies_and_registry_options(playbook, open_registry, tmp_path):
     report_dir = tmp_path / "report"
     policies = [
