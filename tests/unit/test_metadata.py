@@ -41,3 +41,35 @@ def test_lower_bounds_are_what_the_oldest_venv_installs():
     bounds = lower_bounds()
     assert {name: pins[name] for name in bounds if name != "ansible-core"} == \
         {name: bound for name, bound in bounds.items() if name != "ansible-core"}
+
+
+def galaxy() -> dict:
+    return yaml.safe_load((ROOT / "galaxy.yml").read_text())
+
+
+def test_one_repository_and_issue_address_everywhere():
+    """galaxy.yml's repository and issues are the addresses the README gives, and no file names another."""
+    repository, issues = galaxy()["repository"], galaxy()["issues"]
+    assert issues.startswith(repository + "/")
+    assert galaxy()["documentation"].startswith(repository + "/")
+    readme = (ROOT / "README.md").read_text()
+    assert repository in readme and issues in readme
+    owner_path = "/".join(repository.split("/")[3:5])            # archfleet/multiarch
+    texts = [ROOT / "README.md", ROOT / "galaxy.yml", *ROOT.glob("docs/**/*.md"), *ROOT.glob("docs/**/*.rst"),
+             *ROOT.glob("docs/**/*.yml"), *ROOT.glob("roles/*/meta/*.yml"), *ROOT.glob("plugins/**/*.py")]
+    others = []
+    for path in texts:
+        for url in re.findall(r"https?://[^\s)>\]\"'`]+", path.read_text()):
+            if "archfleet" in url.split("/")[2] or owner_path.split("/")[0] in url.split("/")[3:4]:
+                if not url.startswith(repository):
+                    others.append(f"{path.relative_to(ROOT)}: {url}")
+    assert others == []
+
+
+def test_the_readme_lists_every_plugin_and_role():
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("| content | what it does |", 1)[1].split("\n\n", 1)[0]
+    names = [path.stem for folder in ("modules", "filter", "lookup") for path in (ROOT / "plugins" / folder).glob("*.py")
+             if not path.name.startswith("_")]
+    names += [path.name for path in (ROOT / "roles").iterdir() if path.is_dir()]
+    assert [name for name in sorted(names) if f"archfleet.multiarch.{name}`" not in table] == []
