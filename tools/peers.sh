@@ -23,6 +23,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 RECIPES='
 crane|github.com/google/go-containerregistry/cmd/crane|v0.22.1|crane|
 cosign|github.com/sigstore/cosign/v2/cmd/cosign|v2.6.1|cosign|
+oras|oras.land/oras/cmd/oras|v1.3.6|oras|
+regctl|github.com/regclient/regclient/cmd/regctl|v0.11.7|regctl|
 distribution-3|github.com/distribution/distribution/v3/cmd/registry|v3.1.2|registry|
 ggcr-registry|ggcr-registry|v0.22.1|ggcr-registry|
 '
