@@ -14,9 +14,9 @@ import pytest
 
 from harness.ansible_run import play, task
 from harness.images import PushClient, push_index
-from harness.models import (Acr, AnonymousReads, ArtifactRegistry, Artifactory, DockerHub, Ecr, Ghcr, GitLab, Harbor, Lscr, Model,
-                            NoDelete, NoReferrersApi, Nexus, Quay)
-from harness.referrers import build_supply_chain
+from harness.models import (GITLAB_KNOWN, Acr, AnonymousReads, ArtifactRegistry, Artifactory, DockerHub, Ecr, Ghcr,
+                            GitLab, Harbor, Lscr, Model, NoDelete, NoReferrersApi, Nexus, Quay)
+from harness.referrers import build_supply_chain, push_artifact, push_tag_schema
 
 LOOKUP = "archfleet.multiarch.image_digest"
 TIMEOUT = 240          # seconds per playbook: a client that hangs on a model fails its test, not the suite
@@ -480,3 +480,28 @@ def test_artifactory_tag_list_link_without_the_repository_key(playbook, tmp_path
     references = [image["reference"] for image in run.result("enumerate")["images"]]
     assert references == [f"{host}/docker-local/app:2.0.0"], references
     assert broken_links == 0, "the broken next link was followed as it is"
+
+
+def test_gitlab_refusing_an_unknown_artifact_type_names_the_answer(playbook, tmp_path):
+    """GitLab refuses an ``artifactType`` or config media type outside its allowlist with 400 MANIFEST_INVALID
+    "unknown media type" (ocx-sh/ocx#480, fluxcd/flux2#3724, grimoire-rs/grimoire#11). Copying an image with a
+    referrer of such a type: issue 18's rule, what a registry cannot do is reported in one sentence naming its
+    answer (the image itself, an OCI image, is accepted)."""
+    custom = "application/vnd.archfleet.custom.v1"
+    with Model(scheme=None, title="source") as source, GitLab(known_media_types=GITLAB_KNOWN) as gitlab:
+        image = source.push("team/app", "1")
+        with PushClient(source.backend.url) as client:
+            subject = {"mediaType": image["media_type"], "digest": image["digest"], "size": image["size"]}
+            artifact = push_artifact(client, "team/app", custom, subject, b"custom payload\n", custom + ".layer")
+            push_tag_schema(client, "team/app", image["digest"], [artifact])
+        user, token = next(iter(gitlab.users.items()))
+        run = playbook(play(task("copy", "docker_manifest_create", name=f"{gitlab.host}/team/app:1",
+                                 sources=[f"{source.host}/team/app:1"], referrers="copy", ignore_errors=True,
+                                 registry_credentials=[{"registry": gitlab.host, "username": user, "password": token}],
+                                 **no_config(tmp_path))), env=isolated_env(tmp_path))
+        refused = [entry for entry in gitlab.log if entry.method == "PUT" and entry.status == 400]
+    result = run.result("copy")
+    assert refused, "the model never refused anything: the referrer was not copied"
+    assert result.get("failed") is True, result
+    assert "unknown media type" in result["msg"] and "MANIFEST_INVALID" in result["msg"], result["msg"]
+    assert "\n" not in result["msg"].strip(), result["msg"]

@@ -65,6 +65,9 @@ GitLab            token realm /jwt/auth on the GitLab host (another host),    ht
 GitLab            no Referrers API (404); a missing sha256-<hex> tag          https://github.com/oras-project/oras-go/issues/1396
                   resolves to the manifest sha256:<hex>
                   (dash_tags_resolve=True)
+GitLab            artifactType or config media type outside its allowlist:    https://github.com/ocx-sh/ocx/issues/480
+                  400 MANIFEST_INVALID "unknown media type"                   https://github.com/fluxcd/flux2/issues/3724
+                  (known_media_types=GITLAB_KNOWN)                            https://github.com/grimoire-rs/grimoire/issues/11
 Artifactory       tag-list Link drops the repository's first path component   https://github.com/renovatebot/renovate/pull/20745
                   (RTFACT-18971): followed as is, the next page 404s          https://github.com/renovatebot/renovate/issues/35917
 Artifactory       referrers endpoint answers 406                              https://github.com/google/go-containerregistry/issues/1962
@@ -218,7 +221,8 @@ class Model:
     ``token_fields`` (what a token answer carries), ``users``, ``refresh_tokens``, ``delete_enabled``,
     and the quirks ``head_404``, ``missing_repo_unauthorized``, ``ratelimit``/``pull_limit``,
     ``delete_answer``, ``referrers_answer``, ``referrers_before_auth``, ``refuse_docker_in_oci_index``,
-    ``dash_tags_resolve``, ``broken_tag_links``.
+    ``known_media_types`` (an allowlist for ``artifactType`` and ``config.mediaType``), ``dash_tags_resolve``,
+    ``broken_tag_links``.
     """
 
     title = "registry"
@@ -245,6 +249,7 @@ class Model:
     referrers_answer: tuple[int, dict, bytes] | None = None
     referrers_before_auth = False
     refuse_docker_in_oci_index = False
+    known_media_types: frozenset[str] | None = None
     dash_tags_resolve = False
     broken_tag_links = False
 
@@ -378,6 +383,15 @@ class Model:
                                f"'{_DOCKER_MANIFEST_TYPES[0]}' is not one of "
                                "['application/vnd.oci.image.manifest.v1+json', "
                                "'application/vnd.oci.image.index.v1+json']"}))
+        if self.known_media_types is not None and method == "PUT" and "/manifests/" in path:
+            try:
+                document = json.loads(body() or b"{}")
+            except ValueError:
+                document = {}
+            for media_type in (document.get("artifactType"), (document.get("config") or {}).get("mediaType")):
+                if media_type and media_type not in self.known_media_types:
+                    return Fault.respond(400, JSON, _errors("MANIFEST_INVALID", "manifest invalid",
+                                                            f"unknown media type: {media_type}"))
         return None
 
     def _token_endpoint(self, method, path, headers, body) -> Fault | None:
@@ -733,11 +747,20 @@ class Acr(Model):
     refresh_tokens = {"acr-refresh-token-model-0001": "00000000-0000-0000-0000-000000000000"}
 
 
+# Media types GitLab is reported to accept as artifactType or config.mediaType (ocx-sh/ocx#480 tried these on
+# gitlab.com: the OCI image config and Helm's config are accepted; Docker images push everywhere).
+GITLAB_KNOWN = frozenset({"application/vnd.oci.image.config.v1+json",
+                          "application/vnd.docker.container.image.v1+json",
+                          "application/vnd.cncf.helm.config.v1+json"})
+
+
 class GitLab(Model):
     """GitLab: realm ``/jwt/auth`` on the GitLab host (another host than the registry), service
     ``container_registry`` (gitlab-org/gitlab-foss#26265, dotnet/sdk-container-builds#284), deploy tokens as
     passwords; no Referrers API; ``dash_tags_resolve=True``: a ``sha256-<hex>`` tag that does not exist
-    resolves to the manifest ``sha256:<hex>`` (oras-project/oras-go#1396)."""
+    resolves to the manifest ``sha256:<hex>`` (oras-project/oras-go#1396); ``known_media_types=GITLAB_KNOWN``:
+    an ``artifactType`` or config media type outside GitLab's allowlist is refused with 400 MANIFEST_INVALID
+    "unknown media type" (ocx-sh/ocx#480, fluxcd/flux2#3724, grimoire-rs/grimoire#11)."""
 
     title = "GitLab"
     service = "container_registry"
