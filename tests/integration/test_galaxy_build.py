@@ -12,8 +12,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.ansible_run import COLLECTION_ROOT, HARNESS
+from harness.images import push_image, push_index
 
 # What must never be in the tarball: build output, virtualenvs, test output, caches, benchmarks.
 FORBIDDEN_PREFIXES = (".venv/", "build/", "bench/", "tests/output/", ".pytest_cache/", ".ci/", "tools/", ".git/",
@@ -24,7 +26,7 @@ REQUIRED = ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml",
             "plugins/modules/docker_manifest_info.py", "plugins/modules/docker_manifest_create.py",
             "plugins/modules/qemu_binfmt.py", "plugins/filter/image_ref.py", "plugins/filter/platform.py",
             "roles/build_host/meta/argument_specs.yml", "requirements.txt", "meta/execution-environment.yml",
-            "COPYING")
+            "COPYING", "CHANGELOG.rst", "changelogs/changelog.yaml", "playbooks/audit.yml")
 RUNTIME_PACKAGES = ("ansible-core", "requests", "jmespath")
 
 
@@ -134,3 +136,32 @@ def test_installed_collection_runs_from_a_clean_virtualenv(clean_install, open_r
     facts = results["filters"]["ansible_facts"]
     assert facts["parsed"]["canonical"] == "docker.io/library/busybox:1.36"
     assert facts["normalised"]["architecture"] == "arm64" and facts["normalised"]["os"] == "linux"
+
+
+def documented_audit_vars() -> str:
+    """The audit-vars.yml of docs/audit.md, as written there."""
+    text = (COLLECTION_ROOT / "docs" / "audit.md").read_text()
+    block = text.split("`audit-vars.yml`:", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert "audit_images:" in block
+    return block
+
+
+def test_the_documented_audit_example_runs_from_the_installed_collection(clean_install, open_registry):
+    """docs/audit.md's example, run as it says for an installed collection (`ansible-playbook
+    archfleet.multiarch.audit -e @audit-vars.yml`), against a registry holding the images it names."""
+    venv, env, work = clean_install["venv"], clean_install["env"], clean_install["work"]
+    url, host = open_registry.url, open_registry.host
+    children = [push_image(url, "demo/hello", arch, platform=f"linux/{arch}", payload=b"hello " + arch.encode())
+                for arch in ("amd64", "arm64")]
+    push_index(url, "demo/hello", "latest", children)
+    variables = work / "audit-vars.yml"
+    variables.write_text(documented_audit_vars().replace("127.0.0.1:5000", host))
+    report_dir = work / yaml.safe_load(variables.read_text())["audit_report_dir"]
+    proc = subprocess.run([str(venv / "bin" / "ansible-playbook"), "archfleet.multiarch.audit", "-e", f"@{variables}"],
+                          env=env, cwd=work, capture_output=True, text=True, timeout=600, check=False)
+    # As documented: the two error failures, and the reports written.
+    assert proc.returncode != 0, proc.stdout
+    assert (f"2 error policy failures: {host}/demo/hello:amd64: required-platforms, "
+            f"{host}/demo/nothing:latest: image-exists (report: {report_dir}/audit.md)") in " ".join(proc.stdout.split())
+    assert sorted(path.name for path in report_dir.iterdir()) == [
+        "audit.html", "audit.json", "audit.junit.xml", "audit.md"]
