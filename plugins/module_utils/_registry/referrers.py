@@ -24,9 +24,14 @@ import threading
 
 from urllib.parse import quote
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_INDEX, sha256_digest
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
+    MEDIA_OCI_EMPTY,
+    MEDIA_OCI_INDEX,
+    sha256_digest,
+)
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.referrers import (
+    category,
     cosign_tags,
     keep_types,
     referrer_fact,
@@ -34,7 +39,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.referrers
     tag_schema_tag,
     unique,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError, error_code
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.tags import pages
 
 MAX_PAGES = 1000
@@ -98,6 +103,10 @@ class Referrers:
         facts = []
         for response in pages(self.client, ref, path, "referrers", what, headers={"Accept": MEDIA_OCI_INDEX},
                               max_pages=MAX_PAGES):
+            if response.status_code == 404 and error_code(response) in ("NAME_UNKNOWN", "MANIFEST_UNKNOWN"):
+                # The API answered: no such repository or subject (go-containerregistry's registry for a
+                # repository not written yet). No referrers, and nothing learnt about the API.
+                return facts
             if response.status_code in NO_API_STATUSES or (response.status_code == 200 and not _is_index(response)):
                 with self._lock:
                     self._api[registry_key(ref.registry)] = False
@@ -108,7 +117,26 @@ class Referrers:
                 self._api[registry_key(ref.registry)] = True
             document = _json_document(response, "the referrers of %s" % ref.with_digest(digest).canonical)
             facts.extend(referrer_fact(d, "api") for d in document.get("manifests") or [] if isinstance(d, dict))
-        return facts
+        return [self._own_artifact_type(ref, fact) for fact in facts]
+
+    def _own_artifact_type(self, ref, fact):
+        """A referrer listed without its artifact type, or with the empty config's media type, gets the one
+        its manifest states (``artifactType``, else the config's media type), at the cost of one GET.
+
+        go-containerregistry v0.22.1's registry lists every referrer with its config's media type, so an
+        OCI 1.1 signature (empty config, ``artifactType`` set) is listed as ``application/vnd.oci.empty.v1+json``;
+        the distribution-spec says the listing carries the manifest's ``artifactType``.
+        """
+        if fact.get("artifact_type") not in (None, MEDIA_OCI_EMPTY) or not fact.get("digest"):
+            return fact
+        found = self.client.get_manifest(ref.with_digest(fact["digest"]), what="reading referrer")
+        document = found.json() if found is not None else None
+        if not isinstance(document, dict):
+            return fact
+        stated = document.get("artifactType") or (document.get("config") or {}).get("mediaType")
+        if stated and stated != fact.get("artifact_type"):
+            fact = dict(fact, artifact_type=stated, category=category(stated))
+        return fact
 
     def _from_tag_schema(self, ref, digest):
         """The referrers tag-schema index of ``digest``; [] when there is none.

@@ -238,3 +238,41 @@ def test_a_token_service_refusing_the_credentials_says_they_were_not_accepted():
         client_with(script, username="ci", password="bad-Secret-1").get_manifest(REF)
     assert raised.value.code == "UNAUTHORIZED"
     assert "the credentials of 'ci' (from the username/password options) were not accepted" in str(raised.value)
+
+
+def test_a_referrer_listed_with_the_empty_config_type_gets_its_own_artifact_type():
+    """go-containerregistry v0.22.1's Referrers API lists the config's media type as artifactType; an OCI 1.1
+    cosign signature (empty config) is then read back from its manifest, one GET, and counted as a signature."""
+    subject = "sha256:" + "a" * 64
+    signature = json.dumps({"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST,
+                            "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+                            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                                       "digest": "sha256:" + "4" * 64, "size": 2}, "layers": []}).encode()
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import sha256_digest
+    digest = sha256_digest(signature)
+    listing = json.dumps({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": [
+        {"mediaType": MEDIA_OCI_MANIFEST, "digest": digest, "size": len(signature),
+         "artifactType": "application/vnd.oci.empty.v1+json"}]}).encode()
+    script = Script({**PING_OPEN, ("GET", "/v2/team/app/referrers/" + subject): [lambda: answer(200, listing)],
+                     ("GET", "/v2/team/app/manifests/" + digest): [lambda: answer(200, signature)],
+                     ("GET", "/v2/team/app/tags/list"): [lambda: answer(200, b'{"tags": []}')]})
+    facts = Referrers(client_with(script)).list(REF, subject)
+    assert [(f["artifact_type"], f["category"]) for f in facts] == [
+        ("application/vnd.dev.cosign.artifact.sig.v1+json", "signature")]
+
+
+def test_a_referrers_404_for_an_unknown_repository_is_no_referrers_not_no_api():
+    """go-containerregistry's registry answers NAME_UNKNOWN for a repository not written yet: that says
+    nothing about the API, which the next repository's request (200) then shows."""
+    subject = "sha256:" + "a" * 64
+    empty = json.dumps({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": []}).encode()
+    script = Script({**PING_OPEN,
+                     ("GET", "/v2/new/repo/referrers/" + subject): [
+                         lambda: answer(404, b'{"errors": [{"code": "NAME_UNKNOWN", "message": "unknown name"}]}')],
+                     ("GET", "/v2/team/app/referrers/" + subject): [lambda: answer(200, empty)],
+                     ("GET", "/v2/new/repo/tags/list"): [lambda: answer(404, b"")],
+                     ("GET", "/v2/team/app/tags/list"): [lambda: answer(200, b'{"tags": []}')]})
+    reader = Referrers(client_with(script))
+    assert reader.list(parse_reference("registry.example/new/repo:1"), subject) == []
+    assert reader.supports_api("registry.example") is None
+    assert reader.list(REF, subject) == [] and reader.supports_api("registry.example") is True
