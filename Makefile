@@ -34,9 +34,11 @@ export ANSIBLE_NOCOLOR := 1
 export PATH := $(VENV)/bin:$(PATH)
 
 .PHONY: help deps apt venv collection test test-unit test-integration test-matrix sanity lint docs \
-        demo demo-stop bench clean peers registries-table pulp
+        try demo demo-stop bench clean peers registries-table pulp
 
 help:
+	@echo "make try        the registry side, changing nothing outside the clone: a registry started from the clone,"
+	@echo "                per-architecture images pushed, the multi-arch tag published, inspected, audited (build/try/)"
 	@echo "make demo       set up, start a local registry on 127.0.0.1:$(DEMO_PORT), run the demo"
 	@echo "make demo-stop  stop the demo registry and dockerd, remove the emulators the demo registered"
 	@echo "make test       set up, then run every test (unit, integration, version matrix, sanity, lint, docs)"
@@ -185,6 +187,25 @@ docs: deps
 	  --fail-on-error --dest-dir $(DOCS_SITE)/rst archfleet.multiarch
 	$(VENV)/bin/sphinx-build -M html $(DOCS_SITE)/rst $(DOCS_SITE)/build -c $(DOCS_SITE) -q
 	@echo "docs: $(DOCS_SITE)/build/html/index.html"
+
+# make try: the registry side of the workflow without changing the machine. Needs Debian's docker-registry
+# (nothing else: no apt run, no dockerd, no emulator, no sudo). Everything it writes is under build/try: its own
+# virtualenv (requirements.txt), HOME, pip's and ansible's caches and temp files, the registry's storage and the
+# reports; the registry it starts is stopped before it ends. TRY_VENV may name an existing virtualenv instead.
+TRY_DIR   := $(BUILD)/try
+TRY_PORT  ?= 5055
+TRY_VENV  ?= $(TRY_DIR)/venv
+TRY_ENV   := HOME=$(TRY_DIR)/home XDG_CACHE_HOME=$(TRY_DIR)/home/.cache ANSIBLE_HOME=$(TRY_DIR)/home/.ansible \
+             ANSIBLE_LOCAL_TEMP=$(TRY_DIR)/home/.ansible/tmp PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+
+try: collection $(TRY_VENV)/bin/ansible-playbook
+	@mkdir -p $(TRY_DIR)/home
+	$(TRY_ENV) $(TRY_VENV)/bin/python tools/try_it.py --port $(TRY_PORT) --dir $(TRY_DIR)
+
+$(TRY_VENV)/bin/ansible-playbook:
+	@mkdir -p $(TRY_DIR)/home
+	$(TRY_ENV) $(PYTHON) -m venv $(TRY_VENV)
+	$(TRY_ENV) $(TRY_VENV)/bin/pip install -q -r requirements.txt
 
 demo: deps
 	$(VENV)/bin/python tools/demo_registry.py start --port $(DEMO_PORT) --dir $(DEMO_DIR)
