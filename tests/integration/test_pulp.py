@@ -105,6 +105,21 @@ def test_an_anonymous_token_pulls_pushed_repositories(pulp):
     assert upload.status_code == 401
 
 
+def test_with_token_auth_disabled_pulls_are_anonymous_and_pushes_take_basic_credentials():
+    """Pulp's other configuration (TOKEN_AUTH_DISABLED): Basic challenges, no token server."""
+    with PulpRegistry(auth="basic") as basic:
+        anonymous = requests.get(f"{basic.url}/v2/", timeout=10)
+        assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == 'Basic realm="api"'
+        assert requests.get(f"{basic.url}/v2/", auth=basic.auth_tuple, timeout=10).status_code == 200
+        denied = requests.post(f"{basic.url}/v2/basic/app/blobs/uploads/", timeout=10)
+        assert denied.status_code == 401 and denied.headers["WWW-Authenticate"] == 'Basic realm="api"'
+        image = push_image(basic.url, "basic/app", "1", auth=basic.auth_tuple)   # PushClient answers Basic
+        pulled = requests.get(f"{basic.url}/v2/basic/app/manifests/1", headers={"Accept": OCI_MANIFEST}, timeout=10)
+        assert pulled.status_code == 200 and sha256_digest(pulled.content) == image["digest"]
+        catalog = requests.get(f"{basic.url}/v2/_catalog", timeout=10)
+        assert catalog.status_code == 200 and catalog.json() == {"repositories": ["basic/app"]}
+
+
 def test_docker_manifest_info_reads_the_seeded_index(playbook, pulp):
     fx, h = pulp.fixtures, pulp.host
     refs = [f"{h}/fixtures/multi:latest", f"{h}/fixtures/dockerlist:latest", f"{h}/fixtures/single:amd64",

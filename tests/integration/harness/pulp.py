@@ -87,6 +87,10 @@ blob upload                                     ``POST .../blobs/uploads/`` 202 
                                                 exercised here)
 ==============================================  ======================================================
 
+With ``auth="basic"`` (``TOKEN_AUTH_DISABLED``): ``GET /v2/`` and every push without credentials get
+401 ``WWW-Authenticate: Basic realm="api"``; manifests, blobs, tags and ``_catalog`` are readable
+without credentials; pushes with the admin's Basic credentials work as above.
+
 The docker CLI (20.10) cannot talk to Pulp directly: it first sends a TLS ClientHello to any loopback
 registry and expects an HTTP answer to fall back to plain HTTP; gunicorn's sync worker never answers,
 so the CLI fails with "TLS handshake timeout". ``docker_cli_needs_proxy`` makes harness.images put a
@@ -192,14 +196,15 @@ class PulpRegistry:
     """A running Pulp container registry; see the module docstring.
 
     ``auth="token"`` (the default, and Pulp's own default) answers 401 with a Bearer challenge
-    pointing at Pulp's token server; ``auth=None`` sets ``TOKEN_AUTH_DISABLED`` (pulls are then
-    anonymous and pushes take Basic credentials of a superuser). The user is ``admin`` with a
-    random password.
+    pointing at Pulp's token server; ``auth="basic"`` sets ``TOKEN_AUTH_DISABLED`` (Pulp's other
+    configuration: pulls are anonymous, pushes take Basic credentials of a superuser). Pulp has no
+    configuration without credentials for pushes, so there is no ``auth=None``. The user is
+    ``admin`` with a random password.
     """
 
-    def __init__(self, *, auth: str | None = "token", venv: Path | None = None, start: bool = True):
-        if auth not in (None, "token"):
-            raise ValueError(f"auth must be None or 'token', not {auth!r}")
+    def __init__(self, *, auth: str = "token", venv: Path | None = None, start: bool = True):
+        if auth not in ("token", "basic"):
+            raise ValueError(f"auth must be 'token' or 'basic' (Pulp always wants credentials to push), not {auth!r}")
         self.auth = auth
         self.tls = False
         self.ca_path: Path | None = None
@@ -239,8 +244,7 @@ class PulpRegistry:
         return f"http://127.0.0.1:{self.content_port}"
 
     @property
-    def auth_tuple(self) -> tuple[str, str] | None:
-        # Pushing needs credentials even with token auth disabled (Basic, superuser).
+    def auth_tuple(self) -> tuple[str, str]:
         return (self.username, self.password)
 
     @property
@@ -445,7 +449,7 @@ class PulpRegistry:
             "CONTENT_ORIGIN": f"http://127.0.0.1:{content_port}",
             "ALLOWED_CONTENT_CHECKSUMS": ["sha224", "sha256", "sha384", "sha512"],
             "ANALYTICS": False,
-            "TOKEN_AUTH_DISABLED": self.auth is None,
+            "TOKEN_AUTH_DISABLED": self.auth == "basic",
             "TOKEN_SERVER": f"http://127.0.0.1:{api_port}/token/",
             "TOKEN_SIGNATURE_ALGORITHM": "ES256",
             "PUBLIC_KEY_PATH": str(keys / "token-public.pem"),
