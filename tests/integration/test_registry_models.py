@@ -130,11 +130,18 @@ def test_docker_hub_rate_limit_headers_do_not_disturb_inspection(playbook, hub, 
 
 
 # -- 2. Nexus: HEAD 404, GET 200 -----------------------------------------------------------------------------
-def test_nexus_head_404_is_confirmed_by_a_get_and_learnt_once(playbook, tmp_path):
+HEAD_404_MODELS = {
+    "Nexus (andrey-pohilko/registry-cli#43)": Nexus,
+    "Harbor set-up (crossplane/crossplane#3223)": lambda: Harbor(head_404=True),
+}
+
+
+@pytest.mark.parametrize("registry", sorted(HEAD_404_MODELS))
+def test_nexus_head_404_is_confirmed_by_a_get_and_learnt_once(playbook, tmp_path, registry):
     """Nexus answers a manifest HEAD with 404 while the GET works (andrey-pohilko/registry-cli#43 and #14,
     crazy-max/diun#1614; some Harbor set-ups too, crossplane/crossplane#3223): digest_only and the lookup
     report the existing tags with their digests, and over six references only one HEAD ever gets the 404."""
-    with Nexus() as nexus:
+    with HEAD_404_MODELS[registry]() as nexus:
         images = {f"team/app{i}": nexus.push(f"team/app{i}", "1", platform=PLATFORMS[i]) for i in range(6)}
         h = nexus.host
         user, password = next(iter(nexus.users.items()))
@@ -155,10 +162,11 @@ def test_nexus_head_404_is_confirmed_by_a_get_and_learnt_once(playbook, tmp_path
     assert looked_up.result("lookup with default")["msg"] == images["team/app1"]["digest"], looked_up.output
 
 
-def test_nexus_publish_and_unchanged_rerun(playbook):
+@pytest.mark.parametrize("registry", sorted(HEAD_404_MODELS))
+def test_nexus_publish_and_unchanged_rerun(playbook, registry):
     """Publishing from sources on a registry whose manifest HEADs answer 404 (andrey-pohilko/registry-cli#43,
     crossplane/crossplane#3223) works, and an unchanged re-run reports changed false (no "does not exist")."""
-    with Nexus() as nexus:
+    with HEAD_404_MODELS[registry]() as nexus:
         for i, platform in enumerate(PLATFORMS[:2]):
             nexus.push("builds/app", f"1-{i}", platform=platform)
         h = nexus.host
