@@ -89,7 +89,7 @@ pulp: apt
 # ${ARCHFLEET_CACHE:-/var/cache/archfleet}/peers). Without a Go that can build them peers.sh says so in
 # one sentence (exit 3) and make carries on: the tests that need a peer are skipped with that sentence
 # (failures under ARCHFLEET_REQUIRE_PEERS=1, which .ci/run sets).
-PEERS       := distribution-3 ggcr-registry
+PEERS       := distribution-3 ggcr-registry crane oras regctl
 COMPAT_JSON := $(BUILD)/registry-compat.json
 peers:
 	@tools/peers.sh $(PEERS) >/dev/null || { status=$$?; [ $$status = 3 ] || exit $$status; \
