@@ -11,8 +11,8 @@ tests and :func:`harness.images.seed_fixtures` run against it unchanged::
 
 What runs, all on 127.0.0.1, in one temporary directory removed by :meth:`PulpRegistry.stop`:
 
-* a private PostgreSQL 15 cluster (Debian's ``postgres``, run as the ``postgres`` user since it
-  refuses root; no TCP listener, only a unix socket in the temporary directory);
+* a private PostgreSQL cluster (Debian's ``postgresql``, 15 on bookworm), run as the ``postgres``
+  user since it refuses root; no TCP listener, only a unix socket in the temporary directory;
 * ``pulpcore-api`` (gunicorn, one worker): the registry API ``/v2/``, the token server
   ``/token/`` and Pulp's REST API ``/pulp/api/v3/``, on ``.port``;
 * ``pulpcore-content`` (aiohttp): blobs are answered by the API with a **302 redirect to the
@@ -121,7 +121,9 @@ from .registry import _ACCESS_LINE, AccessEntry, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 VENV_SCRIPT = ROOT / "tools" / "pulp_venv.sh"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian's postgresql (15 on bookworm): the newest major installed.
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin/postgres"), default=Path("/usr/lib/postgresql/15/bin/postgres"),
+             key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0).parent
 # PostgreSQL refuses to run as root: as root, drop to Debian's postgres user; otherwise run as ourselves.
 PG_USER = "postgres" if os.getuid() == 0 else pwd.getpwuid(os.getuid()).pw_name
 DB_NAME = DB_USER = "pulp"
