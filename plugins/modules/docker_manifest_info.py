@@ -122,8 +122,31 @@ options:
         (C(<alg>-<hex>.sig), C(.att), C(.sbom)) count as referrers of their type.
       - Costs one request per image and per platform entry (plus one per further page), one tag list per
         repository, one HEAD per cosign tag found and one manifest GET per attestation entry.
+      - Without O(signature_keys) nothing is verified, so C(supply_chain.signed) is V(false);
+        C(supply_chain.signature_present) says whether a signature is attached at all.
     type: raw
     default: false
+  signature_keys:
+    description:
+      - Public keys that cosign signatures are verified with, each a PEM text (C(-----BEGIN PUBLIC KEY-----),
+        as C(cosign generate-key-pair) writes C(cosign.pub)) or the path of a PEM file (a file may hold several
+        keys). Supported - ECDSA P-256, P-384 and P-521, RSA of 2048 bits or more (PKCS#1 v1.5 and PSS
+        signatures), Ed25519.
+      - Needs O(referrers) (V(true), or a list that keeps the signature type
+        C(application/vnd.dev.cosign.artifact.sig.v1+json)). Every signature referrer of each image and of
+        each platform entry is read (one manifest GET, one blob GET per signature) and each signature in it
+        verified as C(cosign verify --key) does, offline - the signature over the simple-signing payload,
+        whose C(critical.image.docker-manifest-digest) must be the digest it is attached to and whose
+        C(critical.identity.docker-reference) must be the image's repository (so a signature copied to a
+        mirror under another name does not count there). Both storage forms of cosign are read, its
+        C(<alg>-<hex>.sig) tags and OCI 1.1 referrers (Referrers API or tag schema).
+      - Not checked - transparency-log (Rekor) entries and timestamps, certificates of keyless signatures,
+        Sigstore bundles (reported with reason V(unsupported)), Notation signatures.
+      - A value that is no PEM public key, a private key, a certificate, an unsupported key type or a missing
+        file fails the task before any request, naming the entry; a key's text is never shown.
+    type: list
+    version_added: 0.1.0
+    elements: str
 """
 
 EXAMPLES = r"""
@@ -188,9 +211,19 @@ EXAMPLES = r"""
     referrers: true
   register: chain
 
-- name: Release images without a signature
+- name: Verify the cosign signatures of the release images with the release key
+  archfleet.multiarch.docker_manifest_info:
+    images: "{{ release_images }}"
+    referrers: true
+    signature_keys: [/etc/ci/cosign.pub]
+  register: chain
+
+- name: Release images without a signature that verifies, and why each of theirs does not
   ansible.builtin.debug:
-    msg: "{{ chain.images | selectattr('exists') | rejectattr('supply_chain.signed') | map(attribute='canonical') }}"
+    msg: "{{ item.canonical }}: {{ item.signatures | map(attribute='message') | list }}"
+  loop: "{{ chain.images | selectattr('exists') | rejectattr('supply_chain.signed') }}"
+  loop_control:
+    label: "{{ item.canonical }}"
 
 - name: Use credentials from a specific docker config file
   archfleet.multiarch.docker_manifest_info:
@@ -256,7 +289,10 @@ images:
       description:
         - Only when the image could not be read or is broken. C(code) is the registry's error code or one of
           C(MANIFEST_UNKNOWN) (a listed child is gone), C(UNSUPPORTED) (schema 1), C(DIGEST_MISMATCH),
-          C(UNREACHABLE); C(message) is one sentence naming the reference.
+          C(UNREACHABLE), or C(DENIED) when the registry refused this repository ("does not exist or no pull
+          access", as the docker CLI says: a 403, or a 401 after a token was granted, which is how Docker Hub
+          answers a missing or private repository; RV(images[].exists) is then V(null)); C(message) is one
+          sentence naming the reference and the registry's answer.
       type: dict
       sample: {"code": "MANIFEST_UNKNOWN", "message": "registry.lan:5000/app:1.0 lists 1 child manifest(s) missing from the registry: sha256:..."}
     missing_children:
@@ -309,9 +345,14 @@ images:
           elements: dict
         supply_chain:
           description:
-            - Only with O(referrers) - C(signed), C(sbom), C(provenance) of this entry, from its referrers and the
-              buildx attestations that describe it (in-toto predicate types).
+            - Only with O(referrers) - C(signed), C(signers), C(signature_present), C(sbom), C(provenance) of this
+              entry (as RV(images[].supply_chain)), from its referrers and the buildx attestations that describe it
+              (in-toto predicate types).
           type: dict
+        signatures:
+          description: Only with O(signature_keys) - the signatures of this entry, as RV(images[].signatures).
+          type: list
+          elements: dict
         config:
           description:
             - Only with O(config=true). Keys C(created), C(labels), C(entrypoint), C(cmd), C(layers)
@@ -356,11 +397,33 @@ images:
       elements: dict
     supply_chain:
       description:
-        - Only with O(referrers) - C(signed), C(sbom), C(provenance) (booleans) of the image or index itself,
-          from its referrers; each platform entry has its own in RV(images[].manifests[].supply_chain), which
-          also counts the buildx attestations of that entry.
+        - Only with O(referrers) - of the image or index itself, from its referrers - C(signed) (a signature
+          verified with one of O(signature_keys); always V(false) without keys), C(signers) (the key ids that
+          verified one), C(signature_present) (a signature is attached - present, not verified; what C(signed)
+          meant before O(signature_keys) existed), C(sbom), C(provenance). Each platform entry has its own in
+          RV(images[].manifests[].supply_chain), which also counts the buildx attestations of that entry.
       type: dict
-      sample: {"signed": true, "sbom": true, "provenance": false}
+      sample: {"signed": true, "signers": ["sha256:5f1c..."], "signature_present": true, "sbom": true,
+               "provenance": false}
+    signatures:
+      description:
+        - Only with O(signature_keys) - one entry per signature attached to the image or index itself (platform
+          entries have theirs in RV(images[].manifests[].signatures)) - C(referrer) (the signature manifest's
+          digest), C(layer) (the signed payload's digest), C(source) (V(api), V(tag-schema) or V(cosign-tag)),
+          C(verified), C(key_id) (the key that verified the signature, also when its claims are wrong),
+          C(signed_digest) and C(docker_reference) (the payload's claims, when verified), C(reason) and
+          C(message) (why it does not count, V(null) when it does).
+        - C(reason) is V(bad-signature) (no signature annotation, not base64, truncated - not the shape of a
+          signature of any given key), V(other-key) (verified by none of the given keys - made with another
+          key, or altered), V(bad-payload) (the signed payload is not simple-signing JSON), V(other-digest)
+          (signed for another manifest), V(other-repository) (its docker-reference names another repository),
+          V(unsupported) (not a cosign simple-signing signature) or V(unreadable) (its manifest or payload could
+          not be read).
+      type: list
+      elements: dict
+      sample: [{"referrer": "sha256:9d3e...", "layer": "sha256:c1a2...", "source": "cosign-tag", "verified": false,
+                "key_id": null, "reason": "other-key", "message": "none of the 1 given key(s) verifies the signature
+                (made with another key, or altered)"}]
     missing_platforms:
       description: Platforms from O(require_platforms) the image does not have (as given). Only when requested.
       type: list
@@ -376,6 +439,15 @@ repositories:
   type: list
   elements: dict
   sample: [{"name": "registry.lan:5000/team/app", "exists": true, "tags": 41, "matched": ["1.4.1", "1.4.2"]}]
+signature_keys:
+  description:
+    - Only with O(signature_keys) - the keys signatures were verified with, each C(key_id) (C(sha256:) and the
+      SHA-256 of the DER public key, as in RV(images[].signatures)), C(type) (V(ecdsa-p256), V(ecdsa-p384),
+      V(ecdsa-p521), V(rsa-<bits>), V(ed25519)) and C(source) (the file, or C(signature_keys[N]) for inline text).
+  returned: when O(signature_keys) is given
+  type: list
+  elements: dict
+  sample: [{"key_id": "sha256:5f1c...", "type": "ecdsa-p256", "source": "/etc/ci/cosign.pub"}]
 registry_stats:
   description: Requests made by method and kind, retries, and the rate-limit headers seen per registry.
   returned: always
@@ -422,6 +494,7 @@ def main():
         verify_children=dict(type="bool", default=False),
         fail_on_error=dict(type="bool", default=False),
         referrers=dict(type="raw", default=False),
+        signature_keys=dict(type="list", elements="str"),
     )
     run_registry_task(module, check_options, lambda client, prepared: inspect_task(client, prepared, module.params))
 

@@ -61,6 +61,9 @@ def parse_error_body(body, content_type=""):
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             first = errors[0]
             message = (first.get("message") or "").strip() or None
+            detail = _detail_text(first.get("detail"))
+            if detail and detail.lower() not in (message or "").lower():
+                message = "%s: %s" % (message, detail) if message else detail
             others = ["%s%s" % (e.get("code") or "UNKNOWN", " (%s)" % e["message"].strip()
                                 if isinstance(e.get("message"), str) and e["message"].strip() else "")
                       for e in errors[1:] if isinstance(e, dict)]
@@ -74,6 +77,14 @@ def parse_error_body(body, content_type=""):
     if "<html" in text.lower():
         text = ""
     return None, (text[:200] or None)
+
+
+def _detail_text(detail):
+    """A string ``detail`` of an error as a short sentence part (GitLab puts the cause there: "unknown media
+    type ..."); distribution's structured details (``{"Tag": ...}``) repeat the request and are left out."""
+    if not isinstance(detail, str):
+        return None
+    return " ".join(detail.split())[:200] or None
 
 
 def _body_start(response):

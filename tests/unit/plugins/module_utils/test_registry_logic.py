@@ -46,6 +46,9 @@ def test_retry_after_http_date():
     (b"<html><body>502 Bad Gateway</body></html>", None, None),
     (b"", None, None),
     (b'{"details":"incorrect username or password"}', None, "incorrect username or password"),
+    # GitLab says why in a string detail (gitlab-org/container-registry: media-type allowlist)
+    (b'{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":"unknown media type: '
+     b'application/x-thing"}]}', "MANIFEST_INVALID", "manifest invalid: unknown media type: application/x-thing"),
 ])
 def test_parse_error_body(body, code, message):
     assert parse_error_body(body) == (code, message)
