@@ -287,12 +287,33 @@ def test_artifact_attached_by_a_peer_is_a_referrer(writer, playbook, tmp_path, r
     assert facts["referrers"][0]["annotations"].get("org.example.peer") == writer
 
 
-def test_regctl_index_create_and_add_is_read(playbook, regctl, real_registry):
+@pytest.mark.parametrize("media_type", [OCI_INDEX, DOCKER_LIST])
+def test_regctl_index_create_and_add_is_read(media_type, playbook, regctl, real_registry):
     h, fx = real_registry.host, real_registry.fixtures
+    first, second = ("single_amd64", "single_arm64") if media_type == OCI_INDEX else \
+        ("docker_single", "docker_single_arm64")
     target = f"{h}/{unique('regctl-index')}:1"
-    regctl("index", "create", target, "--ref", f"{h}/fixtures/single:amd64")
-    regctl("index", "add", target, "--ref", f"{h}/fixtures/single:arm64")
+    regctl("index", "create", target, "--media-type", media_type, "--ref", fx[first]["reference"])
+    regctl("index", "add", target, "--ref", fx[second]["reference"])
     facts = info(playbook, target)
     assert facts["digest"] == regctl.text("image", "digest", target), "regctl index create/add"
-    assert facts["platforms"] == TWO, "regctl index create/add"
-    assert [m["digest"] for m in facts["manifests"]] == [fx["single_amd64"]["digest"], fx["single_arm64"]["digest"]]
+    assert (facts["media_type"], facts["platforms"]) == (media_type, TWO), "regctl index create/add"
+    assert [m["digest"] for m in facts["manifests"]] == [fx[first]["digest"], fx[second]["digest"]]
+
+
+# --- both: the collection merges into what a peer wrote ----------------------------------------------
+def test_merge_into_a_crane_index_is_read_by_crane(playbook, crane, real_registry):
+    h, fx = real_registry.host, real_registry.fixtures
+    target = f"{h}/{unique('crane-merge')}:1"
+    crane("index", "append", "--insecure", "-m", f"{h}/fixtures/single:amd64", "-t", target)
+    merge = play(task("merge", "docker_manifest_create", name=target, mode="merge",
+                      sources=[f"{h}/fixtures/single:arm64"]))
+    run = playbook(merge)
+    assert run.rc == 0, run.output
+    result = run.result("merge")
+    assert result["changed"] is True and result["platforms"] == TWO
+    body, stated = read_crane(crane, target)
+    assert sha256_digest(body) == stated == result["digest"], "crane read another manifest than the merge wrote"
+    assert [m["digest"] for m in json.loads(body)["manifests"]] == [fx["single_amd64"]["digest"],
+                                                                     fx["single_arm64"]["digest"]], "crane manifest"
+    assert playbook(merge).result("merge")["changed"] is False
