@@ -9,8 +9,9 @@ old a Go) is a skip naming it (a failure under ARCHFLEET_REQUIRE_PEERS=1, as .ci
 - The collection writes (docker_manifest_create: an OCI index of two platforms, a Docker list, a merge, a
   mirror with ``referrers: copy``), and each peer reads the same bytes, digest and platforms (and the
   mirror's copied referrer, with oras and regctl: crane has no referrers command).
-- Each peer writes (``crane index append``, ``crane mutate``, ``oras attach``, ``regctl index create``,
-  ``regctl artifact put --subject``), and docker_manifest_info reads the right facts.
+- Each peer writes (``crane index append``, ``crane mutate``, ``crane append``, ``oras push``, ``oras attach``,
+  ``regctl index create/add``, ``regctl artifact put --subject``), and docker_manifest_info reads the right
+  facts; the collection merges into an index crane wrote, and crane reads the merge.
 
 The docker CLI with buildx and buildkitd, and cosign, are not partners here yet (issue 19).
 """
@@ -285,6 +286,32 @@ def test_artifact_attached_by_a_peer_is_a_referrer(writer, playbook, tmp_path, r
     found = [(r["digest"], r["artifact_type"], r["source"]) for r in facts["referrers"]]
     assert found == [(digest, ARTIFACT_TYPE, source)], f"{peer.name} attached {digest}; the collection read {found}"
     assert facts["referrers"][0]["annotations"].get("org.example.peer") == writer
+
+
+def test_oras_push_artifact_is_read(playbook, oras, tmp_path, real_registry):
+    target = f"{real_registry.host}/{unique('oras-push')}:report"
+    (tmp_path / "report.json").write_text('{"passed": true}\n')
+    pushed = json.loads(oras("push", "--plain-http", "--format", "json", "--artifact-type", ARTIFACT_TYPE, target,
+                             "report.json:application/json", cwd=tmp_path))
+    facts = info(playbook, target)
+    assert facts["digest"] == pushed["digest"], "oras push"
+    assert (facts["kind"], facts["artifact_type"], facts["subject"]) == ("artifact", ARTIFACT_TYPE, None), "oras push"
+    assert facts["layers"] == ["application/json"], "oras push"
+
+
+def test_crane_append_is_read(playbook, crane, tmp_path, real_registry):
+    h, fx = real_registry.host, real_registry.fixtures
+    target = f"{h}/{unique('crane-append')}:1"
+    (tmp_path / "layer" / "etc").mkdir(parents=True)
+    (tmp_path / "layer" / "etc" / "appended").write_text("appended by crane\n")
+    subprocess.run(["tar", "-C", str(tmp_path / "layer"), "-cf", str(tmp_path / "layer.tar"), "etc"], check=True)
+    crane("append", "--insecure", "-b", f"{h}/fixtures/single:arm64", "-f", str(tmp_path / "layer.tar"),
+          "-t", target)
+    base = info(playbook, f"{h}/fixtures/single:arm64", config=True)
+    facts = info(playbook, target, config=True)
+    assert facts["digest"] == crane.text("digest", "--insecure", target) != fx["single_arm64"]["digest"], "crane append"
+    assert facts["platforms"] == ["linux/arm64"], "crane append"
+    assert facts["config"]["layers"] == base["config"]["layers"] + 1, "crane append"
 
 
 @pytest.mark.parametrize("media_type", [OCI_INDEX, DOCKER_LIST])
