@@ -93,7 +93,7 @@ def test_reports_and_failing_error_policies(playbook, open_registry, tmp_path):
     assert html.count("<script") == 1 and "<script>" in html
     assert not re.search(r"<(link|img|iframe)\b|\bsrc=|@import|url\(|https?://|fetch\(|XMLHttpRequest", html), \
         "the page must be self-contained"
-    matrix = html[html.index('<table id="matrix"'):html.index("</table>")]
+    matrix = html[html.index('<table id="matrix"'):html.index("</table>", html.index('<table id="matrix"'))]
     assert "<th>linux/arm/v7</th>" in matrix
     ppc64le = fx["multi"]["platforms"]["linux/ppc64le"]
     assert f'<code class="digest" title="{ppc64le}">{ppc64le}</code>' in matrix
@@ -101,7 +101,9 @@ def test_reports_and_failing_error_policies(playbook, open_registry, tmp_path):
     assert matrix.index("fixtures/dockerlist:latest") < matrix.index("fixtures/multi:latest")
     dockerlist_row = matrix[matrix.index(f"{h}/fixtures/dockerlist:latest"):]
     dockerlist_row = dockerlist_row[:dockerlist_row.index("</tr>")]
-    assert '<span class="badge">error</span><br><small>required-platforms</small>' in dockerlist_row
+    # Each failed policy with its own severity, so an error is told from a warning.
+    assert ('<span class="badge">error</span><small class="failure error" data-severity="error">'
+            '<span class="badge">error</span>required-platforms</small>') in dockerlist_row
     assert '<td class="cell-missing" data-sort="">missing</td>' in dockerlist_row
     assert '<div class="banner error" id="status">' in html
     results = html[html.index('<table id="results"'):]
@@ -347,13 +349,66 @@ def test_supply_chain_policies_and_columns(playbook, tmp_path):
     document = json.loads((report_dir / "audit.json").read_text())
     assert document["supply_chain"] is True
     outcomes = {i["canonical"].rsplit(":", 1)[1]: {r["policy"]: r["outcome"] for r in i["results"]
-                                                   if r["policy"] in ("signed", "has-sbom", "has-provenance")}
+                                                   if r["policy"] in ("signed", "has-sbom", "has-provenance",
+                                                                      "signature-present")}
                 for i in document["images"]}
-    assert outcomes["signed"] == {"signed": "pass", "has-sbom": "pass", "has-provenance": "fail"}
-    assert outcomes["buildx"] == {"signed": "fail", "has-sbom": "pass", "has-provenance": "pass"}
-    assert outcomes["release"] == {"signed": "pass", "has-sbom": "fail", "has-provenance": "fail"}
+    # The fixtures' signatures are attached but no keys are given: present, not signed (verified).
+    assert outcomes["signed"] == {"signed": "fail", "has-sbom": "pass", "has-provenance": "fail",
+                                  "signature-present": "pass"}
+    assert outcomes["buildx"] == {"signed": "fail", "has-sbom": "pass", "has-provenance": "pass",
+                                  "signature-present": "fail"}
+    assert outcomes["release"] == {"signed": "fail", "has-sbom": "fail", "has-provenance": "fail",
+                                   "signature-present": "pass"}
     cells = {i["canonical"].rsplit(":", 1)[1]: i["supply_chain_cells"] for i in document["images"]}
-    assert cells["release"] == {"signed": "yes", "sbom": "partial", "provenance": "no"}
+    assert cells["release"] == {"signed": "no", "sbom": "partial", "provenance": "no"}
     markdown = (report_dir / "audit.md").read_text()
-    assert "| signed | SBOM | provenance |" in markdown and "| yes | partial | no |" in markdown
+    assert "| signed | SBOM | provenance |" in markdown and "| no | partial | no |" in markdown
     assert "<th>signed</th><th>SBOM</th><th>provenance</th>" in (report_dir / "audit.html").read_text()
+
+
+def test_since_the_last_audit_summary_by_repository_and_severity_per_policy(playbook, open_registry, tmp_path):
+    """Given the previous audit.json: new failures, fixed ones and changed digests, in audit.json and first in the
+    HTML report; the HTML summarises failures by repository and policy and gives each failing policy of an image
+    its own severity."""
+    url, h = open_registry.url, open_registry.host
+    repository = f"since/app-{tmp_path.name[-12:].lower().replace('_', '-')}"
+    amd64 = push_image(url, repository, "1", platform="linux/amd64")
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    required = ["linux/amd64", "linux/arm64"]
+    first = playbook(AUDIT_PLAYBOOK, extra_vars=audit_vars(
+        open_registry, first_dir, f"{repository}:1", "fixtures/multi:latest", audit_require_platforms=required,
+        audit_fail_on_error=False))
+    assert first.rc == 0, first.output
+    assert "since" not in json.loads((first_dir / "audit.json").read_text())
+
+    # The release gets its arm64 platform (fixed, digest changed); a new image is missing (a new failure).
+    arm64 = push_image(url, repository, platform="linux/arm64")
+    index = push_index(url, repository, "1", [amd64, arm64])
+    second = playbook(AUDIT_PLAYBOOK, extra_vars=audit_vars(
+        open_registry, second_dir, f"{repository}:1", "fixtures/multi:latest", "fixtures/gone:1",
+        audit_require_platforms=required, audit_fail_on_error=False,
+        audit_previous_report=str(first_dir / "audit.json")))
+    assert second.rc == 0, second.output
+    since = json.loads((second_dir / "audit.json").read_text())["since"]
+    assert since["previous_now"] == json.loads((first_dir / "audit.json").read_text())["now"]
+    assert {(f["image"], f["policy"]) for f in since["new_failures"]} >= {(f"{h}/fixtures/gone:1", "image-exists")}
+    assert not [f for f in since["new_failures"] if f["image"] != f"{h}/fixtures/gone:1"]
+    assert (f"{h}/{repository}:1", "required-platforms", "error") in {
+        (f["image"], f["policy"], f["severity"]) for f in since["fixed_failures"]}
+    assert since["changed_digests"] == [{"image": f"{h}/{repository}:1", "before": amd64["digest"],
+                                         "after": index["digest"]}]
+
+    html = (second_dir / "audit.html").read_text()
+    # What changed comes before the tables.
+    assert html.index('id="since"') < html.index('id="summary"') < html.index('id="matrix"')
+    assert f'<li class="new-failure"><span class="badge error">error</span> <code>{h}/fixtures/gone:1</code>: image-exists' in html
+    assert f'<code>{h}/{repository}:1</code>: required-platforms (error)' in html
+    # Summary by repository and policy: the missing repository fails image-exists, 1 of 1.
+    summary = html.split('id="summary"', 1)[1].split("</table>", 1)[0]
+    gone_row = summary.split(f"<code>{h}/fixtures/gone</code>", 1)[1].split("</tr>", 1)[0]
+    assert '<td class="result error" data-failed="1">1 / 1</td>' in gone_row
+    # Severity per failing policy in the image's status cell: fixtures/multi fails a warning policy, shown as one.
+    matrix = html.split('id="matrix"', 1)[1].split("</table>", 1)[0]
+    multi_row = matrix.split(f"<code>{h}/fixtures/multi:latest</code>", 1)[1].split("</tr>", 1)[0]
+    assert ('<small class="failure warning" data-severity="warning"><span class="badge">warning</span>'
+            'source-annotation</small>') in multi_row
