@@ -2,8 +2,9 @@
 
 Each benchmark starts its own registry and proxy and stops them before the next one
 starts, so they do not compete for the machine's cores. Results also go to
-build/bench/info.json, build/bench/enumerate.json, build/bench/create.json and
-build/bench/load.json.
+build/bench/info.json, build/bench/enumerate.json, build/bench/create.json,
+build/bench/load.json and build/bench/request_path.json (the request path under callgrind; set
+BENCH_REQUEST_PATH_OLD to a checkout of an older tree to measure it beside this one).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import bench_create
 import bench_enumerate
 import bench_info
 import bench_load
+import bench_request_path
 from benchlib import write_results
 
 
@@ -20,7 +22,8 @@ def main() -> None:
                                    ("docker_manifest_info: repositories and digest_only", bench_enumerate,
                                     "enumerate"),
                                    ("docker_manifest_create", bench_create, "create"),
-                                   ("load", bench_load, "load")):
+                                   ("load", bench_load, "load"),
+                                   ("request path CPU (callgrind)", bench_request_path, "request_path")):
         results = benchmark.run()
         path = write_results(name, results)
         sections.append(f"## {title}\n\n{benchmark.markdown(results)}\n\n(results: {path})")
