@@ -6,8 +6,14 @@
 ``referrers`` (the module option) is false (nothing read, nothing changes), true (every referrer)
 or a list of artifact types to keep. With it, each image and each platform entry of an index gets
 ``referrers`` (``_registry.referrers``: the Referrers API, else the tag schema, plus cosign's
-legacy tags) and ``supply_chain`` (``signed``, ``sbom``, ``provenance``); each buildx attestation
-entry gets the in-toto ``predicate_types`` of its layers (one manifest GET per attestation).
+legacy tags) and ``supply_chain`` (``signed``, ``signers``, ``signature_present``, ``sbom``,
+``provenance``); each buildx attestation entry gets the in-toto ``predicate_types`` of its layers (one
+manifest GET per attestation).
+
+``signature_keys`` (public keys, ``_signatures``): each signature referrer is read (one manifest GET, one
+blob GET per signature layer) and every signature it holds verified against the keys, for the subject's
+digest and repository: ``signatures`` facts per image and platform entry, and ``signed`` is true only
+when one verified. Without keys nothing is verified and ``signed`` is false.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,8 +26,14 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest 
     is_artifact_manifest,
     predicate_types,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.referrers import supply_chain
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.cosign import MAX_PAYLOAD_SIZE, signature_layers
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.referrers import category, supply_chain
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.referrers import Referrers
+from ansible_collections.archfleet.multiarch.plugins.module_utils._signatures import (
+    parse_signature_keys,
+    verify_layer,
+)
 
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0", "")
@@ -51,30 +63,102 @@ def artifact_update(media_type, document):
     return {}
 
 
-class SupplyChain:
-    """Adds referrers, predicate types and the supply-chain summary to the facts of inspected images."""
+# Errors reading a signature that are the signature's (a fact), not the task's access to the registry.
+SIGNATURE_READ_CODES = frozenset(("BLOB_UNKNOWN", "MANIFEST_UNKNOWN", "DIGEST_MISMATCH", "DIGEST_INVALID",
+                                  "MANIFEST_INVALID", "SIZE_INVALID", "NAME_UNKNOWN"))
 
-    def __init__(self, client, artifact_types):
+
+def parse_verification_options(params):
+    """The PublicKey list of ``signature_keys``; OptionError when keys are given but signatures are not read."""
+    keys = parse_signature_keys(params.get("signature_keys"))
+    if keys:
+        types = parse_referrers_option(params.get("referrers"))
+        if types is None:
+            raise OptionError("signature_keys verifies the signatures that referrers finds: set referrers=true "
+                              "(or remove signature_keys)")
+        if types and not any(category(artifact_type) == "signature" for artifact_type in types):
+            raise OptionError("signature_keys verifies signatures, but referrers keeps only %s: add "
+                              "application/vnd.dev.cosign.artifact.sig.v1+json, or set referrers=true"
+                              % ", ".join(types))
+    return keys
+
+
+class SupplyChain:
+    """Adds referrers, predicate types, verified signatures and the supply-chain summary to image facts."""
+
+    def __init__(self, client, artifact_types, keys=None):
         self.client = client
         self.artifact_types = artifact_types or None
         self.referrers = Referrers(client)
+        self.keys = keys or []
 
     def add(self, ref, facts):
         if not facts.get("exists") or not facts.get("digest") or facts.get("kind") in ("schema1", "unknown"):
             return
         facts["referrers"] = self.referrers.list(ref, facts["digest"], self.artifact_types)
+        facts_signatures = self._signatures(ref, facts["digest"], facts["referrers"])
         for attestation in facts.get("attestations") or []:
             attestation["predicate_types"] = self._predicates(ref, attestation)
         for entry in facts.get("manifests") or []:
             if entry.get("digest") == facts["digest"]:
                 entry["referrers"] = facts["referrers"]
+                signatures = facts_signatures
             elif entry.get("kind") in ("image", "index"):
                 entry["referrers"] = self.referrers.list(ref, entry["digest"], self.artifact_types)
+                signatures = self._signatures(ref, entry["digest"], entry["referrers"])
             else:
                 continue
+            if signatures is not None:
+                entry["signatures"] = signatures
             described = [a for a in facts.get("attestations") or [] if a.get("reference_digest") == entry["digest"]]
-            entry["supply_chain"] = supply_chain(entry["referrers"], described)
-        facts["supply_chain"] = supply_chain(facts["referrers"])
+            entry["supply_chain"] = supply_chain(entry["referrers"], described, signatures)
+        if facts_signatures is not None:
+            facts["signatures"] = facts_signatures
+        facts["supply_chain"] = supply_chain(facts["referrers"], signatures=facts_signatures)
+
+    def _signatures(self, ref, digest, referrers):
+        """The verification fact of every signature attached to ``digest``; None without keys."""
+        if not self.keys:
+            return None
+        found = []
+        for referrer in referrers:
+            if referrer.get("category") == "signature":
+                found.extend(self._verify_referrer(ref, digest, referrer))
+        return found
+
+    def _verify_referrer(self, ref, digest, referrer):
+        base = {"referrer": referrer.get("digest"), "source": referrer.get("source"),
+                "artifact_type": referrer.get("artifact_type")}
+        try:
+            manifest = self.client.get_manifest(ref.with_digest(referrer["digest"]), what="reading signature")
+            if manifest is None:
+                return [dict(base, layer=None, verified=False, key_id=None, reason="unreadable",
+                             message="the signature manifest %s is gone" % referrer["digest"])]
+            document = manifest.json()
+        except (RegistryError, ValueError) as exc:
+            if isinstance(exc, RegistryError) and exc.code not in SIGNATURE_READ_CODES:
+                raise
+            return [dict(base, layer=None, verified=False, key_id=None, reason="unreadable", message=str(exc))]
+        simple, others = signature_layers(document if isinstance(document, dict) else {})
+        facts = []
+        for layer in simple:
+            fact = dict(base, layer=layer.get("digest"))
+            try:
+                payload = self.client.get_blob(ref, layer.get("digest"), max_size=MAX_PAYLOAD_SIZE,
+                                               what="reading signed payload")
+            except RegistryError as exc:
+                if exc.code not in SIGNATURE_READ_CODES:
+                    raise
+                fact.update(verified=False, key_id=None, reason="unreadable", message=str(exc))
+            else:
+                fact.update(verify_layer(self.keys, layer, payload, digest, ref.registry, ref.repository))
+            facts.append(fact)
+        if not simple:
+            kinds = sorted(set(str(layer.get("mediaType")) for layer in others)) or ["no layers"]
+            facts.append(dict(base, layer=None, verified=False, key_id=None, reason="unsupported",
+                              message="not a cosign simple-signing signature (%s); only those are verified"
+                              % ", ".join(kinds)))
+        return facts
 
     def _predicates(self, ref, attestation):
         manifest = self.client.get_manifest(ref.with_digest(attestation["digest"]), what="reading attestation")

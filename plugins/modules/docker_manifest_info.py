@@ -290,7 +290,7 @@ images:
         - Only when the image could not be read or is broken. C(code) is the registry's error code or one of
           C(MANIFEST_UNKNOWN) (a listed child is gone), C(UNSUPPORTED) (schema 1), C(DIGEST_MISMATCH),
           C(UNREACHABLE), or C(DENIED) when the registry refused this repository ("does not exist or no pull
-          access", as the docker CLI says: a 403, or a 401 after a token was granted, which is how Docker Hub
+          access", as the docker CLI says - a 403, or a 401 after a token was granted, which is how Docker Hub
           answers a missing or private repository; RV(images[].exists) is then V(null)); C(message) is one
           sentence naming the reference and the registry's answer.
       type: dict

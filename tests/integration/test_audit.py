@@ -349,15 +349,20 @@ def test_supply_chain_policies_and_columns(playbook, tmp_path):
     document = json.loads((report_dir / "audit.json").read_text())
     assert document["supply_chain"] is True
     outcomes = {i["canonical"].rsplit(":", 1)[1]: {r["policy"]: r["outcome"] for r in i["results"]
-                                                   if r["policy"] in ("signed", "has-sbom", "has-provenance")}
+                                                   if r["policy"] in ("signed", "has-sbom", "has-provenance",
+                                                                      "signature-present")}
                 for i in document["images"]}
-    assert outcomes["signed"] == {"signed": "pass", "has-sbom": "pass", "has-provenance": "fail"}
-    assert outcomes["buildx"] == {"signed": "fail", "has-sbom": "pass", "has-provenance": "pass"}
-    assert outcomes["release"] == {"signed": "pass", "has-sbom": "fail", "has-provenance": "fail"}
+    # The fixtures' signatures are attached but no keys are given: present, not signed (verified).
+    assert outcomes["signed"] == {"signed": "fail", "has-sbom": "pass", "has-provenance": "fail",
+                                  "signature-present": "pass"}
+    assert outcomes["buildx"] == {"signed": "fail", "has-sbom": "pass", "has-provenance": "pass",
+                                  "signature-present": "fail"}
+    assert outcomes["release"] == {"signed": "fail", "has-sbom": "fail", "has-provenance": "fail",
+                                   "signature-present": "pass"}
     cells = {i["canonical"].rsplit(":", 1)[1]: i["supply_chain_cells"] for i in document["images"]}
-    assert cells["release"] == {"signed": "yes", "sbom": "partial", "provenance": "no"}
+    assert cells["release"] == {"signed": "no", "sbom": "partial", "provenance": "no"}
     markdown = (report_dir / "audit.md").read_text()
-    assert "| signed | SBOM | provenance |" in markdown and "| yes | partial | no |" in markdown
+    assert "| signed | SBOM | provenance |" in markdown and "| no | partial | no |" in markdown
     assert "<th>signed</th><th>SBOM</th><th>provenance</th>" in (report_dir / "audit.html").read_text()
 
 

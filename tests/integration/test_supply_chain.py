@@ -42,20 +42,24 @@ def test_facts_through_the_tag_schema_fallback(playbook, supply):
             (fx["signed"]["signature"]["digest"], "signature", "tag-schema"),
             (fx["signed"]["sbom"]["digest"], "sbom", "tag-schema")]
         assert signed["referrers"][0]["artifact_type"] == SIGNATURE_TYPE
-        assert signed["supply_chain"] == {"signed": True, "sbom": True, "provenance": False}
-        assert signed["manifests"][0]["supply_chain"]["signed"] is True
+        # Attached, not verified (no signature_keys): present, but not signed.
+        assert signed["supply_chain"] == {"signed": False, "signers": [], "signature_present": True, "sbom": True,
+                                          "provenance": False}
+        assert signed["manifests"][0]["supply_chain"]["signature_present"] is True
+        assert "signatures" not in signed
 
         assert [(r["tag"], r["category"], r["source"]) for r in cosign["referrers"]] == [
             (fx["cosign"]["sig"]["tag"], "signature", "cosign-tag"),
             (fx["cosign"]["att"]["tag"], "attestation", "cosign-tag")]
         assert cosign["referrers"][0]["digest"] == fx["cosign"]["sig"]["digest"]
-        assert cosign["supply_chain"]["signed"] is True
+        assert cosign["supply_chain"]["signature_present"] is True
 
         assert buildx["kind"] == "index" and buildx["platforms"] == ["linux/amd64", "linux/arm64"]
         assert [a["predicate_types"] for a in buildx["attestations"]] == [[SLSA, SPDX_PREDICATE]] * 2
         assert [m["supply_chain"] for m in buildx["manifests"]] == [
-            {"signed": False, "sbom": True, "provenance": True}] * 2
-        assert buildx["supply_chain"] == {"signed": False, "sbom": False, "provenance": False}
+            {"signed": False, "signers": [], "signature_present": False, "sbom": True, "provenance": True}] * 2
+        assert buildx["supply_chain"] == {"signed": False, "signers": [], "signature_present": False, "sbom": False,
+                                          "provenance": False}
 
         assert bundle["kind"] == "artifact" and bundle["artifact_type"] == BUNDLE_TYPE
         assert bundle["layers"] == ["application/vnd.oci.image.manifest.v1+json"]
@@ -89,10 +93,11 @@ def test_facts_through_the_referrers_api_with_pages_and_a_filter(playbook, suppl
         assert sorted((r["digest"], r["source"]) for r in signed["referrers"]) == sorted([
             (fx["signed"]["signature"]["digest"], "api"), (fx["signed"]["sbom"]["digest"], "api")])
         assert [r["source"] for r in release["referrers"]] == ["api"]
-        assert release["supply_chain"]["signed"] is True
+        assert release["supply_chain"]["signature_present"] is True
         amd64 = release["manifests"][0]
         assert [r["digest"] for r in amd64["referrers"]] == [fx["release"]["amd64_sbom"]["digest"]]
-        assert amd64["supply_chain"] == {"signed": False, "sbom": True, "provenance": False}
+        assert amd64["supply_chain"] == {"signed": False, "signers": [], "signature_present": False, "sbom": True,
+                                         "provenance": False}
         assert release["manifests"][1]["referrers"] == []
         # signed: 2 referrers, 1 per page -> 2 requests; release + 2 platforms: 1 request each (empty or 1).
         assert sum(1 for r in proxy.log if "/referrers/" in r.path) == 5
@@ -128,9 +133,9 @@ def test_referrers_read_and_copied_with_bearer_tokens(playbook):
                  referrers="copy", **auth),
             task("again", "docker_manifest_info", images=[f"{h}/tokens/mirror:1"], referrers=True, **auth)))
         assert run.rc == 0, run.output
-        assert run.result("inspect")["images"][0]["supply_chain"] == {"signed": True, "sbom": True,
-                                                                      "provenance": False}
+        assert run.result("inspect")["images"][0]["supply_chain"] == {
+            "signed": False, "signers": [], "signature_present": True, "sbom": True, "provenance": False}
         assert run.result("mirror")["digest"] == fx["release"]["digest"]
         assert len(run.result("mirror")["referrers_copied"]) == 2
         mirrored = run.result("again")["images"][0]
-        assert mirrored["supply_chain"]["signed"] is True and mirrored["manifests"][0]["supply_chain"]["sbom"] is True
+        assert mirrored["supply_chain"]["signature_present"] is True and mirrored["manifests"][0]["supply_chain"]["sbom"] is True

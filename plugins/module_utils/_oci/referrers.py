@@ -138,14 +138,24 @@ def referrer_descriptor(media_type, digest, size, document):
     return result
 
 
-def supply_chain(referrers, attestations=()):
-    """``{signed, sbom, provenance}`` from referrer facts and buildx attestation facts (``predicate_types``)."""
+def supply_chain(referrers, attestations=(), signatures=None):
+    """``{signed, signers, signature_present, sbom, provenance}`` from referrer facts, buildx attestation facts
+    (``predicate_types``) and signature verification facts.
+
+    ``signed`` is true only when a signature verified (``signatures``: the facts of verify_layer, None
+    when no keys were given: nothing verified); ``signers`` are the key ids that verified one;
+    ``signature_present`` says that something signature-shaped is attached, verified or not.
+    """
     categories = set(fact.get("category") for fact in referrers or [])
     for attestation in attestations or []:
         for predicate in attestation.get("predicate_types") or ():
             categories.add(category(None, (predicate,)))
-    return {"signed": "signature" in categories, "sbom": "sbom" in categories,
-            "provenance": "provenance" in categories}
+    signers = []
+    for fact in signatures or []:
+        if fact.get("verified") and fact.get("key_id") not in signers:
+            signers.append(fact["key_id"])
+    return {"signed": bool(signers), "signers": signers, "signature_present": "signature" in categories,
+            "sbom": "sbom" in categories, "provenance": "provenance" in categories}
 
 
 def tag_schema_index(existing, descriptors):

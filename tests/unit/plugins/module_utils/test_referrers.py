@@ -64,7 +64,7 @@ def test_predicate_types_come_from_layer_annotations():
         {"annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"}}, {}]}
     assert predicate_types(document) == ["https://slsa.dev/provenance/v0.2", "https://spdx.dev/Document"]
     assert model.supply_chain([], [{"predicate_types": predicate_types(document)}]) == {
-        "signed": False, "sbom": True, "provenance": True}
+        "signed": False, "signers": [], "signature_present": False, "sbom": True, "provenance": True}
 
 
 def test_tag_names_and_categories():
@@ -191,7 +191,8 @@ def test_facts_of_an_artifact_and_of_an_image_with_referrers():
     assert image["kind"] == "image" and image["missing_platforms"] == ["linux/arm64"]
     assert [(r["digest"], r["category"], r["source"]) for r in image["referrers"]] == [
         (sbom_digest, "sbom", "tag-schema")]
-    assert image["supply_chain"] == {"signed": False, "sbom": True, "provenance": False}
+    assert image["supply_chain"] == {"signed": False, "signers": [], "signature_present": False, "sbom": True,
+                                     "provenance": False}
     assert image["manifests"][0]["supply_chain"]["sbom"] is True
     assert art["kind"] == "artifact" and art["artifact_type"] == SPDX and art["platforms"] == []
     assert art["subject"]["digest"] == image_digest and art["missing_platforms"] == []

@@ -10,8 +10,9 @@ DEFAULTS = Path(__file__).resolve().parents[4] / "roles" / "audit" / "defaults" 
 NOW = "2026-01-01T00:00:00Z"
 
 
-def chain(signed=False, sbom=False, provenance=False):
-    return {"signed": signed, "sbom": sbom, "provenance": provenance}
+def chain(signed=False, sbom=False, provenance=False, present=None):
+    return {"signed": signed, "signers": ["sha256:" + "5" * 64] if signed else [],
+            "signature_present": signed if present is None else present, "sbom": sbom, "provenance": provenance}
 
 
 def image(name, top, platforms):
@@ -39,18 +40,25 @@ def test_cells_say_yes_partial_no_and_nothing_without_referrers():
 def test_built_in_policies_per_index_or_every_platform():
     images = [image("signed-index", chain(signed=True), [("amd64", chain(sbom=True, provenance=True))]),
               image("per-platform", chain(), [("amd64", chain(signed=True, sbom=True)), ("arm64", chain(signed=True))]),
+              image("unverified", chain(present=True), [("amd64", chain())]),
               {"canonical": "gone", "exists": False, "manifests": [], "platforms": []}]
     result = audit(images, policies(), NOW)
     outcomes = {i["canonical"]: {r["policy"]: r["outcome"] for r in i["results"]} for i in result["images"]}
-    assert outcomes["signed-index"] == {"signed": "pass", "has-sbom": "pass", "has-provenance": "pass"}
-    assert outcomes["per-platform"] == {"signed": "pass", "has-sbom": "fail", "has-provenance": "fail"}
-    assert outcomes["gone"] == {"signed": "n/a", "has-sbom": "n/a", "has-provenance": "n/a"}
+    assert outcomes["signed-index"] == {"signed": "pass", "has-sbom": "pass", "has-provenance": "pass",
+                                        "signature-present": "pass"}
+    assert outcomes["per-platform"] == {"signed": "pass", "has-sbom": "fail", "has-provenance": "fail",
+                                        "signature-present": "pass"}
+    # A signature is attached but none verified: signed fails, signature-present (the old meaning) passes.
+    assert outcomes["unverified"] == {"signed": "fail", "has-sbom": "fail", "has-provenance": "fail",
+                                      "signature-present": "pass"}
+    assert outcomes["gone"] == {"signed": "n/a", "has-sbom": "n/a", "has-provenance": "n/a",
+                                "signature-present": "n/a"}
     assert result["supply_chain"] is True
     # An artifact entry with a platform is neither a platform column nor a missing platform.
     assert result["platform_columns"] == ["linux/amd64", "linux/arm64"]
 
 
-@pytest.mark.parametrize("name", ["signed", "has-sbom", "has-provenance"])
+@pytest.mark.parametrize("name", ["signed", "has-sbom", "has-provenance", "signature-present"])
 def test_each_policy_is_documented_with_a_severity(name):
     found = [p for p in policies() if p["name"] == name]
     assert len(found) == 1 and found[0]["severity"] in ("warning", "info") and found[0]["description"]

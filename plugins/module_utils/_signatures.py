@@ -1,0 +1,211 @@
+# -*- coding: utf-8 -*-
+# Copyright: archfleet.multiarch contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Public keys and cosign signature verification for docker_manifest_info's ``signature_keys``.
+
+Keys are PEM public keys, given inline or as file paths (a file may hold several): ECDSA on P-256,
+P-384 or P-521, RSA of 2048 bits or more, Ed25519 - what cosign signs with. Each key is known by its
+key id, ``sha256:`` and the hex SHA-256 of its DER SubjectPublicKeyInfo (the same for the same key
+however it was written). Every bad value is one OptionError naming the option entry and what is
+allowed, before any request; a private key or the text of a value is never repeated in it.
+
+Verification is cosign's, offline (as ``cosign verify --key`` with the transparency log ignored):
+ECDSA signatures are ASN.1 DER over the payload hashed with SHA-256 (or the curve's own hash: SHA-384
+on P-384, SHA-512 on P-521), RSA signatures PKCS#1 v1.5 or PSS over SHA-256 (SHA-384, SHA-512),
+Ed25519 signatures over the payload itself. Uses ``cryptography`` (a dependency of ansible-core).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import os
+import re
+
+try:
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    HAS_CRYPTOGRAPHY = True
+except ImportError:  # pragma: no cover - reported by parse_signature_keys
+    HAS_CRYPTOGRAPHY = False
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.cosign import (
+    CERTIFICATE_ANNOTATION,
+    SignatureFormatError,
+    check_claims,
+    decode_signature,
+)
+
+ALLOWED = ("PEM public keys (-----BEGIN PUBLIC KEY-----) of type ECDSA P-256, P-384 or P-521, RSA (2048 bits or "
+           "more) or Ed25519, inline or as the path of a file holding them")
+MAX_KEY_FILE = 256 * 1024
+MIN_RSA_BITS = 2048
+_PEM_RE = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)-----END \1-----", re.S)
+_CURVES = {"secp256r1": ("ecdsa-p256", "SHA256"), "secp384r1": ("ecdsa-p384", "SHA384"),
+           "secp521r1": ("ecdsa-p521", "SHA512")}
+
+
+class PublicKey:
+    """One verification key: ``key_id``, ``type`` (ecdsa-p256, rsa-3072, ed25519...), ``source``."""
+
+    def __init__(self, key, key_type, source):
+        self.key = key
+        self.type = key_type
+        self.source = source
+        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.key_id = "sha256:" + hashlib.sha256(der).hexdigest()
+
+    def fact(self):
+        return {"key_id": self.key_id, "type": self.type, "source": self.source}
+
+    def well_formed(self, signature):
+        """Whether ``signature`` has the shape this key's signatures have (DER for ECDSA, the right length)."""
+        if self.type.startswith("ecdsa"):
+            try:
+                decode_dss_signature(signature)
+            except ValueError:
+                return False
+            return True
+        if self.type == "ed25519":
+            return len(signature) == 64
+        return len(signature) == (self.key.key_size + 7) // 8
+
+    def verifies(self, signature, payload):
+        """Whether ``signature`` is this key's signature of ``payload`` (any of cosign's hash and padding choices)."""
+        for attempt in self._attempts():
+            try:
+                attempt(signature, payload)
+                return True
+            except (InvalidSignature, ValueError, UnsupportedAlgorithm):
+                continue
+        return False
+
+    def _attempts(self):
+        key = self.key
+        if self.type == "ed25519":
+            return [key.verify]
+        if self.type.startswith("ecdsa"):
+            own = getattr(hashes, _CURVES[key.curve.name][1])
+            algorithms = [hashes.SHA256] + ([own] if own is not hashes.SHA256 else [])
+            return [(lambda s, p, a=a: key.verify(s, p, ec.ECDSA(a()))) for a in algorithms]
+        attempts = []
+        for algorithm in (hashes.SHA256, hashes.SHA384, hashes.SHA512):
+            attempts.append(lambda s, p, a=algorithm: key.verify(s, p, padding.PKCS1v15(), a()))
+            for salt in (padding.PSS.AUTO, padding.PSS.DIGEST_LENGTH):
+                attempts.append(lambda s, p, a=algorithm, n=salt: key.verify(
+                    s, p, padding.PSS(mgf=padding.MGF1(a()), salt_length=n), a()))
+        return attempts
+
+
+def _describe(text):
+    """How an inline value is named in an error: its first line only (never a key's body)."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return "inline text starting %r" % first[:40]
+
+
+def _load_block(label, body, where):
+    if "PRIVATE KEY" in label:
+        raise OptionError("%s is a private key (%s); give the public key only (cosign public-key --key ...). "
+                          "Allowed: %s" % (where, label, ALLOWED))
+    if label not in ("PUBLIC KEY", "RSA PUBLIC KEY"):
+        raise OptionError("%s is a PEM %s, not a public key. Allowed: %s" % (where, label, ALLOWED))
+    text = "-----BEGIN %s-----\n%s-----END %s-----\n" % (label, body, label)
+    try:
+        key = serialization.load_pem_public_key(text.encode("ascii"))
+    except (ValueError, UnsupportedAlgorithm, UnicodeEncodeError):
+        raise OptionError("%s is not a readable PEM public key (its base64 or DER is broken). Allowed: %s"
+                          % (where, ALLOWED))
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _CURVES:
+        return key, _CURVES[key.curve.name][0]
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise OptionError("%s is an RSA key of %d bits; cosign needs %d or more" % (where, key.key_size,
+                                                                                         MIN_RSA_BITS))
+        return key, "rsa-%d" % key.key_size
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return key, "ed25519"
+    kind = ("an ECDSA key on curve %s" % key.curve.name if isinstance(key, ec.EllipticCurvePublicKey)
+            else "a key of type %s" % type(key).__name__.lstrip("_").replace("PublicKey", ""))
+    raise OptionError("%s is %s, which cosign does not sign with. Allowed: %s" % (where, kind, ALLOWED))
+
+
+def _read_file(path, where):
+    expanded = os.path.expanduser(path)
+    if not os.path.isfile(expanded):
+        raise OptionError("%s: no such file %r (give a PEM public key, or the path of a file holding one)"
+                          % (where, path))
+    try:
+        with open(expanded, "rb") as handle:
+            data = handle.read(MAX_KEY_FILE + 1)
+    except (IOError, OSError) as exc:
+        raise OptionError("%s: cannot read %r: %s" % (where, path, exc.strerror or exc))
+    if len(data) > MAX_KEY_FILE:
+        raise OptionError("%s: %r is larger than %d bytes; it is no key file" % (where, path, MAX_KEY_FILE))
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        raise OptionError("%s: %r is not a PEM file (binary content). Allowed: %s" % (where, path, ALLOWED))
+
+
+def parse_signature_keys(values, option="signature_keys"):
+    """The PublicKey list of the option (duplicates once); [] for none; OptionError for any bad entry."""
+    if values is None:
+        return []
+    if isinstance(values, str) or not isinstance(values, list):
+        values = [values]
+    keys, seen = [], set()
+    for index, value in enumerate(values):
+        where = "%s[%d]" % (option, index)
+        if not isinstance(value, str) or not value.strip():
+            raise OptionError("%s must be a PEM public key or the path of one, got %s" % (where, type(value).__name__
+                                                                                            if value else repr(value)))
+        if not HAS_CRYPTOGRAPHY:
+            raise OptionError("%s needs the Python library 'cryptography' on the host that runs the module "
+                              "(pip install cryptography)" % option)
+        inline = "-----BEGIN" in value
+        text = value if inline else _read_file(value.strip(), where)
+        described = "%s (%s)" % (where, _describe(value) if inline else "file %r" % value.strip())
+        blocks = _PEM_RE.findall(text)
+        if not blocks:
+            raise OptionError("%s is not PEM (no -----BEGIN PUBLIC KEY----- block). Allowed: %s" % (described, ALLOWED))
+        source = where if inline else value.strip()
+        for label, body in blocks:
+            key, key_type = _load_block(label, body, described)
+            found = PublicKey(key, key_type, source)
+            if found.key_id not in seen:
+                seen.add(found.key_id)
+                keys.append(found)
+    return keys
+
+
+def verify_layer(keys, signature_layer, payload, subject_digest, registry, repository):
+    """The fact of one simple-signing layer: ``verified``, ``key_id``, ``reason``, ``message`` and the claims.
+
+    The signature is checked first, then the payload's claims (a payload proves nothing until a key
+    verifies it): ``bad-signature``, ``other-key``, ``bad-payload``, ``other-digest``, ``other-repository``.
+    """
+    fact = {"verified": False, "key_id": None, "reason": None, "message": None}
+    try:
+        signature = decode_signature(signature_layer)
+        signer = next((key for key in keys if key.verifies(signature, payload)), None)
+        if signer is None:
+            if not any(key.well_formed(signature) for key in keys):
+                raise SignatureFormatError("bad-signature", "the signature (%d bytes) has the shape of no given "
+                                           "key's signatures (%s): truncated, not a signature, or made with a key "
+                                           "of another type"
+                                           % (len(signature), ", ".join(sorted(set(k.type for k in keys)))))
+            keyless = CERTIFICATE_ANNOTATION in (signature_layer.get("annotations") or {})
+            raise SignatureFormatError("other-key", "none of the %d given key(s) verifies the signature (made with "
+                                       "another key, or altered)%s" % (len(keys), "; it carries a certificate "
+                                                                       "(keyless), which is not checked"
+                                                                       if keyless else ""))
+        fact["key_id"] = signer.key_id
+        fact["signed_digest"], fact["docker_reference"] = check_claims(payload, subject_digest, registry, repository)
+        fact["verified"] = True
+    except SignatureFormatError as exc:
+        fact["reason"], fact["message"] = exc.reason, str(exc)
+    return fact
