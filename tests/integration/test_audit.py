@@ -407,6 +407,10 @@ def test_since_the_last_audit_summary_by_repository_and_severity_per_policy(play
     summary = html.split('id="summary"', 1)[1].split("</table>", 1)[0]
     gone_row = summary.split(f"<code>{h}/fixtures/gone</code>", 1)[1].split("</tr>", 1)[0]
     assert '<td class="result error" data-failed="1">1 / 1</td>' in gone_row
+    # The coverage chart: required platforms present per repository (the released app has both of its one tag's).
+    chart = html.split('<svg id="coverage"', 1)[1].split("</svg>", 1)[0]
+    assert f'data-repository="{h}/{repository}" data-present="2" data-total="2"' in chart
+    assert f'data-repository="{h}/fixtures/gone" data-present="0" data-total="2"' in chart
     # Severity per failing policy in the image's status cell: fixtures/multi fails a warning policy, shown as one.
     matrix = html.split('id="matrix"', 1)[1].split("</table>", 1)[0]
     multi_row = matrix.split(f"<code>{h}/fixtures/multi:latest</code>", 1)[1].split("</tr>", 1)[0]
