@@ -117,11 +117,13 @@ def _private_pem(private):
 
 
 @pytest.mark.parametrize("value, message", [
-    (lambda tmp: str(tmp / "missing.pub"), "signature_keys[0]: no such file '{tmp}/missing.pub' (give a PEM public key"),
+    (lambda tmp: str(tmp / "missing.pub"),
+     "signature_keys[0]: no such file '{tmp}/missing.pub' (give a PEM public key"),
     (lambda tmp: "cosign.pub", "signature_keys[0]: no such file 'cosign.pub'"),
     (lambda tmp: _write(tmp / "text.pub", "This file is not a key.\n"),
      "signature_keys[0] (file '{tmp}/text.pub') is not PEM (no -----BEGIN PUBLIC KEY----- block). Allowed: PEM public"),
-    (lambda tmp: _write(tmp / "der.pub", b"\x30\x82\x01\x22\xff"), "'{tmp}/der.pub' is not a PEM file (binary content)"),
+    (lambda tmp: _write(tmp / "der.pub", b"\x30\x82\x01\x22\xff"),
+     "'{tmp}/der.pub' is not a PEM file (binary content)"),
     (lambda tmp: _private_pem(SIGNERS["ecdsa-p256"][0]),
      "signature_keys[0] (inline text starting '-----BEGIN PRIVATE KEY-----') is a private key (PRIVATE KEY); give "
      "the public key only"),
