@@ -67,9 +67,9 @@ def built(name: str) -> str:
         return peer_binary(name)
     except PeerUnavailable as missing:
         reason = f"{name}: {missing}"
-        if os.environ.get("ARCHFLEET_REQUIRE_PEERS") == "1":
-            pytest.fail(f"{reason} (ARCHFLEET_REQUIRE_PEERS=1: a missing peer is a failure)", pytrace=False)
-        pytest.skip(reason)
+    if os.environ.get("ARCHFLEET_REQUIRE_PEERS") == "1":
+        pytest.fail(f"{reason} (ARCHFLEET_REQUIRE_PEERS=1: a missing peer is a failure)", pytrace=False)
+    pytest.skip(reason)
 
 
 def make_peer(name: str, tmp_path: Path, registry) -> Peer:
