@@ -46,8 +46,8 @@ def rendered(tmp_path_factory) -> dict:
 
 def test_every_plugin_and_role_is_rendered(rendered):
     plugins = Path(__file__).resolve().parents[2] / "plugins"
-    expected = {f"{path.stem}_{kind}.rst" for kind, folder in (("module", "modules"), ("filter", "filter"),
-                                                              ("lookup", "lookup"))
+    folders = (("module", "modules"), ("filter", "filter"), ("lookup", "lookup"))
+    expected = {f"{path.stem}_{kind}.rst" for kind, folder in folders
                 for path in (plugins / folder).glob("*.py") if not path.name.startswith("_")}
     expected |= {f"{path.name}_role.rst" for path in (plugins.parent / "roles").iterdir() if path.is_dir()}
     assert expected <= set(rendered)
