@@ -1,0 +1,195 @@
+"""Real cosign is the judge: docker_manifest_info verifies what `cosign sign --key` writes, in both storage forms.
+
+cosign (peer ``cosign``, built by tools/peers.sh at its pinned version) signs images in a local registry with
+keys it generated (``cosign generate-key-pair``, COSIGN_PASSWORD) or imported (``cosign import-key-pair``: an
+RSA key made here), offline (``--tlog-upload=false``): in its ``<alg>-<hex>.sig`` tag scheme, and as an OCI
+1.1 referrer (``--registry-referrers-mode=oci-1-1``), which on Debian's registry (no Referrers API) is found
+through the referrers tag schema, and through the Referrers API on go-containerregistry's registry (peer
+``ggcr-registry``). Then images signed with another key, with a truncated signature, for another digest and
+for another repository are each reported not verified with their reason. A missing peer is a skip naming
+it (a failure under ARCHFLEET_REQUIRE_PEERS=1).
+"""
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from harness.ansible_run import play, task
+from harness.goregistry import GgcrRegistry, PeerUnavailable, peer_binary
+from harness.images import OCI_MANIFEST, PushClient, encode_json, push_image, sha256_digest
+from harness.registry import Registry
+
+PASSWORD = "cosign-Test-Pw1"
+
+
+def _peer(name: str) -> str:
+    try:
+        return peer_binary(name)
+    except PeerUnavailable as missing:
+        reason = f"{name}: {missing}"
+        if os.environ.get("ARCHFLEET_REQUIRE_PEERS") == "1":
+            pytest.fail(f"{reason} (ARCHFLEET_REQUIRE_PEERS=1: a missing peer is a failure)", pytrace=False)
+        pytest.skip(reason)
+
+
+class Cosign:
+    def __init__(self, binary: str, home: Path):
+        self.binary, self.home = binary, home
+        self.env = {**os.environ, "HOME": str(home), "COSIGN_PASSWORD": PASSWORD, "COSIGN_YES": "true",
+                    "TUF_ROOT": str(home / "tuf"), "COSIGN_EXPERIMENTAL": "1"}
+
+    def run(self, *args: str, cwd: Path | None = None) -> str:
+        proc = subprocess.run([self.binary, *args], cwd=cwd or self.home, env=self.env, capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert proc.returncode == 0, f"cosign {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
+        return proc.stdout
+
+    def generate(self, name: str) -> tuple[Path, Path]:
+        directory = self.home / name
+        directory.mkdir()
+        self.run("generate-key-pair", cwd=directory)
+        return directory / "cosign.key", directory / "cosign.pub"
+
+    def import_rsa(self, name: str) -> tuple[Path, Path]:
+        directory = self.home / name
+        directory.mkdir()
+        private = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        (directory / "rsa.pem").write_bytes(private.private_bytes(serialization.Encoding.PEM,
+                                                                  serialization.PrivateFormat.PKCS8,
+                                                                  serialization.NoEncryption()))
+        self.run("import-key-pair", "--key", "rsa.pem", cwd=directory)
+        return directory / "import-cosign.key", directory / "import-cosign.pub"
+
+    def sign(self, key: Path, image: str, *referrers: str) -> None:
+        self.run("sign", "--key", str(key), "--tlog-upload=false", "--allow-http-registry", "--yes",
+                 *referrers, image)
+
+
+@pytest.fixture(scope="module")
+def cosign(tmp_path_factory):
+    return Cosign(_peer("cosign"), tmp_path_factory.mktemp("cosign-home"))
+
+
+def _image(registry, repo: str, tag: str) -> str:
+    pushed = push_image(registry.url, repo, tag, payload=f"{repo}:{tag}\n".encode())
+    return pushed["digest"]
+
+
+def _verify(playbook, images, keys):
+    run = playbook(play(task("verify", "docker_manifest_info", images=images, referrers=True,
+                             signature_keys=[str(k) for k in keys])))
+    assert run.rc == 0, run.output
+    return run.result("verify")
+
+
+def _summary(image):
+    return [(s["source"], s["verified"], s["reason"]) for s in image["signatures"]]
+
+
+def test_signatures_cosign_writes_in_both_forms_verify_and_tampered_ones_do_not(playbook, cosign):
+    release_key, release_pub = cosign.generate("release")
+    other_key, _other_pub = cosign.generate("other")
+    rsa_key, rsa_pub = cosign.import_rsa("rsa")
+    with Registry() as registry:
+        h, repo = registry.host, "signed/app"
+        digests = {tag: _image(registry, repo, tag) for tag in ("tag-form", "referrer", "other-key", "truncated",
+                                                               "rsa", "copied", "unsigned")}
+        ref = {tag: f"{h}/{repo}@{digest}" for tag, digest in digests.items()}
+        cosign.sign(release_key, ref["tag-form"])
+        cosign.sign(release_key, ref["referrer"], "--registry-referrers-mode=oci-1-1")
+        cosign.sign(other_key, ref["other-key"])
+        cosign.sign(rsa_key, ref["rsa"])
+        cosign.sign(release_key, ref["truncated"])
+        cosign.sign(release_key, ref["copied"])
+        with PushClient(registry.url) as client:
+            _truncate_signature(client, repo, digests["truncated"])
+            # The signature of "copied" put on "unsigned": a valid signature, for another digest.
+            _copy_signature(client, repo, digests["copied"], digests["unsigned"])
+        # Another repository's signature, copied with its image byte for byte (the same digest), as a mirror
+        # does: cosign's docker-reference still names the first repository.
+        mirrored = push_image(registry.url, "mirror/app", "tag-form", payload=f"{repo}:tag-form\n".encode())
+        assert mirrored["digest"] == digests["tag-form"]
+        with PushClient(registry.url) as client:
+            _copy_signature(client, repo, digests["tag-form"], digests["tag-form"], "mirror/app")
+
+        images = [f"{h}/{repo}:{tag}" for tag in digests] + [f"{h}/mirror/app:tag-form"]
+        result = _verify(playbook, images, [release_pub, rsa_pub])
+        facts = dict(zip(list(digests) + ["mirror"], result["images"]))
+        key_ids = {key["source"]: key["key_id"] for key in result["signature_keys"]}
+        release_id, rsa_id = key_ids[str(release_pub)], key_ids[str(rsa_pub)]
+        assert [key["type"] for key in result["signature_keys"]] == ["ecdsa-p256", "rsa-3072"]
+
+        assert _summary(facts["tag-form"]) == [("cosign-tag", True, None)]
+        assert facts["tag-form"]["supply_chain"]["signers"] == [release_id]
+        assert facts["tag-form"]["signatures"][0]["docker_reference"] == f"{h}/{repo}"
+        # oci-1-1 on a registry without the Referrers API: the referrers tag schema, as cosign maintains it.
+        assert _summary(facts["referrer"]) == [("tag-schema", True, None)]
+        assert facts["referrer"]["supply_chain"]["signed"] is True
+        assert facts["rsa"]["supply_chain"]["signers"] == [rsa_id]
+        assert _summary(facts["other-key"]) == [("cosign-tag", False, "other-key")]
+        assert facts["other-key"]["supply_chain"] == {"signed": False, "signers": [], "signature_present": True,
+                                                      "sbom": False, "provenance": False}
+        assert _summary(facts["truncated"]) == [("cosign-tag", False, "bad-signature")]
+        unsigned = facts["unsigned"]["signatures"][0]
+        assert (unsigned["reason"], unsigned["key_id"]) == ("other-digest", release_id)
+        assert unsigned["message"] == "the payload is signed for %s, not %s" % (digests["copied"],
+                                                                                digests["unsigned"])
+        mirrored = facts["mirror"]["signatures"][0]
+        assert mirrored["reason"] == "other-repository" and f"{h}/{repo}" in mirrored["message"]
+        for tag in ("other-key", "truncated", "unsigned"):
+            assert facts[tag]["supply_chain"]["signed"] is False
+
+        # cosign itself agrees: it accepts the good one and refuses the tampered one.
+        cosign.run("verify", "--key", str(release_pub), "--insecure-ignore-tlog=true", "--allow-http-registry",
+                   ref["tag-form"])
+        proc = subprocess.run([cosign.binary, "verify", "--key", str(release_pub), "--insecure-ignore-tlog=true",
+                               "--allow-http-registry", ref["truncated"]], env=cosign.env, capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert proc.returncode != 0
+
+
+def test_a_referrer_signature_through_the_referrers_api(playbook, cosign):
+    release_key, release_pub = cosign.generate("api-release")
+    try:
+        registry = GgcrRegistry()
+    except PeerUnavailable as missing:
+        pytest.skip(f"ggcr-registry: {missing}")
+    with registry:
+        digest = _image(registry, "api/app", "1")
+        cosign.sign(release_key, f"{registry.host}/api/app@{digest}", "--registry-referrers-mode=oci-1-1")
+        image = _verify(playbook, [f"{registry.host}/api/app:1"], [release_pub])["images"][0]
+        assert _summary(image) == [("api", True, None)]
+        assert image["referrers"][0]["artifact_type"] == "application/vnd.dev.cosign.artifact.sig.v1+json"
+
+
+# -- tampering, as an attacker with push access would ------------------------------------------------
+def _sig_manifest(client: PushClient, repo: str, digest: str) -> dict:
+    response = client.get_manifest(repo, digest.replace(":", "-") + ".sig")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _truncate_signature(client: PushClient, repo: str, digest: str) -> None:
+    document = _sig_manifest(client, repo, digest)
+    annotations = document["layers"][0]["annotations"]
+    signature = base64.b64decode(annotations["dev.cosignproject.cosign/signature"])
+    annotations["dev.cosignproject.cosign/signature"] = base64.b64encode(signature[:len(signature) // 2]).decode()
+    client.push_manifest(repo, digest.replace(":", "-") + ".sig", encode_json(document), OCI_MANIFEST)
+
+
+def _copy_signature(client: PushClient, repo: str, source: str, target: str, target_repo: str | None = None) -> None:
+    """Put the .sig manifest of ``source`` at the .sig tag of ``target`` in ``target_repo`` (blobs copied)."""
+    target_repo = target_repo or repo
+    document = _sig_manifest(client, repo, source)
+    for descriptor in [document["config"]] + document["layers"]:
+        blob = client.request("GET", f"/v2/{repo}/blobs/{descriptor['digest']}", scope=f"repository:{repo}:pull")
+        assert sha256_digest(blob.content) == descriptor["digest"]
+        client.push_blob(target_repo, blob.content)
+    client.push_manifest(target_repo, target.replace(":", "-") + ".sig", encode_json(document),
+                         document.get("mediaType") or OCI_MANIFEST)
