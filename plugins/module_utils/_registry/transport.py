@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import random
+import re
 import threading
 import time
 import traceback
@@ -29,6 +30,9 @@ from urllib.parse import urlsplit
 try:
     import requests
     from requests.adapters import BaseAdapter, HTTPAdapter
+    from requests.cookies import RequestsCookieJar
+    from requests.structures import CaseInsensitiveDict
+    from requests.utils import get_encoding_from_headers, select_proxy
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
     TRANSPORT_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
@@ -63,6 +67,10 @@ class _Retry:
         self.headers = headers     # the answer's headers (for Retry-After), or None
 
 
+# A URL requests' prepare_url returns unchanged: lower-case scheme and host, a port in 1-65535 without leading
+# zeros, a path of unreserved characters, sub-delimiters, ':' and '@' (nothing to quote), no query or fragment.
+_PLAIN_URL = re.compile(r"https?://[a-z0-9][a-z0-9.-]*(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}"
+                        r"|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?/[A-Za-z0-9._~!$&'()*+,;=:@/-]*\Z")
 RETRY_STATUSES = frozenset((429, 502, 503, 504))
 MAX_RETRY_DELAY = 60.0
 USER_AGENT = "archfleet.multiarch (ansible; python-requests)"
@@ -163,7 +171,7 @@ class Transport:
         self.session = _Session(self._local)
         self.session.headers["User-Agent"] = USER_AGENT
         size = max(pool_size, 4)
-        self.adapter = _WireAdapter(self, HTTPAdapter(pool_connections=size, pool_maxsize=size, max_retries=0))
+        self.adapter = _WireAdapter(self, _HTTPAdapter(pool_connections=size, pool_maxsize=size, max_retries=0))
         self.session.mount("https://", self.adapter)
         self.session.mount("http://", self.adapter)
         self._endpoints = {}
@@ -374,6 +382,57 @@ if HAS_REQUESTS:
         def close(self):
             self.inner.close()
 
+    class _HTTPAdapter(HTTPAdapter):
+        """requests' ``HTTPAdapter`` keeping its pools per scheme, host and TLS settings, and building a Response
+        without a cookie pass (the second, after the session's) when the answer sets none (the same Response).
+        """
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._pools = {}
+
+        def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
+            """requests' pool, looked up once per scheme, host, ``verify`` and ``cert`` (requests parses the URL
+            and builds urllib3's pool key every time); again when closed (urllib3 1.x closes evicted pools) or proxied.
+            """
+            if proxies and select_proxy(request.url, proxies):
+                return super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+            parts = urlsplit(request.url)
+            key = (parts.scheme, parts.netloc, verify, cert)
+            pool = self._pools.get(key)
+            if pool is None or pool.pool is None:
+                pool = self._pools[key] = super().get_connection_with_tls_context(request, verify, proxies=proxies,
+                                                                                  cert=cert)
+            return pool
+
+        def close(self):
+            self._pools.clear()
+            super().close()
+
+        def build_response(self, req, resp):
+            headers = getattr(resp, "headers", None)
+            if headers is None or "set-cookie" in headers or "set-cookie2" in headers:
+                return super().build_response(req, resp)
+            response = requests.Response()
+            response.status_code = getattr(resp, "status", None)
+            response.headers = CaseInsensitiveDict(headers)
+            response.encoding = get_encoding_from_headers(response.headers)
+            response.raw = resp
+            response.reason = resp.reason
+            response.url = req.url.decode("utf-8") if isinstance(req.url, bytes) else req.url
+            response.request = req
+            response.connection = self
+            return response
+
+    class _CookieJar(RequestsCookieJar):
+        """The session's jar: an answer without ``Set-Cookie`` (registries seldom set one) is not parsed (lock,
+        clock, two header scans to find nothing); answers that set cookies are kept as ever."""
+
+        def extract_cookies(self, response, request):
+            headers = response.info()
+            if "Set-Cookie" in headers or "Set-Cookie2" in headers:
+                super().extract_cookies(response, request)
+
     class _Session(requests.Session):
         """A ``requests.Session`` that reads the environment once per scheme and host, not once per request.
 
@@ -388,6 +447,37 @@ if HAS_REQUESTS:
             super().__init__()
             self._environment = {}
             self._local = local
+            self.cookies = _CookieJar()
+
+        def prepare_request(self, request):
+            """requests' preparation without its merging (three cookie jars, ``to_key_val_list``'s Protocol checks,
+            a ``.netrc`` look-up) when there is nothing to merge: no cookies, params, files, JSON or session hooks,
+            and the request's own auth handler. Same PreparedRequest: session headers updated by the request's,
+            its auth and hooks, an empty jar, no ``Cookie`` header. A URL of the client's shape (``_PLAIN_URL``,
+            no dot segment) is already what ``prepare_url`` returns. Anything else takes requests' own path.
+            """
+            if (request.cookies or request.params or request.files or request.json is not None or request.auth is None
+                    or self.params or self.auth is not None or self.hooks.get("response") or len(self.cookies)):
+                return super().prepare_request(request)
+            headers = CaseInsensitiveDict(self.headers)
+            if request.headers:
+                for name, value in request.headers.items():
+                    if value is None:
+                        headers.pop(name, None)
+                    else:
+                        headers[name] = value
+            prepared = requests.PreparedRequest()
+            prepared.prepare_method(request.method.upper())
+            if _PLAIN_URL.match(request.url) and "/." not in request.url:
+                prepared.url = request.url      # what prepare_url would make of it, character for character
+            else:
+                prepared.prepare_url(request.url, None)
+            prepared.prepare_headers(headers)
+            prepared._cookies = RequestsCookieJar()   # what prepare_cookies sets; an empty jar adds no header
+            prepared.prepare_body(request.data, None, None)
+            prepared.prepare_auth(request.auth, request.url)
+            prepared.prepare_hooks(request.hooks)
+            return prepared
 
         def rebuild_auth(self, prepared_request, response):
             """Strip credentials on a redirect to another host (requests' rule), then add only what that
