@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness.ansible_run import play, task
 from harness.goregistry import GgcrRegistry, PeerUnavailable, peer_binary
-from harness.images import OCI_MANIFEST, PushClient, encode_json, push_image, sha256_digest
+from harness.images import OCI_MANIFEST, PushClient, encode_json, push_image, push_index, sha256_digest
 from harness.registry import Registry
 
 PASSWORD = "cosign-Test-Pw1"
@@ -152,6 +152,29 @@ def test_signatures_cosign_writes_in_both_forms_verify_and_tampered_ones_do_not(
                                "--allow-http-registry", ref["truncated"]], env=cosign.env, capture_output=True,
                               text=True, timeout=300, check=False)
         assert proc.returncode != 0
+
+
+def test_a_multi_platform_index_signed_recursively_is_verified_per_platform(playbook, cosign):
+    """cosign sign --recursive signs the index and each platform: each entry of the facts has its own signature."""
+    release_key, release_pub = cosign.generate("recursive-release")
+    with Registry() as registry:
+        children = [push_image(registry.url, "multi/app", platform=platform, payload=platform.encode())
+                    for platform in ("linux/amd64", "linux/arm64")]
+        index = push_index(registry.url, "multi/app", "1", children)
+        cosign.sign(release_key, f"{registry.host}/multi/app@{index['digest']}", "--recursive")
+        # Without --recursive only the index itself is signed: its platform is not.
+        lone = push_image(registry.url, "multi/app", platform="linux/riscv64", payload=b"riscv64")
+        half = push_index(registry.url, "multi/app", "2", [lone])
+        cosign.sign(release_key, f"{registry.host}/multi/app@{half['digest']}")
+        result = _verify(playbook, [f"{registry.host}/multi/app:1", f"{registry.host}/multi/app:2"], [release_pub])
+        recursive, top_only = result["images"]
+        assert recursive["kind"] == "index" and _summary(recursive) == [("cosign-tag", True, None)]
+        assert [(m["platform_string"], _summary(m)) for m in recursive["manifests"]] == [
+            ("linux/amd64", [("cosign-tag", True, None)]), ("linux/arm64", [("cosign-tag", True, None)])]
+        assert [m["supply_chain"]["signed"] for m in recursive["manifests"]] == [True, True]
+        assert top_only["supply_chain"]["signed"] is True
+        assert top_only["manifests"][0]["signatures"] == []
+        assert top_only["manifests"][0]["supply_chain"]["signed"] is False
 
 
 def test_a_referrer_signature_through_the_referrers_api(playbook, cosign):
