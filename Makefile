@@ -107,7 +107,8 @@ registries-table: deps peers
 # release. The oldest venv installs the lower bounds of requirements.txt, so those bounds are tested;
 # the others the pins of requirements-test.txt. Every venv gets the test runner pinned as in
 # requirements-test.txt, and `-r requirements.txt` so that a pin outside a range fails the install.
-# Each venv runs the unit tests (the docs linter runs once, in .venv) and MATRIX_TESTS: both registry
+# Each venv runs the unit tests (the docs linter, the docs rendering and the changelog tests, which need antsibull-docs
+# and antsibull-changelog, run once, in .venv) and MATRIX_TESTS: both registry
 # modules, every filter on registered results (JMESPath string functions included), the audit playbook
 # and the publish_manifests role; nothing that touches the kernel's binfmt_misc.
 MATRIX          := 2.17 2.18 2.19
@@ -144,7 +145,8 @@ test-matrix: deps $(foreach minor,$(MATRIX),$(MATRIX_DIR)/$(minor)/.stamp)
 	@for minor in $(MATRIX); do \
 	  start=$$(date +%s); python=$(MATRIX_DIR)/$$minor/bin/python; \
 	  echo "== ansible-core $$($$python -c 'import ansible.release as r; print(r.__version__)') ($(MATRIX_DIR)/$$minor)"; \
-	  $$python -m pytest -q -p no:cacheprovider tests/unit --ignore=tests/unit/test_collection_docs.py; \
+	  $$python -m pytest -q -p no:cacheprovider tests/unit --ignore=tests/unit/test_collection_docs.py \
+	    --ignore=tests/unit/test_docs_rendering.py --ignore=tests/unit/test_changelog.py; \
 	  $$python -m pytest -q -p no:cacheprovider -rs $(MATRIX_TESTS); \
 	  echo "== ansible-core $$minor: $$(( $$(date +%s) - start ))s"; \
 	done
