@@ -209,3 +209,60 @@ def verify_layer(keys, signature_layer, payload, subject_digest, registry, repos
     except SignatureFormatError as exc:
         fact["reason"], fact["message"] = exc.reason, str(exc)
     return fact
+
+
+# -- signing (the building block of signing on publish) --------------------------------------------
+def load_signing_key(text, passphrase=None, option="signing_key"):
+    """A private key (PEM text: PKCS#8, SEC1 EC or PKCS#1 RSA, encrypted or not) cosign can sign with.
+
+    OptionError for anything else, naming ``option`` and never the key's text or the passphrase: not
+    PEM, cosign's own encrypted format (export it as PKCS#8 first), a wrong or missing passphrase, a
+    key type cosign does not sign with.
+    """
+    if not HAS_CRYPTOGRAPHY:
+        raise OptionError("%s needs the Python library 'cryptography' on the host that runs the module "
+                          "(pip install cryptography)" % option)
+    blocks = _PEM_RE.findall(text or "") if isinstance(text, str) else []
+    if not blocks:
+        raise OptionError("%s is not a PEM private key (no -----BEGIN PRIVATE KEY----- block)" % option)
+    label, body = blocks[0]
+    if "SIGSTORE" in label or "COSIGN" in label:
+        raise OptionError("%s is in cosign's own encrypted format (%s), which only cosign reads; give a PEM "
+                          "PKCS#8 private key" % (option, label))
+    if "PRIVATE KEY" not in label:
+        raise OptionError("%s is a PEM %s, not a private key" % (option, label))
+    pem_text = "-----BEGIN %s-----\n%s-----END %s-----\n" % (label, body, label)
+    secret = passphrase.encode("utf-8") if passphrase else None
+    try:
+        key = serialization.load_pem_private_key(pem_text.encode("ascii"), password=secret)
+    except TypeError:
+        if secret is None:
+            raise OptionError("%s is encrypted: give its passphrase" % option)
+        raise OptionError("%s is not encrypted: give no passphrase" % option)
+    except (ValueError, UnsupportedAlgorithm):
+        if secret is not None or "ENCRYPTED" in label:
+            raise OptionError("%s: the passphrase does not decrypt the key (or the key is damaged)" % option)
+        raise OptionError("%s is not a readable PEM private key (its base64 or DER is broken)" % option)
+    public = PublicKey(key.public_key(), _load_type(key.public_key(), option), option)
+    return key, public
+
+
+def _load_type(public, option):
+    if isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name in _CURVES:
+        return _CURVES[public.curve.name][0]
+    if isinstance(public, rsa.RSAPublicKey) and public.key_size >= MIN_RSA_BITS:
+        return "rsa-%d" % public.key_size
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        return "ed25519"
+    raise OptionError("%s is a key cosign does not sign with. Allowed: ECDSA P-256, P-384 or P-521, RSA (2048 bits "
+                      "or more), Ed25519" % option)
+
+
+def sign_payload(private_key, payload):
+    """The signature cosign makes of ``payload`` with ``private_key`` (ECDSA with the curve's hash, RSA PKCS#1
+    v1.5 SHA-256, Ed25519), as the bytes cosign puts in base64 in the signature annotation."""
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        return private_key.sign(payload, ec.ECDSA(getattr(hashes, _CURVES[private_key.curve.name][1])()))
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return private_key.sign(payload, padding.PKCS1v15(), hashes.SHA256())
+    return private_key.sign(payload)

@@ -216,3 +216,42 @@ def _copy_signature(client: PushClient, repo: str, source: str, target: str, tar
         client.push_blob(target_repo, blob.content)
     client.push_manifest(target_repo, target.replace(":", "-") + ".sig", encode_json(document),
                          document.get("mediaType") or OCI_MANIFEST)
+
+
+# -- the other way round: what the collection's signing primitives write, cosign verify accepts -------
+def test_cosign_verify_accepts_signatures_made_with_the_collections_signing_code(playbook, cosign, tmp_path):
+    """The building block of signing on publish (issue 20, part 2): _oci.cosign writes the payload, layer and
+    config as cosign does, _signatures signs with a passphrase-protected PKCS#8 key; pushed in cosign's tag
+    scheme, `cosign verify --key` accepts the signature (transparency log ignored, as for any private key)."""
+    import sys
+    collections = str(Path(__file__).resolve().parents[2] / "build" / "collections")
+    if collections not in sys.path:
+        sys.path.insert(0, collections)
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._oci import cosign as model
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._signatures import load_signing_key, \
+        sign_payload
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    encrypted = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.BestAvailableEncryption(PASSWORD.encode())).decode()
+    key, public = load_signing_key(encrypted, PASSWORD)
+    public_pem = tmp_path / "collection.pub"
+    public_pem.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+    with Registry() as registry:
+        repo = "written/app"
+        digest = _image(registry, repo, "1")
+        data = model.simple_signing_payload(digest, f"{registry.host}/{repo}")
+        config = model.signature_config([sha256_digest(data)])
+        with PushClient(registry.url) as client:
+            layer = model.signature_layer(client.push_blob(repo, data), len(data), sign_payload(key, data))
+            manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                   "digest": client.push_blob(repo, config), "size": len(config)},
+                        "layers": [layer]}
+            client.push_manifest(repo, digest.replace(":", "-") + ".sig", encode_json(manifest), OCI_MANIFEST)
+        out = cosign.run("verify", "--key", str(public_pem), "--insecure-ignore-tlog=true", "--allow-http-registry",
+                         f"{registry.host}/{repo}@{digest}")
+        assert digest in out
+        image = _verify(playbook, [f"{registry.host}/{repo}:1"], [public_pem])["images"][0]
+        assert image["supply_chain"]["signers"] == [public.key_id]

@@ -117,3 +117,27 @@ def check_claims(payload, subject_digest, registry, repository):
         raise SignatureFormatError("other-repository", "the payload is signed for repository %s, not %s/%s"
                                    % (reference, registry, repository))
     return digest, reference
+
+
+# -- writing (what cosign writes, for signing on publish) -----------------------------------------
+def simple_signing_payload(digest, docker_reference):
+    """The payload cosign signs for ``digest`` (sigstore's payload.Cosign, the same bytes: sorted keys, no spaces)."""
+    document = {"critical": {"identity": {"docker-reference": docker_reference},
+                             "image": {"docker-manifest-digest": digest},
+                             "type": "cosign container image signature"},
+                "optional": None}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def signature_layer(payload_digest, payload_size, signature):
+    """The layer descriptor of one signature: the payload blob, the base64 signature as its annotation."""
+    return {"mediaType": SIMPLESIGNING, "size": payload_size, "digest": payload_digest,
+            "annotations": {SIGNATURE_ANNOTATION: base64.b64encode(signature).decode("ascii")}}
+
+
+def signature_config(payload_digests):
+    """The image config of cosign's tag-scheme signature manifest (one diff id per payload layer)."""
+    document = {"architecture": "", "config": {}, "created": "0001-01-01T00:00:00Z",
+                "history": [{"created": "0001-01-01T00:00:00Z"}], "os": "",
+                "rootfs": {"diff_ids": list(payload_digests), "type": "layers"}}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")

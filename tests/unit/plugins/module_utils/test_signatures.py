@@ -20,7 +20,9 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media imp
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import parse_reference
 from ansible_collections.archfleet.multiarch.plugins.module_utils._signatures import (
+    load_signing_key,
     parse_signature_keys,
+    sign_payload,
     verify_layer,
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._supply_chain import parse_verification_options
@@ -299,3 +301,45 @@ def test_facts_verify_both_storage_forms_per_image_and_platform():
     assert "signatures" not in plain and plain["supply_chain"]["signed"] is False
     assert plain["supply_chain"]["signature_present"] is True
     assert not [c for c in registry.calls if c[0] == "get_blob" and c[2] != amd64]
+
+
+# ---------------------------------------------------------------------------------------------- signing
+@pytest.mark.parametrize("name", ["ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa-pkcs1v15", "ed25519"])
+def test_what_the_collection_signs_verifies_as_cosign_checks_it(name):
+    private = SIGNERS[name][0]
+    encrypted = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.BestAvailableEncryption(b"pass-Phrase-1")).decode()
+    key, public = load_signing_key(encrypted, "pass-Phrase-1")
+    assert public.key_id == key_id(private)
+    data = cosign.simple_signing_payload(SUBJECT, REGISTRY + "/" + REPOSITORY)
+    # cosign's own bytes (sigstore payload.Cosign, as cosign's pkg/cosign/obsolete_test.go writes them)
+    assert data == ('{"critical":{"identity":{"docker-reference":"%s/%s"},"image":{"docker-manifest-digest":"%s"},'
+                    '"type":"cosign container image signature"},"optional":null}'
+                    % (REGISTRY, REPOSITORY, SUBJECT)).encode()
+    a_layer = cosign.signature_layer(sha256_digest(data), len(data), sign_payload(key, data))
+    fact = verify([pem(private)], a_layer, data)
+    assert fact["verified"] is True and fact["key_id"] == key_id(private)
+    config = json.loads(cosign.signature_config([sha256_digest(data)]))
+    assert config["rootfs"] == {"diff_ids": [sha256_digest(data)], "type": "layers"}
+
+
+def test_signing_keys_refused_with_one_sentence_and_never_the_passphrase():
+    private = SIGNERS["ecdsa-p256"][0]
+    encrypted = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.BestAvailableEncryption(b"right-Phrase-1")).decode()
+    plain = _private_pem(private)
+    cases = [
+        ((encrypted, "wrong-Phrase-2"), "signing_key: the passphrase does not decrypt the key"),
+        ((encrypted, None), "signing_key is encrypted: give its passphrase"),
+        ((plain, "unneeded-Phrase-3"), "signing_key is not encrypted: give no passphrase"),
+        (("not a key", None), "signing_key is not a PEM private key"),
+        ((pem(private), None), "signing_key is a PEM PUBLIC KEY, not a private key"),
+        (("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nbm90\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n",
+          "x"), "signing_key is in cosign's own encrypted format"),
+        ((_private_pem(ec.generate_private_key(ec.SECP256K1())), None), "signing_key is a key cosign does not sign"),
+    ]
+    for (text, passphrase), message in cases:
+        with pytest.raises(OptionError) as caught:
+            load_signing_key(text, passphrase)
+        assert message in str(caught.value)
+        assert (passphrase or "\0") not in str(caught.value) and "MIG" not in str(caught.value)
