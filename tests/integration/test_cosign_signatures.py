@@ -12,6 +12,7 @@ it (a failure under ARCHFLEET_REQUIRE_PEERS=1).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -255,3 +256,38 @@ def test_cosign_verify_accepts_signatures_made_with_the_collections_signing_code
         assert digest in out
         image = _verify(playbook, [f"{registry.host}/{repo}:1"], [public_pem])["images"][0]
         assert image["supply_chain"]["signers"] == [public.key_id]
+
+
+def test_the_audit_verifies_with_audit_signature_keys_and_its_junit_report_names_signers_and_reasons(
+        playbook, cosign, tmp_path):
+    """audit_signature_keys (no audit_referrers needed): signed passes for the image cosign signed with the key,
+    fails for the one signed with another key; the JUnit report names the signers and the reason."""
+    from xml.etree import ElementTree
+
+    from test_audit import AUDIT_PLAYBOOK, audit_vars
+    release_key, release_pub = cosign.generate("audit-release")
+    other_key, _other_pub = cosign.generate("audit-other")
+    with Registry() as registry:
+        good, bad = _image(registry, "audited/app", "good"), _image(registry, "audited/app", "bad")
+        cosign.sign(release_key, f"{registry.host}/audited/app@{good}")
+        cosign.sign(other_key, f"{registry.host}/audited/app@{bad}")
+        report_dir = tmp_path / "report"
+        variables = audit_vars(registry, report_dir, "audited/app:good", "audited/app:bad", audit_require_platforms=[],
+                               audit_signature_keys=[str(release_pub)], audit_fail_on_error=False,
+                               audit_formats=["json", "junit"])
+        run = playbook(AUDIT_PLAYBOOK, extra_vars=variables, cwd=tmp_path)
+        assert run.rc == 0, run.output
+    document = json.loads((report_dir / "audit.json").read_text())
+    outcomes = {i["canonical"].rsplit(":", 1)[1]: {r["policy"]: r["outcome"] for r in i["results"]}
+                for i in document["images"]}
+    assert (outcomes["good"]["signed"], outcomes["good"]["signature-present"]) == ("pass", "pass")
+    assert (outcomes["bad"]["signed"], outcomes["bad"]["signature-present"]) == ("fail", "pass")
+    junit = ElementTree.parse(report_dir / "audit.junit.xml").getroot()
+    suites = {suite.get("name").rsplit(":", 1)[1]: suite for suite in junit}
+    signers = {name: {p.get("name"): p.get("value") for p in suite.find("properties")}["signers"]
+               for name, suite in suites.items()}
+    good_key = document["images"][0]["supply_chain"]["signers"][0]
+    assert signers == {"good": good_key, "bad": ""}
+    signed_case = [case for case in suites["bad"] if case.get("name") == "signed"][0]
+    assert "signatures not verified: %s/audited/app:bad: other-key (none of the 1 given key(s) verifies" % (
+        registry.host) in signed_case.find("system-out").text
