@@ -96,7 +96,7 @@ class SupplyChain:
         if not facts.get("exists") or not facts.get("digest") or facts.get("kind") in ("schema1", "unknown"):
             return
         facts["referrers"] = self.referrers.list(ref, facts["digest"], self.artifact_types)
-        facts_signatures = self._signatures(ref, facts["digest"], facts["referrers"])
+        facts_signatures = self.signatures(ref, facts["digest"], facts["referrers"])
         for attestation in facts.get("attestations") or []:
             attestation["predicate_types"] = self._predicates(ref, attestation)
         for entry in facts.get("manifests") or []:
@@ -105,7 +105,7 @@ class SupplyChain:
                 signatures = facts_signatures
             elif entry.get("kind") in ("image", "index"):
                 entry["referrers"] = self.referrers.list(ref, entry["digest"], self.artifact_types)
-                signatures = self._signatures(ref, entry["digest"], entry["referrers"])
+                signatures = self.signatures(ref, entry["digest"], entry["referrers"])
             else:
                 continue
             if signatures is not None:
@@ -116,7 +116,7 @@ class SupplyChain:
             facts["signatures"] = facts_signatures
         facts["supply_chain"] = supply_chain(facts["referrers"], signatures=facts_signatures)
 
-    def _signatures(self, ref, digest, referrers):
+    def signatures(self, ref, digest, referrers):
         """The verification fact of every signature attached to ``digest``; None without keys."""
         if not self.keys:
             return None

@@ -143,6 +143,24 @@ options:
     type: str
     choices: [skip, copy]
     default: skip
+  signing_key:
+    description:
+      - A PEM private key (PKCS#8, SEC1 EC or PKCS#1 RSA; ECDSA P-256/P-384/P-521, RSA of 2048 bits or more,
+        Ed25519), as text (a vaulted variable) or the path of a file, to sign each index written with, as
+        C(cosign sign --key) signs - the simple-signing payload naming the index digest and the target repository,
+        verified by C(cosign verify --key) (with the transparency log ignored - nothing is uploaded to Rekor).
+      - Written as an OCI 1.1 referrer where the registry has the Referrers API, else in cosign's tag scheme
+        (C(<alg>-<hex>.sig)). A signature by this key for that digest that verifies already means nothing is
+        written, so a re-run changes nothing. Check mode and diff say what would be signed.
+      - A registry that refuses the signature fails the task naming the index that was not signed (the index
+        stays written; a re-run signs it). cosign's own encrypted key format is not read - give a PKCS#8 PEM.
+      - Only the index (or image) written is signed, not its platform entries.
+    type: str
+    version_added: 0.1.0
+  signing_key_passphrase:
+    description: The passphrase of an encrypted O(signing_key); never shown, also when it is wrong.
+    type: str
+    version_added: 0.1.0
   state:
     description:
       - V(present) publishes the index.
@@ -290,6 +308,14 @@ copied:
       C(blobs_copied), C(blobs_present) (already there).
   returned: when O(state=present) and O(name) is used
   type: dict
+signature:
+  description:
+    - With O(signing_key) - C(digest) (what is signed), C(key_id) (C(sha256:) and the SHA-256 of the DER public key,
+      as docker_manifest_info reports it), C(signed) (a signature was written, or would be in check mode; V(false)
+      when one by the key already verified) and C(form) (V(referrer) or V(tag), V(null) when nothing is written).
+  returned: when O(signing_key) is given
+  type: dict
+  sample: {"digest": "sha256:0a1b...", "key_id": "sha256:5f1c...", "signed": true, "form": "tag"}
 referrers_copied:
   description:
     - With O(referrers=copy), the referrers copied (or that would be, in check mode) - C(subject) (the digest they
@@ -319,6 +345,7 @@ registry_stats:
 from ansible_collections.archfleet.multiarch.plugins.module_utils._module import registry_module, run_registry_task
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.batch import Batch
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.jobs import parse_jobs
+from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.signing import Signer, parse_signing_options
 
 
 def main():
@@ -336,12 +363,19 @@ def main():
         force=dict(type="bool", default=False),
         force_platform=dict(type="bool", default=False),
         referrers=dict(type="str", choices=["skip", "copy"], default="skip"),
+        signing_key=dict(type="str", no_log=True),
+        signing_key_passphrase=dict(type="str", no_log=True),
     )
 
-    def publish(client, jobs):
-        return Batch(client, jobs, module.params, check_mode=module.check_mode, diff=module._diff).run()
+    def prepare(params):
+        return parse_jobs(params), parse_signing_options(params)
 
-    run_registry_task(module, parse_jobs, publish, pool_size=module.params["concurrency"] * 2)
+    def publish(client, prepared):
+        jobs, signing = prepared
+        signer = Signer(client, *signing) if signing else None
+        return Batch(client, jobs, module.params, check_mode=module.check_mode, diff=module._diff, signer=signer).run()
+
+    run_registry_task(module, prepare, publish, pool_size=module.params["concurrency"] * 2)
 
 
 if __name__ == "__main__":

@@ -291,3 +291,40 @@ def test_the_audit_verifies_with_audit_signature_keys_and_its_junit_report_names
     signed_case = [case for case in suites["bad"] if case.get("name") == "signed"][0]
     assert "signatures not verified: %s/audited/app:bad: other-key (none of the 1 given key(s) verifies" % (
         registry.host) in signed_case.find("system-out").text
+
+
+def test_docker_manifest_create_signs_what_it_writes_and_cosign_verify_accepts_it(playbook, cosign, tmp_path):
+    """signing_key (issue 20, part 2): the index written is signed in cosign's tag scheme (Debian's registry has no
+    Referrers API); cosign verify --key accepts it; a re-run writes nothing; check mode says what it would sign."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "signing.pem"
+    key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.BestAvailableEncryption(PASSWORD.encode())))
+    public_pem = tmp_path / "signing.pub"
+    public_pem.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+    with Registry() as registry:
+        h = registry.host
+        sources = [f"{h}/publish/app@" + push_image(registry.url, "publish/app", platform=platform,
+                                                    payload=platform.encode())["digest"]
+                   for platform in ("linux/amd64", "linux/arm64")]
+        create = {"name": f"{h}/publish/app:1", "sources": sources, "signing_key": str(key_file),
+                  "signing_key_passphrase": PASSWORD}
+        run = playbook(play(task("first", "docker_manifest_create", **create),
+                            task("again", "docker_manifest_create", **create),
+                            dict(task("check", "docker_manifest_create", **dict(create, name=f"{h}/publish/app:2",
+                                                                                  sources=sources[:1])),
+                                 check_mode=True),
+                            task("verify", "docker_manifest_info", images=[f"{h}/publish/app:1"], referrers=True,
+                                 signature_keys=[str(public_pem)])))
+        assert run.rc == 0, run.output
+        first, again, check = run.result("first"), run.result("again"), run.result("check")
+        assert first["changed"] is True and first["signature"]["signed"] is True
+        assert first["signature"]["form"] == "tag" and first["signature"]["digest"] == first["digest"]
+        assert again["changed"] is False and again["signature"]["signed"] is False
+        assert check["signature"]["signed"] is True and check["changed"] is True
+        assert run.result("verify")["images"][0]["supply_chain"]["signers"] == [first["signature"]["key_id"]]
+        out = cosign.run("verify", "--key", str(public_pem), "--insecure-ignore-tlog=true", "--allow-http-registry",
+                         f"{h}/publish/app@{first['digest']}")
+        assert first["digest"] in out
+        assert PASSWORD not in run.output

@@ -31,8 +31,9 @@ class Batch:
     (whether the batch form was used, which shapes the result).
     """
 
-    def __init__(self, client, jobs, options, check_mode=False, diff=False):
+    def __init__(self, client, jobs, options, check_mode=False, diff=False, signer=None):
         self.client = client
+        self.signer = signer            # _publish.signing.Signer (signing_key), or None
         self.jobs = jobs
         self.options = options
         self.check_mode = check_mode
@@ -74,12 +75,24 @@ class Batch:
                                                    options["media_type"], pair[0].annotations,
                                                    options["attestations"]),
                              pairs, self.outer)
+        if self.signer is not None:
+            for (job, publisher), plan in zip(pairs, plans):
+                plan.signature = labelled(job, self.signer.plan, publisher.target, plan.digest)
         for (job, publisher), plan in zip(pairs, plans):
-            if plan.changed:
+            if plan.changed or (getattr(plan, "signature", None) or {}).get("sign"):
                 labelled(job, publisher.ensure_push_permission)
         if not self.check_mode:
+            planned = plans
             plans = parallel_map(lambda item: labelled(item[0][0], self.write, item[0], item[1]),
                                  list(zip(pairs, plans)), self.outer)
+            for (job, publisher), before, plan in zip(pairs, planned, plans):
+                signature = getattr(before, "signature", None)
+                if signature is not None and signature["digest"] != plan.digest:   # a merge was redone
+                    signature = labelled(job, self.signer.plan, publisher.target, plan.digest)
+                plan.signature = signature
+                if (signature or {}).get("sign"):
+                    labelled(job, self.signer.apply, publisher.target, plan.signature, plan.media_type,
+                             len(plan.body))
         return [self.result_of(publisher, plan) for publisher, plan in zip(self.publishers, plans)]
 
     def write(self, pair, plan):
@@ -106,6 +119,11 @@ class Batch:
             result["referrers_copied"] = copied_facts(getattr(plan, "referrers", None) or [])
         if plan.rewrites:
             result["merge_rewrites"] = plan.rewrites
+        signature = getattr(plan, "signature", None)
+        if signature is not None:
+            result["signature"] = {"digest": signature["digest"], "key_id": signature["key_id"],
+                                   "signed": signature["sign"], "form": signature["form"]}
+            result["changed"] = result["changed"] or signature["sign"]
         if self.diff:
             result["diff"] = {
                 "before_header": "%s (%s)" % (publisher.target.canonical,
@@ -114,7 +132,9 @@ class Batch:
                 "after_header": "%s (%s)" % (publisher.target.canonical, plan.digest),
                 "after": platform_lines(plan.document) + "".join(
                     "referrer %s: %s (copied)\n" % (item["category"] or "other", item["digest"])
-                    for item in result.get("referrers_copied") or []),
+                    for item in result.get("referrers_copied") or []) + (
+                    "signature: %s by %s (%s)\n" % (signature["digest"], signature["key_id"], signature["form"])
+                    if signature is not None and signature["sign"] else ""),
             }
         return result
 

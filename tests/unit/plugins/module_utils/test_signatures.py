@@ -343,3 +343,18 @@ def test_signing_keys_refused_with_one_sentence_and_never_the_passphrase():
             load_signing_key(text, passphrase)
         assert message in str(caught.value)
         assert (passphrase or "\0") not in str(caught.value) and "MIG" not in str(caught.value)
+
+
+def test_signing_options_of_docker_manifest_create(tmp_path):
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.signing import parse_signing_options
+    private = SIGNERS["ed25519"][0]
+    path = tmp_path / "signing.pem"
+    path.write_text(_private_pem(private))
+    key, public = parse_signing_options({"signing_key": str(path), "state": "present"})
+    assert public.key_id == key_id(private) and public.type == "ed25519"
+    assert parse_signing_options({"signing_key": _private_pem(private)})[1].key_id == key_id(private)
+    assert parse_signing_options({}) is None
+    with pytest.raises(OptionError, match="signing_key_passphrase is given without signing_key"):
+        parse_signing_options({"signing_key_passphrase": "secret-Phrase-9"})
+    with pytest.raises(OptionError, match="signing_key signs what state=present writes"):
+        parse_signing_options({"signing_key": str(path), "state": "absent"})

@@ -1,0 +1,117 @@
+# -*- coding: utf-8 -*-
+# Copyright: archfleet.multiarch contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``signing_key`` in docker_manifest_create: each index written is signed as ``cosign sign --key`` signs it.
+
+Planned with the index (reads only): the index digest's signatures are read and verified with the key's
+public half (``_supply_chain``); one that verifies for this digest and repository means nothing to do,
+so a re-run writes nothing. Applied after the index: the simple-signing payload is signed and written
+as an OCI 1.1 referrer (artifactType ``application/vnd.dev.cosign.artifact.sig.v1+json``, the empty
+config, ``subject`` the index) where the registry has the Referrers API, else in cosign's tag scheme
+(``<alg>-<hex>.sig``, the signature appended as a layer to what is there). A refused write fails the
+task naming the digest that was not signed; the index stays written and a re-run signs it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.cosign import (
+    signature_config,
+    signature_layer,
+    signature_layers,
+    simple_signing_payload,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
+    MEDIA_OCI_EMPTY,
+    MEDIA_OCI_MANIFEST,
+    sha256_digest,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.referrers import (
+    COSIGN_SIGNATURE,
+    cosign_tags,
+    referrer_descriptor,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._signatures import (
+    _read_file,
+    load_signing_key,
+    sign_payload,
+)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._supply_chain import SupplyChain
+
+IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
+
+
+def parse_signing_options(params):
+    """``(private key, PublicKey)`` of ``signing_key`` (PEM text or a file) and its passphrase; None without."""
+    text, passphrase = params.get("signing_key"), params.get("signing_key_passphrase")
+    if not text:
+        if passphrase:
+            raise OptionError("signing_key_passphrase is given without signing_key")
+        return None
+    if params.get("state") == "absent":
+        raise OptionError("signing_key signs what state=present writes; remove it with state=absent")
+    if "-----BEGIN" not in text:
+        text = _read_file(text.strip(), "signing_key")
+    return load_signing_key(text, passphrase)
+
+
+class Signer:
+    """Plans and writes the signature of each index of a task with one key."""
+
+    def __init__(self, client, key, public):
+        self.client = client
+        self.key = key
+        self.public = public
+        self.checker = SupplyChain(client, None, [public])
+
+    def plan(self, target, digest):
+        """``{digest, key_id, sign}``: ``sign`` is false when a signature by the key already verifies."""
+        referrers = self.checker.referrers.list(target, digest)
+        verified = [fact for fact in self.checker.signatures(target, digest, referrers) if fact["verified"]]
+        return {"digest": digest, "key_id": self.public.key_id, "sign": not verified,
+                "form": None if verified else self._form(target)}
+
+    def _form(self, target):
+        return "referrer" if self.checker.referrers.supports_api(target.registry) else "tag"
+
+    def apply(self, target, item, media_type, size):
+        """Write the signature of ``item['digest']``; RegistryError naming it when the registry refuses."""
+        digest = item["digest"]
+        data = simple_signing_payload(digest, "%s/%s" % (target.registry, target.repository))
+        try:
+            layer = signature_layer(self.client.push_blob(target, data), len(data), sign_payload(self.key, data))
+            if item["form"] == "referrer":
+                self._write_referrer(target, digest, media_type, size, layer)
+            else:
+                self._write_tag(target, digest, layer)
+        except RegistryError as exc:
+            raise RegistryError("the index %s was written but not signed: %s" % (target.with_digest(digest).canonical,
+                                                                                exc), code=exc.code, status=exc.status)
+
+    def _write_referrer(self, target, digest, media_type, size, layer):
+        empty = self.client.push_blob(target, b"{}")
+        document = {"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST, "artifactType": COSIGN_SIGNATURE,
+                    "config": {"mediaType": MEDIA_OCI_EMPTY, "digest": empty, "size": 2}, "layers": [layer],
+                    "subject": {"mediaType": media_type, "digest": digest, "size": size}}
+        body = json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        if not self.checker.referrers.put_referrer(target, body, MEDIA_OCI_MANIFEST):
+            self.checker.referrers.update_tag_schema(
+                target, digest, [referrer_descriptor(MEDIA_OCI_MANIFEST, sha256_digest(body), len(body), document)])
+
+    def _write_tag(self, target, digest, layer):
+        tag_ref = target.with_tag(cosign_tags(digest)[0][0])
+        current = self.client.get_manifest(tag_ref, what="reading cosign signature tag")
+        layers = signature_layers(current.json())[0] if current is not None else []
+        layers = layers + [layer]
+        config = signature_config([entry["digest"] for entry in layers])
+        document = {"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST,
+                    "config": {"mediaType": IMAGE_CONFIG, "digest": self.client.push_blob(target, config),
+                               "size": len(config)},
+                    "layers": layers}
+        body = json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        self.client.put_manifest(tag_ref, body, MEDIA_OCI_MANIFEST, what="writing cosign signature tag")
