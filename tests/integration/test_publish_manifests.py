@@ -50,3 +50,35 @@ def test_role_publishes_the_reported_digests_and_rerun_changes_nothing(playbook,
     assert again.result(PUBLISH)["changed"] is False
     assert again.result(PUBLISH)["digest"] == published["digest"]
     assert again.changed_total() == 0, again.output
+
+
+def test_role_signs_the_index_with_a_vaulted_style_key_and_rerun_does_not_sign_again(playbook, open_registry,
+                                                                                       tmp_path):
+    """publish_manifests_signing_key (PEM text, as a vaulted variable gives it) and its passphrase: the index is
+    signed once (docker_manifest_create signing_key); docker_manifest_info verifies it; the passphrase is never
+    shown."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    passphrase = "role-Signing-Pw7"
+    key_text = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.BestAvailableEncryption(passphrase.encode())).decode()
+    public = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    target = f"{open_registry.host}/apps/role-signed:1.0"
+    role = {"name": "archfleet.multiarch.publish_manifests"}
+    document = play({"name": "publish", "ansible.builtin.include_role": role},
+                    {"name": "verify", "archfleet.multiarch.docker_manifest_info": {
+                        "images": [target], "referrers": True, "signature_keys": [public]}, "run_once": True},
+                    hosts="all", vars={"publish_manifests_name": target, "publish_manifests_signing_key": key_text,
+                                       "publish_manifests_signing_key_passphrase": passphrase})
+    hosts = inventory(tmp_path, open_registry)
+    first = playbook(document, inventory=hosts)
+    assert first.rc == 0, first.output
+    assert first.result(PUBLISH)["signature"]["signed"] is True
+    assert first.result("verify")["images"][0]["supply_chain"]["signed"] is True
+    again = playbook(document, inventory=hosts)
+    assert again.rc == 0, again.output
+    assert again.result(PUBLISH)["signature"]["signed"] is False and again.result(PUBLISH)["changed"] is False
+    assert passphrase not in first.output + again.output
