@@ -328,3 +328,41 @@ def test_docker_manifest_create_signs_what_it_writes_and_cosign_verify_accepts_i
                          f"{h}/publish/app@{first['digest']}")
         assert first["digest"] in out
         assert PASSWORD not in run.output
+
+
+def test_a_refused_signature_write_fails_naming_the_index_and_a_rerun_signs_it(playbook, cosign, tmp_path):
+    """The registry refuses the .sig write: the index is written, the task fails naming what was not signed, and
+    the re-run (the registry accepting again) signs it without writing the index again. A wrong passphrase is one
+    clear error, never showing the passphrase, also at -vvv."""
+    from harness.proxy import Fault, Proxy
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_text = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.BestAvailableEncryption(PASSWORD.encode())).decode()
+    refusing = {"on": True}
+
+    def refuse_signatures(request):
+        if refusing["on"] and request.method == "PUT" and request.path.endswith(".sig"):
+            return Fault.respond(403, {"Content-Type": "application/json"},
+                                 b'{"errors":[{"code":"DENIED","message":"signatures are not allowed here"}]}')
+        return None
+
+    with Registry() as registry, Proxy(registry, fault=refuse_signatures) as proxy:
+        source = f"{proxy.host}/refused/app@" + _image(registry, "refused/app", "src")
+        create = {"name": f"{proxy.host}/refused/app:1", "sources": [source], "signing_key": key_text,
+                  "signing_key_passphrase": PASSWORD}
+        run = playbook(play(task("refused", "docker_manifest_create", ignore_errors=True, **create)))
+        refused = run.result("refused")
+        assert refused["failed"] is True
+        assert "was written but not signed" in refused["msg"] and f"{proxy.host}/refused/app@sha256:" in refused["msg"]
+        refusing["on"] = False
+        run = playbook(play(task("again", "docker_manifest_create", **create)))
+        assert run.rc == 0, run.output
+        again = run.result("again")
+        assert again["written_tags"] == [] and again["signature"]["signed"] is True and again["changed"] is True
+        assert again["signature"]["digest"] in refused["msg"]
+
+        wrong = playbook(play(task("wrong", "docker_manifest_create", ignore_errors=True,
+                                   **dict(create, signing_key_passphrase="wrong-Secret-Pw5"))), verbosity=3)
+        assert "signing_key: the passphrase does not decrypt the key" in wrong.result("wrong")["msg"]
+        assert "wrong-Secret-Pw5" not in wrong.output and PASSWORD not in wrong.output
