@@ -366,3 +366,33 @@ def test_a_refused_signature_write_fails_naming_the_index_and_a_rerun_signs_it(p
                                    **dict(create, signing_key_passphrase="wrong-Secret-Pw5"))), verbosity=3)
         assert "signing_key: the passphrase does not decrypt the key" in wrong.result("wrong")["msg"]
         assert "wrong-Secret-Pw5" not in wrong.output and PASSWORD not in wrong.output
+
+
+def test_on_a_registry_with_the_referrers_api_the_signature_is_a_referrer_cosign_verifies(playbook, cosign, tmp_path):
+    """go-containerregistry's registry has the Referrers API: docker_manifest_create writes the signature as an OCI
+    1.1 referrer; cosign verify --experimental-oci11 accepts it and docker_manifest_info finds it through the API."""
+    try:
+        registry = GgcrRegistry()
+    except PeerUnavailable as missing:
+        pytest.skip(f"ggcr-registry: {missing}")
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "signing.pem"
+    key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    public_pem = tmp_path / "signing.pub"
+    public_pem.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+    with registry:
+        h = registry.host
+        source = f"{h}/api/signed@" + _image(registry, "api/signed", "src")
+        run = playbook(play(task("create", "docker_manifest_create", name=f"{h}/api/signed:1", sources=[source],
+                                 signing_key=str(key_file)),
+                            task("verify", "docker_manifest_info", images=[f"{h}/api/signed:1"], referrers=True,
+                                 signature_keys=[str(public_pem)])))
+        assert run.rc == 0, run.output
+        created = run.result("create")
+        assert created["signature"]["form"] == "referrer" and created["signature"]["signed"] is True
+        assert _summary(run.result("verify")["images"][0]) == [("api", True, None)]
+        out = cosign.run("verify", "--key", str(public_pem), "--insecure-ignore-tlog=true", "--allow-http-registry",
+                         "--experimental-oci11", f"{h}/api/signed@{created['digest']}")
+        assert created["digest"] in out

@@ -6,9 +6,10 @@
 Planned with the index (reads only): the index digest's signatures are read and verified with the key's
 public half (``_supply_chain``); one that verifies for this digest and repository means nothing to do,
 so a re-run writes nothing. Applied after the index: the simple-signing payload is signed and written
-as an OCI 1.1 referrer (artifactType ``application/vnd.dev.cosign.artifact.sig.v1+json``, the empty
-config, ``subject`` the index) where the registry has the Referrers API, else in cosign's tag scheme
-(``<alg>-<hex>.sig``, the signature appended as a layer to what is there). A refused write fails the
+as an OCI 1.1 referrer (as cosign's ``oci-1-1`` mode writes it: config media type
+``application/vnd.dev.cosign.artifact.sig.v1+json``, ``subject`` the index) where the registry has the
+Referrers API, else in cosign's tag scheme (``<alg>-<hex>.sig``, the signature appended as a layer to
+what is there). A refused write fails the
 task naming the digest that was not signed; the index stays written and a re-run signs it.
 """
 
@@ -25,11 +26,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.cosign im
     signature_layers,
     simple_signing_payload,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
-    MEDIA_OCI_EMPTY,
-    MEDIA_OCI_MANIFEST,
-    sha256_digest,
-)
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_MANIFEST, sha256_digest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.referrers import (
     COSIGN_SIGNATURE,
     cosign_tags,
@@ -94,10 +91,13 @@ class Signer:
                                                                                 exc), code=exc.code, status=exc.status)
 
     def _write_referrer(self, target, digest, media_type, size, layer):
-        empty = self.client.push_blob(target, b"{}")
-        document = {"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST, "artifactType": COSIGN_SIGNATURE,
-                    "config": {"mediaType": MEDIA_OCI_EMPTY, "digest": empty, "size": 2}, "layers": [layer],
-                    "subject": {"mediaType": media_type, "digest": digest, "size": size}}
+        # As cosign --registry-referrers-mode=oci-1-1 writes it (and cosign verify --experimental-oci11 reads it):
+        # the artifact type as the config's media type, the signature image config as the config blob.
+        config = signature_config([layer["digest"]])
+        document = {"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST,
+                    "config": {"mediaType": COSIGN_SIGNATURE, "digest": self.client.push_blob(target, config),
+                               "size": len(config)},
+                    "layers": [layer], "subject": {"mediaType": media_type, "digest": digest, "size": size}}
         body = json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
         if not self.checker.referrers.put_referrer(target, body, MEDIA_OCI_MANIFEST):
             self.checker.referrers.update_tag_schema(
