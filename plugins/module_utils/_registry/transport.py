@@ -9,9 +9,8 @@ the ``/v2/`` ping) is a :class:`Request` value sent by :meth:`Transport.request`
 that counts what reaches the wire and refuses anything that did not come this way. Authorization is
 ``auth.RegistryAuth`` (any 401 challenge answered once per host); retries happen only in
 :meth:`Transport.request` (429/502/503/504, transport errors, bodies that break while they stream in;
-exponential backoff and ``Retry-After``, RFC 9110 10.2.3). :meth:`Transport.endpoint` pings ``/v2/``
-once per registry (distribution-spec, "Determining support") to choose HTTPS or plain HTTP and TLS
-settings, and learns the first challenge.
+exponential backoff and ``Retry-After``, RFC 9110 10.2.3). :meth:`Transport.endpoint` pings ``/v2/`` once
+per registry (distribution-spec) to choose HTTPS or plain HTTP and TLS settings, and learns the first challenge.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,7 +28,7 @@ from urllib.parse import urlsplit
 
 try:
     import requests
-    from requests.adapters import BaseAdapter, HTTPAdapter
+    from requests.adapters import BaseAdapter, HTTPAdapter, TimeoutSauce
     from requests.cookies import RequestsCookieJar
     from requests.structures import CaseInsensitiveDict
     from requests.utils import get_encoding_from_headers, select_proxy
@@ -164,6 +163,7 @@ class Transport:
                                    insecure_registries=insecure_registries, client_cert=client_cert,
                                    client_key=client_key, certs_dir=certs_dir)
         self.timeout = timeout
+        self._timeout = TimeoutSauce(connect=timeout, read=timeout)   # what requests makes of it per request
         self.max_retries = retries
         self._sleep = sleep
         self._local = threading.local()
@@ -280,7 +280,7 @@ class Transport:
         self._local.state = (req.kind, auth)
         try:
             response = self.session.request(req.method, req.url, headers=req.headers, verify=req.verify,
-                                            cert=req.cert, stream=req.stream, data=req.data, timeout=self.timeout,
+                                            cert=req.cert, stream=req.stream, data=req.data, timeout=self._timeout,
                                             allow_redirects=req.allow_redirects, auth=auth)
         except TRANSPORT_ERRORS as exc:
             tls = isinstance(exc, requests.exceptions.SSLError)
@@ -405,6 +405,10 @@ if HAS_REQUESTS:
                                                                                   cert=cert)
             return pool
 
+        def request_url(self, request, proxies):
+            """The path (what requests sends without a proxy), without its proxy look-up and two URL parses."""
+            return super().request_url(request, proxies) if proxies else request.path_url
+
         def close(self):
             self._pools.clear()
             super().close()
@@ -425,8 +429,7 @@ if HAS_REQUESTS:
             return response
 
     class _CookieJar(RequestsCookieJar):
-        """The session's jar: an answer without ``Set-Cookie`` (registries seldom set one) is not parsed (lock,
-        clock, two header scans to find nothing); answers that set cookies are kept as ever."""
+        """The session's jar: an answer without ``Set-Cookie`` (registries seldom set one) is not parsed."""
 
         def extract_cookies(self, response, request):
             headers = response.info()
@@ -436,11 +439,10 @@ if HAS_REQUESTS:
     class _Session(requests.Session):
         """A ``requests.Session`` that reads the environment once per scheme and host, not once per request.
 
-        With ``trust_env`` (kept: HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE still apply),
-        requests walks the whole environment for proxies on every request, about an eighth of a HEAD's CPU
-        time here. The answer depends only on the scheme and host (NO_PROXY matches host and port) and the
-        environment does not change during a task, so it is kept per ``(scheme, host, stream, verify, cert)``.
-        Requests given their own ``proxies`` are merged as requests always does.
+        With ``trust_env`` (kept: HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE apply) requests walks
+        the environment for proxies on every request; the answer depends only on the scheme and host and the
+        environment does not change during a task: kept per ``(scheme, host, stream, verify, cert)``.
+        Requests given their own ``proxies`` are merged as requests always does. Shortcuts: prepare_request.
         """
 
         def __init__(self, local):

@@ -157,3 +157,18 @@ def test_odd_ports_and_hosts_are_prepared_or_refused_as_requests_does(url):
             _prepared(session, method="GET", url=url, auth=_Auth())
         return
     assert _prepared(session, method="GET", url=url, auth=_Auth()).url == expected
+
+
+@pytest.mark.parametrize("url", ["https://registry.example/v2/a/manifests/1", "http://127.0.0.1:5000/v2/",
+                                 "https://registry.example/v2/a/tags/list?n=10&last=b", "https://registry.example"])
+@pytest.mark.parametrize("proxies", [{}, {"https": "http://proxy.example:3128", "http": "http://proxy.example:3128"}])
+def test_request_url_is_requests_own(url, proxies):
+    transport = Transport(lambda registry, strict=False: None)
+    request = _prepared(transport.session, method="GET", url=url, auth=_Auth())
+    assert transport.adapter.inner.request_url(request, proxies) == \
+        requests.adapters.HTTPAdapter().request_url(request, proxies)
+
+
+def test_timeout_is_the_one_requests_would_make():
+    timeout = Transport(lambda registry, strict=False: None, timeout=12)._timeout
+    assert (timeout.connect_timeout, timeout.read_timeout) == (12, 12)
