@@ -28,8 +28,9 @@ Response included), ``requests' Session = wire - session`` (this includes the co
 ``RegistryAuth`` and ``_WireAdapter``, which run inside requests),
 ``collection and the rest = session - none`` (the task layer, parsing, digests, threads).
 The request path is the first two. Instructions are turned into milliseconds at this machine's rate
-for the same process without valgrind (``full`` mode with N_large, its instructions over its user CPU
-time, the least of 3 runs; on a loaded machine the rate is low and the milliseconds high).
+for the same work without valgrind: the ``full`` mode's extra user CPU time between the two sizes (the
+scenarios only, timed inside the process; least of 5 runs each) against its extra instructions. On a
+loaded machine the rate is low and the milliseconds high; the instruction counts do not change.
 
     .venv/bin/python bench/bench_request_path.py [--small 8 --large 24] [--old /tmp/af-old]
 
@@ -103,6 +104,7 @@ def worker(spec_path: str, tree: str, mode: str, count: int, recording: str, scr
         answers = pickle.load(handle) if mode != "record" else {}
     recorded = {}
     counts = {}
+    started = os.times()
     for scenario in spec["scenarios"]:
         name = scenario["name"]
         params = {"username": scenario.get("username"), "password": scenario.get("password"),
@@ -142,10 +144,12 @@ def worker(spec_path: str, tree: str, mode: str, count: int, recording: str, scr
                 raise RuntimeError(f"{name}: not found: {missing}")
         counts[name] = client.stats()["total_requests"]
         client.close()
+    ended = os.times()
     if mode == "record":
         with open(recording, "wb") as handle:
             pickle.dump(recorded, handle)
-    return counts
+    return {"requests": counts, "user_seconds": ended.user - started.user,
+            "system_seconds": ended.system - started.system}
 
 
 # ---------------------------------------------------------------------------- the driver
@@ -183,15 +187,13 @@ def callgrind(argv: list[str], out_file: Path) -> int:
     raise RuntimeError(f"no totals in {out_file}")
 
 
-def native_seconds(argv: list[str], repeat: int = 3) -> float:
-    """The least user-space CPU time of ``repeat`` runs of ``argv`` without valgrind (callgrind counts user
-    space only, so kernel time is left out of the rate)."""
+def native_seconds(argv: list[str], out: Path, repeat: int = 5) -> float:
+    """The least user-space CPU time the scenarios took (imports and set-up left out) in ``repeat`` runs of
+    ``argv`` without valgrind (callgrind counts user space only, so kernel time is left out of the rate)."""
     best = None
     for _ in range(repeat):
-        before = os.times()
         subprocess.run(argv, check=True, capture_output=True)
-        after = os.times()
-        cpu = after.children_user - before.children_user
+        cpu = json.loads(out.read_text())["user_seconds"]
         best = cpu if best is None else min(best, cpu)
     return best
 
@@ -210,7 +212,7 @@ def measure_tree(label: str, tree: Path, spec: Path, small: int, large: int, scr
         counts_file = scratch / f"counts-{label}-{mode}-{count}.json"
         instructions = callgrind(_worker_argv(spec, tree, mode, count, recordings[count], scratch, counts_file),
                                  scratch / f"callgrind.out.{label}.{mode}.{count}")
-        return run, instructions, json.loads(counts_file.read_text())
+        return run, instructions, json.loads(counts_file.read_text())["requests"]
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(one, runs))
@@ -226,11 +228,12 @@ def measure_tree(label: str, tree: Path, spec: Path, small: int, large: int, scr
              "requests": per_ref["wire"] - per_ref["session"],
              "collection_and_rest": per_ref["session"] - per_ref["none"]}
     split["request_path"] = split["adapter_urllib3_http_client"] + split["requests"]
-    # The machine's rate for this very process (imports, then the work), natively: whole-run instructions
-    # over whole-run user CPU time (the marginal part alone is too short to time on a shared machine).
-    seconds = {large: native_seconds(_worker_argv(spec, tree, "full", large, recordings[large], scratch,
-                                                  scratch / "native.json"))}
-    rate = instructions[f"full/{large}"] / seconds[large]
+    # The machine's rate for this very work, natively: the extra user CPU time of the scenarios (imports and
+    # set-up are not in it) between the two sizes, least of 5 runs each, against the extra instructions.
+    native = scratch / "native.json"
+    seconds = {count: native_seconds(_worker_argv(spec, tree, "full", count, recordings[count], scratch, native),
+                                     native) for count in (small, large)}
+    rate = (instructions[f"full/{large}"] - instructions[f"full/{small}"]) / max(seconds[large] - seconds[small], 1e-6)
     return {"tree": str(tree), "instructions": instructions, "requests": counts, "extra_references": extra_refs,
             "extra_requests": extra_requests, "requests_per_reference": extra_requests / extra_refs,
             "per_reference": per_ref, "split_per_reference": split,
@@ -303,8 +306,8 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        counts = worker(args.worker, args.tree, args.mode, args.count, args.recording, args.scratch)
-        Path(args.out).write_text(json.dumps(counts))
+        Path(args.out).write_text(json.dumps(worker(args.worker, args.tree, args.mode, args.count, args.recording,
+                                                    args.scratch)))
         return
     sys.path.insert(0, str(HERE))
     from benchlib import write_results
