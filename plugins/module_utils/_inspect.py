@@ -98,7 +98,8 @@ def _empty_facts(ref):
     }
 
 
-# Errors about the task's access to a registry rather than about one image: they fail the task. DENIED
+# Errors about the task's access to a registry rather than about one image: they fail the images on that
+# registry, and the task when they are all there is (ManifestFacts.gather). DENIED
 # is not one: a registry that refuses one repository ("does not exist or no pull access", Docker Hub's
 # 401 insufficient_scope, a 403) has refused that image only.
 TASK_LEVEL_CODES = frozenset(("UNREACHABLE", "TLS", "CREDENTIALS", "UNAUTHORIZED", "TOOMANYREQUESTS"))
@@ -109,9 +110,9 @@ class ManifestFacts:
 
     A broken or unreadable image never fails the others: it gets an ``error`` fact (``code``,
     ``message``) and ``exists`` says what is known (true, false, or null when the registry could not
-    tell). Only failures of the task's access to a registry (TASK_LEVEL_CODES: no connection, TLS,
-    credentials refused, access denied), which no other image would escape, and with ``fail_on_error``
-    any image error, raise RegistryError.
+    tell). Failures of the task's access to a registry (TASK_LEVEL_CODES: no connection, TLS, credentials
+    refused, rate limit) are errors of the images on that registry; they raise RegistryError only when no
+    image could be read at all, and with ``fail_on_error`` any image error does.
     """
 
     def __init__(self, client, fetch_config=False, required_platforms=None, verify_children=False,
@@ -129,24 +130,49 @@ class ManifestFacts:
         self.required = [(text, match_key(text)) for text in (required_platforms or [])]
 
     def gather(self, refs, concurrency=8):
-        """Facts for every reference, in input order. Tokens are fetched per registry up front."""
+        """Facts for every reference, in input order. Tokens are fetched per registry up front.
+
+        A registry the task cannot use (TASK_LEVEL_CODES: no connection, TLS, credentials refused, rate
+        limit) fails only the images on it, each with that sentence as its ``error``, so an audit across
+        registries still reports the healthy ones. When no image at all could be read for such a reason,
+        the task fails with the first sentence; with ``fail_on_error`` it fails at the first one.
+        """
         by_registry = {}
         for ref in refs:
             by_registry.setdefault(ref.registry, set()).add(ref.repository)
+        unusable = {}
         for registry, repositories in by_registry.items():
-            self.client.authorize(registry, [(repo, ("pull",)) for repo in sorted(repositories)])
-        return parallel_map(self.inspect, refs, concurrency)
+            try:
+                self.client.authorize(registry, [(repo, ("pull",)) for repo in sorted(repositories)])
+            except RegistryError as exc:
+                if self.fail_on_error or exc.code not in TASK_LEVEL_CODES:
+                    raise
+                unusable[registry] = exc
+        access_errors = []
+        facts = parallel_map(lambda ref: self.inspect(ref, unusable.get(ref.registry), access_errors), refs,
+                             concurrency)
+        if refs and len(access_errors) == len(refs):
+            raise access_errors[0]
+        return facts
 
-    def inspect(self, ref):
-        """The facts of one reference (a dict; see the module's RETURN)."""
+    def inspect(self, ref, unusable=None, access_errors=None):
+        """The facts of one reference (a dict; see the module's RETURN).
+
+        ``unusable``: the RegistryError that made ``ref``'s registry unusable, reported instead of a read;
+        ``access_errors`` (a list) collects the task-level errors met, for :meth:`gather`.
+        """
         facts = _digest_facts(ref) if self.digest_only else _empty_facts(ref)
         try:
+            if unusable is not None:
+                raise unusable
             self._inspect(ref, facts)
             if self.supply_chain is not None and not self.digest_only:
                 self.supply_chain.add(ref, facts)
         except RegistryError as exc:
-            if self.fail_on_error or exc.code in TASK_LEVEL_CODES:
+            if self.fail_on_error or (exc.code in TASK_LEVEL_CODES and access_errors is None):
                 raise
+            if exc.code in TASK_LEVEL_CODES:
+                access_errors.append(exc)
             facts["error"] = {"code": exc.code or "UNKNOWN", "message": str(exc)}
             if facts["exists"] is False:
                 facts["exists"] = None

@@ -17,9 +17,10 @@ description:
   - Inspects many images in one task with bounded concurrency; one manifest request per reference
     when nothing more is asked, plus one token request per batch of repositories on token-auth registries.
   - A missing tag or repository is a fact (RV(images[].exists=false)), not a failure.
-  - A broken or unreadable image is a fact too (RV(images[].error)); the other images are still inspected,
-    and the task fails only for bad options or a registry that cannot be reached or refuses the credentials,
-    unless O(fail_on_error=true).
+  - A broken or unreadable image is a fact too (RV(images[].error)); the other images are still inspected.
+    A registry that cannot be reached or refuses the credentials fails only the images on it (each with that
+    sentence as its RV(images[].error)), so the images on other registries are still reported; the task fails
+    when no image at all could be read for such a reason, for bad options, or with O(fail_on_error=true).
   - Index entries are classified (RV(images[].manifests[].kind)) as platform images, nested indexes,
     artifacts or unknown; reference entries (buildx attestations and any other C(vnd.docker.reference.type))
     are listed apart and never count as platforms. Windows entries keep their C(os.version).

@@ -119,3 +119,36 @@ def test_parse_options_names_the_bad_value():
         parse_options({"images": ["Upper"], "require_platforms": []})
     refs, repositories, catalogs = parse_options({"images": ["app"], "require_platforms": []})
     assert [r.canonical for r in refs] == ["docker.io/library/app"] and repositories == [] and catalogs == []
+
+
+class OneRegistryDown(FakeRegistry):
+    """A fake where one registry cannot be reached (its token request, the first request of a task, fails)."""
+
+    def __init__(self, down):
+        super().__init__()
+        self.down = down
+
+    def authorize(self, registry, scopes):
+        if registry == self.down:
+            raise RegistryError("cannot reach registry %s: connection refused" % registry, code="UNREACHABLE")
+        super().authorize(registry, scopes)
+
+
+def test_an_unreachable_registry_fails_only_the_images_on_it():
+    fake = OneRegistryDown("down.example")
+    fake.add_image(parse_reference(REG + "/team/app:1"), "amd64", tag="1")
+    facts = gather(fake, [REG + "/team/app:1", "down.example/team/app:1", "down.example/other:2"])
+    assert facts[0]["exists"] is True and "error" not in facts[0]
+    for image in facts[1:]:
+        assert image["exists"] is None and image["error"] == {
+            "code": "UNREACHABLE", "message": "cannot reach registry down.example: connection refused"}
+    assert not [call for call in fake.calls if call[0] != "authorize" and "down.example" in str(call)]
+
+
+def test_the_task_fails_when_no_image_could_be_read_and_with_fail_on_error():
+    fake = OneRegistryDown("down.example")
+    fake.add_image(parse_reference(REG + "/team/app:1"), "amd64", tag="1")
+    with pytest.raises(RegistryError, match="cannot reach registry down.example"):
+        gather(fake, ["down.example/team/app:1", "down.example/other:2"])
+    with pytest.raises(RegistryError, match="cannot reach registry down.example"):
+        gather(fake, [REG + "/team/app:1", "down.example/team/app:1"], fail_on_error=True)
