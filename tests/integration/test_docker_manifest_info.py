@@ -220,3 +220,19 @@ def test_identity_token_from_docker_config(playbook, tmp_path):
     assert run.result("inspect")["images"][0]["exists"] is False
     assert granted.account == "alice" and granted.access[0]["actions"] == ["pull"]
     assert refresh not in run.output
+
+
+def test_an_unreachable_registry_fails_only_its_images(playbook, open_registry):
+    """One registry of an audit down (a closed port on loopback): the images on the other registry are
+    reported, each image on the unreachable one carries the one sentence; all on it fails the task."""
+    from harness.registry import free_port
+    down = f"127.0.0.1:{free_port()}"
+    healthy = f"{open_registry.host}/fixtures/multi:latest"
+    run = playbook(play(task("mixed", "docker_manifest_info", images=[healthy, f"{down}/team/app:1"]),
+                        task("all down", "docker_manifest_info", images=[f"{down}/team/app:1"], ignore_errors=True)))
+    first, unreachable = run.result("mixed")["images"]
+    assert first["exists"] is True and "error" not in first
+    assert unreachable["exists"] is None and unreachable["error"]["code"] == "UNREACHABLE"
+    assert unreachable["error"]["message"].startswith(f"cannot reach registry {down}: connection refused")
+    failed = run.result("all down")
+    assert failed["failed"] and failed["msg"].startswith(f"cannot reach registry {down}")
