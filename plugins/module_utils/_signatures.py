@@ -133,11 +133,11 @@ def _load_block(label, body, where):
     raise OptionError("%s is %s, which cosign does not sign with. Allowed: %s" % (where, kind, ALLOWED))
 
 
-def _read_file(path, where):
+def _read_file(path, where, kind="a PEM public key"):
     expanded = os.path.expanduser(path)
     if not os.path.isfile(expanded):
-        raise OptionError("%s: no such file %r (give a PEM public key, or the path of a file holding one)"
-                          % (where, path))
+        raise OptionError("%s: no such file %r (give %s, or the path of a file holding one)"
+                          % (where, path, kind))
     try:
         with open(expanded, "rb") as handle:
             data = handle.read(MAX_KEY_FILE + 1)

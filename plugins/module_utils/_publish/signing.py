@@ -53,7 +53,7 @@ def parse_signing_options(params):
     if params.get("state") == "absent":
         raise OptionError("signing_key signs what state=present writes; remove it with state=absent")
     if "-----BEGIN" not in text:
-        text = _read_file(text.strip(), "signing_key")
+        text = _read_file(text.strip(), "signing_key", kind="a PEM private key")
     return load_signing_key(text, passphrase)
 
 

@@ -183,6 +183,10 @@ class Discovery:
         finally:
             response.close()
         endpoint.base_url = "%s://%s" % (endpoint.scheme, endpoint.api_host)
+        # The registry's credentials are looked up now, as docker does before it pulls: a broken source (a
+        # credential helper that fails, a config.json that is not JSON) is one error before any write,
+        # even where the registry turns out not to ask for credentials.
+        self.transport.auth.credentials(endpoint.api_host)
 
     def _read_ping(self, endpoint, response):
         """The ping's answer: a 401 challenge is learnt; 200 is open (for now); anything else an error."""
