@@ -122,15 +122,16 @@ class Request:
     ``referrers``, ``token``, ``ping``) for the request counts; ``scope`` ``(repository, actions)`` for
     Bearer tokens, or None; ``headers``, ``data`` (bytes, a form dict or an iterator of chunks), ``stream``,
     ``read_body`` (see :meth:`Transport.request`), ``retry`` and ``allow_redirects``; ``verify`` and ``cert``
-    when not the endpoint's (``verify`` None: the endpoint's, both); ``answer_challenges`` false only for the
-    ping and token requests.
+    when not the endpoint's (None: the endpoint's); ``answer_challenges`` false only for the ping and token
+    requests; ``timeout`` (seconds) when not the task's.
     """
 
     __slots__ = ("method", "url", "registry", "kind", "scope", "headers", "data", "stream", "read_body", "retry",
-                 "allow_redirects", "verify", "cert", "answer_challenges")
+                 "allow_redirects", "verify", "cert", "answer_challenges", "timeout")
 
     def __init__(self, method, url, registry, kind, scope=None, headers=None, data=None, stream=False, read_body=None,
-                 retry=True, allow_redirects=True, verify=None, cert=None, answer_challenges=True):
+                 retry=True, allow_redirects=True, verify=None, cert=None, answer_challenges=True, timeout=None):
+        self.timeout = timeout
         self.method = method
         self.url = url
         self.registry = registry
@@ -142,16 +143,15 @@ class Request:
         self.read_body = read_body
         self.retry = retry
         self.allow_redirects = allow_redirects
-        self.verify = verify
-        self.cert = cert
+        self.verify, self.cert = verify, cert
         self.answer_challenges = answer_challenges
 
 
 class Transport:
     """Send requests to registries for one task; thread-safe. :meth:`request` is the only way out.
 
-    ``credentials_for(registry, strict=False)`` returns the Credentials (or None) of a registry; with
-    ``strict`` only sources that name that host (a host reached by a redirect).
+    ``credentials_for(registry, strict=False)``: the Credentials (or None) of a registry (``strict``: only
+    sources that name that host, for a host reached by a redirect).
     """
 
     def __init__(self, credentials_for, validate_certs=True, ca_path=None, insecure_registries=None, timeout=30,
@@ -280,7 +280,7 @@ class Transport:
         self._local.state = (req.kind, auth)
         try:
             response = self.session.request(req.method, req.url, headers=req.headers, verify=req.verify,
-                                            cert=req.cert, stream=req.stream, data=req.data, timeout=self._timeout,
+                                            cert=req.cert, stream=req.stream, data=req.data, timeout=req.timeout or self._timeout,
                                             allow_redirects=req.allow_redirects, auth=auth)
         except TRANSPORT_ERRORS as exc:
             tls = isinstance(exc, requests.exceptions.SSLError)
@@ -337,10 +337,10 @@ class Transport:
         """Whether ``registry`` is listed in ``insecure_registries`` (see Discovery.is_insecure)."""
         return self.discovery.is_insecure(registry)
 
-    def ping(self, url, registry, verify, cert):
+    def ping(self, url, registry, verify, cert, retry=True, timeout=None):
         """The ``/v2/`` ping of discovery (its own TLS settings; challenges learnt, not answered)."""
-        return self.request(Request("GET", url, registry, "ping", verify=verify, cert=cert, answer_challenges=False),
-                            wrap_errors=False)
+        return self.request(Request("GET", url, registry, "ping", verify=verify, cert=cert, answer_challenges=False,
+                                    retry=retry, timeout=timeout), wrap_errors=False)
 
     def endpoint(self, registry):
         """The discovered Endpoint of ``registry``; the first call per registry pings ``/v2/``."""
