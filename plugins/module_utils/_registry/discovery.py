@@ -41,7 +41,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.erro
 )
 
 DEFAULT_CERTS_DIR = "/etc/docker/certs.d"
-TLS_PROBE_TIMEOUT = 10
+TLS_PROBE_TIMEOUT = {False: 10, True: 5}     # seconds, by whether the registry is on this machine
 # What OpenSSL says when the other side answered a ClientHello with plain HTTP: only then is plain
 # HTTP tried (for loopback and insecure registries). Any other TLS error means the server speaks TLS.
 _PLAIN_HTTP_MARKERS = ("WRONG_VERSION_NUMBER", "wrong version number", "HTTP_REQUEST", "http request",
@@ -160,10 +160,11 @@ class Discovery:
             try:
                 # An HTTPS probe with a plain-HTTP fallback is tried once, with a short handshake timeout: a
                 # plain-HTTP server that never answers a ClientHello (Pulp's gunicorn) would otherwise hold
-                # discovery for every retry of the task's timeout (docker's TLS handshake timeout is 10 s).
+                # discovery for every retry of the task's timeout (docker's TLS handshake timeout is 10 s;
+                # a server on this machine answers a handshake in far less than 5 s).
                 probe = scheme == "https" and len(attempts) > 1
-                response = self.transport.ping(url, registry, scheme_verify, cert, retry=not probe,
-                                               timeout=min(TLS_PROBE_TIMEOUT, self.transport.timeout) if probe else None)
+                wait = min(TLS_PROBE_TIMEOUT[loopback], self.transport.timeout) if probe else None
+                response = self.transport.ping(url, registry, scheme_verify, cert, retry=not probe, timeout=wait)
             except requests.exceptions.SSLError as exc:
                 if not _is_plain_http(exc):
                     raise tls_failure(registry, exc, cert, self.certs_dir, explicit_insecure)
