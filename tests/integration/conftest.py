@@ -76,6 +76,15 @@ from typing import Callable  # noqa: E402
 
 from harness.compat import CompatLog, Operation  # noqa: E402
 from harness.goregistry import DistributionRegistry, GgcrRegistry, PeerUnavailable  # noqa: E402
+from harness.pulp import PulpRegistry  # noqa: E402
+
+
+def pulp_registry(auth=None, **variant):
+    """Pulp (pulpcore + pulp-container, harness.pulp) for the suite: Basic auth, or its own token service for
+    ``auth="token"``. Pulp takes no push without credentials, so it has no open variant."""
+    if variant:
+        raise ValueError(f"the harness runs Pulp without TLS; no variant {variant}")
+    return PulpRegistry(auth="token" if auth == "token" else "basic")
 
 COMPAT_JSON = Path(__file__).resolve().parents[2] / "build" / "registry-compat.json"
 COMPAT = CompatLog()
@@ -103,6 +112,8 @@ REAL_REGISTRIES = {
     "distribution-3": RealRegistry(DistributionRegistry, token=True),
     # docker CLI 20.10's manifest push fails when a blob mount is answered 202 (an upload), as ggcr does.
     "ggcr": RealRegistry(GgcrRegistry, docker_cli=False),
+    # the registry of Satellite and Private Automation Hub; Basic auth (no open variant), its own tokens
+    "pulp": RealRegistry(pulp_registry, token=True),
 }
 
 
@@ -124,7 +135,7 @@ def start_real_registry(implementation: str, **variant):
 
 @pytest.fixture(scope="session", params=list(REAL_REGISTRIES))
 def real_registry(request):
-    """Each real implementation (ids as in REAL_REGISTRIES), open and plain HTTP, seeded with the standard
+    """Each real implementation (ids as in REAL_REGISTRIES), open (Pulp: Basic auth) and plain HTTP, seeded with the standard
     fixtures when it takes pushes (``.fixtures``, else None); ``.implementation``, ``.variant``, ``.version``."""
     spec = REAL_REGISTRIES[request.param]
     with start_real_registry(request.param) as registry:
