@@ -6,10 +6,10 @@
 Reading: ``GET /v2/<name>/referrers/<digest>`` (with ``?artifactType=`` when one type is asked for;
 the answer is filtered here too unless ``OCI-Filters-Applied`` says the registry did it), pages
 followed with ``Link``. A 404 means the registry has no Referrers API (the spec's answer), and so does
-any other refusal that is not about access or load: registries without the API answer 400, 405, 406,
+any other refusal that is not about load: registries without the API answer 400, 401, 403, 405, 406,
 500 or 501 there too (NO_API_STATUSES). Then the referrers tag schema is read instead (the index at tag
-``<alg>-<hex>``), and the registry is remembered as one without the API. cosign's legacy tags (``.sig``, ``.att``, ``.sbom``) and the tag-schema tags are found in
-the repository's tag list (read once per repository and task, ``Link`` pages), so without the API a
+``<alg>-<hex>``), and the registry is remembered as one without the API. cosign's legacy tags (``.sig``,
+``.att``, ``.sbom``) and the tag-schema tags are found in the repository's tag list (read once per repository and task, ``Link`` pages), so without the API a
 subject costs one GET only when it has a tag-schema index, and each cosign tag that exists one HEAD.
 
 Writing (``referrers: copy``): a manifest with a ``subject`` is PUT as it is; a registry with the

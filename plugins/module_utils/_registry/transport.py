@@ -279,8 +279,8 @@ class Transport:
         previous = getattr(self._local, "state", None)
         self._local.state = (req.kind, auth)
         try:
-            response = self.session.request(req.method, req.url, headers=req.headers, verify=req.verify,
-                                            cert=req.cert, stream=req.stream, data=req.data, timeout=req.timeout or self._timeout,
+            response = self.session.request(req.method, req.url, headers=req.headers, verify=req.verify, cert=req.cert,
+                                            stream=req.stream, data=req.data, timeout=req.timeout or self._timeout,
                                             allow_redirects=req.allow_redirects, auth=auth)
         except TRANSPORT_ERRORS as exc:
             tls = isinstance(exc, requests.exceptions.SSLError)
