@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import registry_options
 from harness.ansible_run import play, task
 from harness.goregistry import PeerUnavailable, peer_binary, peer_version
 from harness.images import DOCKER_LIST, OCI_INDEX, PushClient, platform_string, push_image, sha256_digest
@@ -39,6 +40,11 @@ ARTIFACT_TYPE = "application/vnd.archfleet.test-report.v1+json"
 
 def unique(name: str) -> str:
     return f"peers/{name}-{next(_counter)}"
+
+
+def op(title: str, module: str, registry, **args) -> dict:
+    """A task of ``module`` with the credentials ``registry`` needs."""
+    return task(title, module, **registry_options(registry, **args))
 
 
 # --- the peers --------------------------------------------------------------------------------------
@@ -78,6 +84,10 @@ def make_peer(name: str, tmp_path: Path, registry) -> Peer:
     peer = Peer(f"{name} {peer_version(name)}", built(name), home)
     if name == "regctl":
         peer("registry", "set", "--tls", "disabled", registry.host)
+    if registry.auth_tuple:
+        user, password = registry.auth_tuple
+        peer(*{"crane": ["auth", "login"], "oras": ["login", "--plain-http"], "regctl": ["registry", "login"]}[name],
+             "-u", user, "-p", password, registry.host)
     return peer
 
 
@@ -133,7 +143,7 @@ def referrers_by_regctl(regctl: Peer, ref: str) -> dict[str, str]:
 # --- the collection writes, the peers read -----------------------------------------------------------
 def referrers_api(registry, repo: str, digest: str) -> dict | None:
     """The registry's own Referrers API answer for ``repo@digest`` (an OCI index), None without the API."""
-    response = requests.get(f"{registry.url}/v2/{repo}/referrers/{digest}", timeout=30)
+    response = requests.get(f"{registry.url}/v2/{repo}/referrers/{digest}", auth=registry.auth_tuple, timeout=30)
     if response.status_code == 200 and response.headers.get("Content-Type", "").startswith(OCI_INDEX):
         return response.json()
     return None
@@ -151,7 +161,7 @@ def listed_type(registry, repo: str, subject: str, referrer: str, written: str) 
 
 def push_signed(registry, repo: str, subject: dict) -> str:
     """An OCI 1.1 signature artifact of ``subject`` in ``repo`` (and its tag-schema index where there is no API)."""
-    with PushClient(registry.url, verify=registry.verify) as client:
+    with PushClient(registry.url, auth=registry.auth_tuple, verify=registry.verify) as client:
         signature = push_artifact(client, repo, SIGNATURE_TYPE, subject, f"signature of {repo}\n".encode(),
                                   SIMPLESIGNING)
         if referrers_api(registry, repo, subject["digest"]) is None:
@@ -173,18 +183,20 @@ def written(real_registry, tmp_path_factory):
     source = dict(mediaType=fx["multi"]["media_type"], digest=fx["multi"]["digest"], size=fx["multi"]["size"])
     signed_repo = unique("signed")
     subject_ref = f"{h}/{signed_repo}:release"
-    run_playbook(play(task("copy multi", "docker_manifest_create", name=subject_ref,
-                           sources=[f"{h}/fixtures/multi:latest"])))
+    def create(title: str, **args) -> dict:
+        return op(title, "docker_manifest_create", real_registry, **args)
+
+    copied = run_playbook(play(create("copy multi", name=subject_ref, sources=[f"{h}/fixtures/multi:latest"])))
+    assert copied.rc == 0, copied.output
     signature = push_signed(real_registry, signed_repo, source)
     run = run_playbook(play(
-        task("oci-index", "docker_manifest_create", name=refs["oci-index"],
-             sources=[f"{h}/fixtures/single:amd64", f"{h}/fixtures/single:arm64"]),
-        task("docker-list", "docker_manifest_create", name=refs["docker-list"], media_type="docker",
-             sources=[f"{h}/fixtures/docker-single:latest", f"{h}/fixtures/docker-single:arm64"]),
-        task("merge base", "docker_manifest_create", name=refs["merge"], sources=[f"{h}/fixtures/single:amd64"]),
-        task("merge", "docker_manifest_create", name=refs["merge"], mode="merge",
-             sources=[f"{h}/fixtures/single:arm64"]),
-        task("mirror", "docker_manifest_create", name=refs["mirror"], sources=[subject_ref], referrers="copy"),
+        create("oci-index", name=refs["oci-index"],
+               sources=[f"{h}/fixtures/single:amd64", f"{h}/fixtures/single:arm64"]),
+        create("docker-list", name=refs["docker-list"], media_type="docker",
+               sources=[f"{h}/fixtures/docker-single:latest", f"{h}/fixtures/docker-single:arm64"]),
+        create("merge base", name=refs["merge"], sources=[f"{h}/fixtures/single:amd64"]),
+        create("merge", name=refs["merge"], mode="merge", sources=[f"{h}/fixtures/single:arm64"]),
+        create("mirror", name=refs["mirror"], sources=[subject_ref], referrers="copy"),
     ))
     assert run.rc == 0, run.output
     cases = {case: dict(ref=ref, **{k: run.result(case)[k] for k in ("digest", "media_type", "platforms")})
@@ -212,8 +224,9 @@ def test_peer_reads_what_the_collection_wrote(reader, case, written, tmp_path, r
 def test_crane_ls_lists_the_tags_the_collection_wrote(playbook, crane, real_registry):
     h = real_registry.host
     repo = unique("tags")
-    run = playbook(play(task("publish", "docker_manifest_create", name=f"{h}/{repo}:1", tags=["latest", "1.0"],
-                             sources=[f"{h}/fixtures/single:amd64", f"{h}/fixtures/single:arm64"])))
+    run = playbook(play(op("publish", "docker_manifest_create", real_registry, name=f"{h}/{repo}:1",
+                           tags=["latest", "1.0"],
+                           sources=[f"{h}/fixtures/single:amd64", f"{h}/fixtures/single:arm64"])))
     assert run.rc == 0, run.output
     assert sorted(crane.text("ls", "--insecure", f"{h}/{repo}").split()) == ["1", "1.0", "latest"], crane.name
     assert crane.text("digest", "--insecure", f"{h}/{repo}:1.0") == run.result("publish")["digest"], crane.name
@@ -224,15 +237,16 @@ def test_peer_discovers_the_referrer_the_mirror_copied(reader, written, tmp_path
     mirror = written["mirror"]
     peer = make_peer(reader, tmp_path, real_registry)
     repository = mirror["ref"].rsplit(":", 1)[0]
-    listed = {"oras": referrers_by_oras, "regctl": referrers_by_regctl}[reader](peer, f"{repository}@{mirror['digest']}")
+    discover = {"oras": referrers_by_oras, "regctl": referrers_by_regctl}[reader]
+    listed = discover(peer, f"{repository}@{mirror['digest']}")
     expected = listed_type(real_registry, repository.split("/", 1)[1], mirror["digest"], mirror["signature"],
                            SIGNATURE_TYPE)
     assert listed == {mirror["signature"]: expected}, f"{peer.name} discovered {listed}"
 
 
 # --- the peers write, the collection reads -----------------------------------------------------------
-def info(playbook, ref: str, **args) -> dict:
-    run = playbook(play(task("info", "docker_manifest_info", images=[ref], **args)))
+def info(playbook, registry, ref: str, **args) -> dict:
+    run = playbook(play(op("info", "docker_manifest_info", registry, images=[ref], **args)))
     assert run.rc == 0, run.output
     return run.result("info")["images"][0]
 
@@ -242,7 +256,7 @@ def test_crane_index_append_is_read(playbook, crane, real_registry):
     target = f"{h}/{unique('crane-index')}:1"
     crane("index", "append", "--insecure", "-m", f"{h}/fixtures/single:amd64", "-m", f"{h}/fixtures/single:arm64",
           "-t", target)
-    facts = info(playbook, target)
+    facts = info(playbook, real_registry, target)
     assert facts["digest"] == crane.text("digest", "--insecure", target), "crane index append"
     assert facts["kind"] == "index" and facts["media_type"] == OCI_INDEX
     assert facts["platforms"] == TWO
@@ -256,7 +270,7 @@ def test_crane_mutate_is_read(playbook, crane, real_registry):
     target = f"{h}/{unique('crane-mutate')}:1"
     crane("mutate", "--insecure", f"{h}/fixtures/single:arm64", "--annotation", "org.example.peer=crane",
           "--label", "org.example.label=mutated", "-t", target)
-    facts = info(playbook, target)
+    facts = info(playbook, real_registry, target)
     assert facts["digest"] == crane.text("digest", "--insecure", target), "crane mutate"
     assert facts["kind"] == "image" and facts["platforms"] == ["linux/arm64"]
     assert facts["annotations"] == {"org.example.peer": "crane"}
@@ -266,7 +280,7 @@ def test_crane_mutate_is_read(playbook, crane, real_registry):
 def test_artifact_attached_by_a_peer_is_a_referrer(writer, playbook, tmp_path, real_registry):
     h, repo = real_registry.host, unique(f"{writer}-attach")
     subject = f"{h}/{repo}:1"
-    image = push_image(real_registry.url, repo, "1", payload=f"{repo}\n".encode())
+    image = push_image(real_registry.url, repo, "1", payload=f"{repo}\n".encode(), auth=real_registry.auth_tuple)
     peer = make_peer(writer, tmp_path, real_registry)
     report = tmp_path / "report.json"
     report.write_text('{"passed": true}\n')
@@ -278,8 +292,9 @@ def test_artifact_attached_by_a_peer_is_a_referrer(writer, playbook, tmp_path, r
     else:
         digest = peer.text("artifact", "put", "--subject", subject, "--artifact-type", ARTIFACT_TYPE,
                            "--file", str(report), "--file-media-type", "application/json",
-                           "--annotation", "org.example.peer=regctl", "--format", "{{ .Manifest.GetDescriptor.Digest }}")
-    facts = info(playbook, subject, referrers=True)
+                           "--annotation", "org.example.peer=regctl",
+                           "--format", "{{ .Manifest.GetDescriptor.Digest }}")
+    facts = info(playbook, real_registry, subject, referrers=True)
     assert facts["digest"] == image["digest"]
     source = "tag-schema" if referrers_api(real_registry, repo, image["digest"]) is None else "api"
     # the artifactType the peer wrote, also where ggcr's Referrers API lists the empty config's type
@@ -293,7 +308,7 @@ def test_oras_push_artifact_is_read(playbook, oras, tmp_path, real_registry):
     (tmp_path / "report.json").write_text('{"passed": true}\n')
     pushed = json.loads(oras("push", "--plain-http", "--format", "json", "--artifact-type", ARTIFACT_TYPE, target,
                              "report.json:application/json", cwd=tmp_path))
-    facts = info(playbook, target)
+    facts = info(playbook, real_registry, target)
     assert facts["digest"] == pushed["digest"], "oras push"
     assert (facts["kind"], facts["artifact_type"], facts["subject"]) == ("artifact", ARTIFACT_TYPE, None), "oras push"
     assert facts["layers"] == ["application/json"], "oras push"
@@ -307,8 +322,8 @@ def test_crane_append_is_read(playbook, crane, tmp_path, real_registry):
     subprocess.run(["tar", "-C", str(tmp_path / "layer"), "-cf", str(tmp_path / "layer.tar"), "etc"], check=True)
     crane("append", "--insecure", "-b", f"{h}/fixtures/single:arm64", "-f", str(tmp_path / "layer.tar"),
           "-t", target)
-    base = info(playbook, f"{h}/fixtures/single:arm64", config=True)
-    facts = info(playbook, target, config=True)
+    base = info(playbook, real_registry, f"{h}/fixtures/single:arm64", config=True)
+    facts = info(playbook, real_registry, target, config=True)
     assert facts["digest"] == crane.text("digest", "--insecure", target) != fx["single_arm64"]["digest"], "crane append"
     assert facts["platforms"] == ["linux/arm64"], "crane append"
     assert facts["config"]["layers"] == base["config"]["layers"] + 1, "crane append"
@@ -322,7 +337,7 @@ def test_regctl_index_create_and_add_is_read(media_type, playbook, regctl, real_
     target = f"{h}/{unique('regctl-index')}:1"
     regctl("index", "create", target, "--media-type", media_type, "--ref", fx[first]["reference"])
     regctl("index", "add", target, "--ref", fx[second]["reference"])
-    facts = info(playbook, target)
+    facts = info(playbook, real_registry, target)
     assert facts["digest"] == regctl.text("image", "digest", target), "regctl index create/add"
     assert (facts["media_type"], facts["platforms"]) == (media_type, TWO), "regctl index create/add"
     assert [m["digest"] for m in facts["manifests"]] == [fx[first]["digest"], fx[second]["digest"]]
@@ -333,8 +348,8 @@ def test_merge_into_a_crane_index_is_read_by_crane(playbook, crane, real_registr
     h, fx = real_registry.host, real_registry.fixtures
     target = f"{h}/{unique('crane-merge')}:1"
     crane("index", "append", "--insecure", "-m", f"{h}/fixtures/single:amd64", "-t", target)
-    merge = play(task("merge", "docker_manifest_create", name=target, mode="merge",
-                      sources=[f"{h}/fixtures/single:arm64"]))
+    merge = play(op("merge", "docker_manifest_create", real_registry, name=target, mode="merge",
+                    sources=[f"{h}/fixtures/single:arm64"]))
     run = playbook(merge)
     assert run.rc == 0, run.output
     result = run.result("merge")
