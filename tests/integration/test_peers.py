@@ -33,6 +33,11 @@ from harness.goregistry import PeerUnavailable, peer_binary, peer_version
 from harness.images import DOCKER_LIST, OCI_INDEX, PushClient, platform_string, push_image, sha256_digest
 from harness.referrers import SIGNATURE_TYPE, SIMPLESIGNING, push_artifact, push_tag_schema
 
+# The peers read and write the same way on every registry; two are enough to meet both referrers forms:
+# distribution 2.8 (the tag schema) and go-containerregistry's registry (the Referrers API). The other
+# registries run the collection's own suite (test_registries.py).
+pytestmark = pytest.mark.parametrize("real_registry", ["distribution-2.8", "ggcr"], indirect=True)
+
 _counter = itertools.count()
 TWO = ["linux/amd64", "linux/arm64"]
 ARTIFACT_TYPE = "application/vnd.archfleet.test-report.v1+json"
