@@ -124,7 +124,7 @@ def _load_block(label, body, where):
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
             raise OptionError("%s is an RSA key of %d bits; cosign needs %d or more" % (where, key.key_size,
-                                                                                         MIN_RSA_BITS))
+                                                                                        MIN_RSA_BITS))
         return key, "rsa-%d" % key.key_size
     if isinstance(key, ed25519.Ed25519PublicKey):
         return key, "ed25519"
@@ -162,7 +162,7 @@ def parse_signature_keys(values, option="signature_keys"):
         where = "%s[%d]" % (option, index)
         if not isinstance(value, str) or not value.strip():
             raise OptionError("%s must be a PEM public key or the path of one, got %s" % (where, type(value).__name__
-                                                                                            if value else repr(value)))
+                                                                                          if value else repr(value)))
         if not HAS_CRYPTOGRAPHY:
             raise OptionError("%s needs the Python library 'cryptography' on the host that runs the module "
                               "(pip install cryptography)" % option)

@@ -86,6 +86,7 @@ def pulp_registry(auth=None, **variant):
         raise ValueError(f"the harness runs Pulp without TLS; no variant {variant}")
     return PulpRegistry(auth="token" if auth == "token" else "basic")
 
+
 COMPAT_JSON = Path(__file__).resolve().parents[2] / "build" / "registry-compat.json"
 COMPAT = CompatLog()
 

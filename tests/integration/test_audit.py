@@ -213,7 +213,7 @@ CHECK_NAMES = ROLE + "Check that every audit_ variable is one the role knows"
 
 
 @pytest.mark.parametrize("typo, meant", [("audit_require_platform", "audit_require_platforms"),
-                                          ("audit_max_age_day", "audit_max_age_days")])
+                                         ("audit_max_age_day", "audit_max_age_days")])
 def test_a_misspelt_optional_variable_fails_the_role_naming_the_closest_known_name(playbook, tmp_path, typo, meant):
     """Without the check the misspelt variable would be ignored and the audit would pass."""
     run = playbook(AUDIT_PLAYBOOK, extra_vars={"audit_images": ["127.0.0.1:9/x/y:1"],

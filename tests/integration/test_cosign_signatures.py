@@ -100,7 +100,7 @@ def test_signatures_cosign_writes_in_both_forms_verify_and_tampered_ones_do_not(
     with Registry() as registry:
         h, repo = registry.host, "signed/app"
         digests = {tag: _image(registry, repo, tag) for tag in ("tag-form", "referrer", "other-key", "truncated",
-                                                               "rsa", "copied", "unsigned")}
+                                                                "rsa", "copied", "unsigned")}
         ref = {tag: f"{h}/{repo}@{digest}" for tag, digest in digests.items()}
         cosign.sign(release_key, ref["tag-form"])
         cosign.sign(release_key, ref["referrer"], "--registry-referrers-mode=oci-1-1")
@@ -313,7 +313,7 @@ def test_docker_manifest_create_signs_what_it_writes_and_cosign_verify_accepts_i
         run = playbook(play(task("first", "docker_manifest_create", **create),
                             task("again", "docker_manifest_create", **create),
                             dict(task("check", "docker_manifest_create", **dict(create, name=f"{h}/publish/app:2",
-                                                                                  sources=sources[:1])),
+                                                                                sources=sources[:1])),
                                  check_mode=True),
                             task("verify", "docker_manifest_info", images=[f"{h}/publish/app:1"], referrers=True,
                                  signature_keys=[str(public_pem)])))

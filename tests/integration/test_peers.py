@@ -188,6 +188,7 @@ def written(real_registry, tmp_path_factory):
     source = dict(mediaType=fx["multi"]["media_type"], digest=fx["multi"]["digest"], size=fx["multi"]["size"])
     signed_repo = unique("signed")
     subject_ref = f"{h}/{signed_repo}:release"
+
     def create(title: str, **args) -> dict:
         return op(title, "docker_manifest_create", real_registry, **args)
 
@@ -362,5 +363,5 @@ def test_merge_into_a_crane_index_is_read_by_crane(playbook, crane, real_registr
     body, stated = read_crane(crane, target)
     assert sha256_digest(body) == stated == result["digest"], "crane read another manifest than the merge wrote"
     assert [m["digest"] for m in json.loads(body)["manifests"]] == [fx["single_amd64"]["digest"],
-                                                                     fx["single_arm64"]["digest"]], "crane manifest"
+                                                                    fx["single_arm64"]["digest"]], "crane manifest"
     assert playbook(merge).result("merge")["changed"] is False

@@ -53,7 +53,7 @@ def test_role_publishes_the_reported_digests_and_rerun_changes_nothing(playbook,
 
 
 def test_role_signs_the_index_with_a_vaulted_style_key_and_rerun_does_not_sign_again(playbook, open_registry,
-                                                                                       tmp_path):
+                                                                                     tmp_path):
     """publish_manifests_signing_key (PEM text, as a vaulted variable gives it) and its passphrase: the index is
     signed once (docker_manifest_create signing_key); docker_manifest_info verifies it; the passphrase is never
     shown."""

@@ -73,4 +73,3 @@ def test_the_readme_lists_every_plugin_and_role():
              if not path.name.startswith("_")]
     names += [path.name for path in (ROOT / "roles").iterdir() if path.is_dir()]
     assert [name for name in sorted(names) if f"archfleet.multiarch.{name}`" not in table] == []
-

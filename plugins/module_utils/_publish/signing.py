@@ -88,7 +88,7 @@ class Signer:
                 self._write_tag(target, digest, layer)
         except RegistryError as exc:
             raise RegistryError("the index %s was written but not signed: %s" % (target.with_digest(digest).canonical,
-                                                                                exc), code=exc.code, status=exc.status)
+                                                                                 exc), code=exc.code, status=exc.status)
 
     def _write_referrer(self, target, digest, media_type, size, layer):
         # As cosign --registry-referrers-mode=oci-1-1 writes it (and cosign verify --experimental-oci11 reads it):

@@ -55,6 +55,7 @@ _CLIENT_CERT_MARKERS = ("ALERT_BAD_CERTIFICATE", "alert bad certificate", "CERTI
                         "certificate required", "ALERT_UNKNOWN_CA", "alert unknown ca", "ALERT_HANDSHAKE_FAILURE",
                         "alert handshake failure", "ALERT_CERTIFICATE_UNKNOWN", "alert certificate unknown")
 
+
 class Endpoint:
     """What discovery learned about one registry: base URL, scheme, TLS verification and client pair.
 

@@ -7,10 +7,9 @@ Every request of the collection (manifests, blobs, uploads, tags, catalog, refer
 the ``/v2/`` ping) is a :class:`Request` value sent by :meth:`Transport.request`, through one
 ``requests.Session`` shared by every thread of a task (connection reuse) and one transport adapter
 that counts what reaches the wire and refuses anything that did not come this way. Authorization is
-``auth.RegistryAuth`` (any 401 challenge answered once per host); retries happen only in
-:meth:`Transport.request` (429/502/503/504, transport errors, bodies that break while they stream in;
-exponential backoff and ``Retry-After``, RFC 9110 10.2.3). :meth:`Transport.endpoint` pings ``/v2/`` once
-per registry (distribution-spec) to choose HTTPS or plain HTTP and TLS settings, and learns the first challenge.
+``auth.RegistryAuth`` (any 401 challenge answered once per host); retries happen only in :meth:`Transport.request`
+(429/502/503/504, transport errors, bodies broken mid-stream; backoff and ``Retry-After``, RFC 9110 10.2.3).
+Discovery (``discovery.py``: scheme, TLS, the ``/v2/`` ping, the first challenge) runs once per registry.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -355,6 +354,7 @@ class Transport:
                 if endpoint.base_url is None:
                     self.discovery.discover(endpoint)
         return endpoint
+
 
 if HAS_REQUESTS:
     class _WireAdapter(BaseAdapter):

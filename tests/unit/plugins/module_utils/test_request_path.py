@@ -37,8 +37,8 @@ def test_a_repository_refused_after_a_granted_token_is_denied_not_a_credentials_
         ("GET", "/v2/"): [lambda: answer(401, headers={"WWW-Authenticate": BEARER})],
         ("GET", "/token"): [token("anon")],
         ("GET", "/v2/team/typo/manifests/1.0"): [lambda: answer(401, b'{"errors": [{"code": "UNAUTHORIZED", '
-                                                                      b'"message": "authentication required"}]}',
-                                                                      scope_error)],
+                                                                b'"message": "authentication required"}]}',
+                                                                scope_error)],
     })
     with pytest.raises(RegistryError) as raised:
         client_with(script).get_manifest(parse_reference("registry.example/team/typo:1.0"))
