@@ -190,7 +190,7 @@ def native_seconds(argv: list[str], out: Path, repeat: int = 5) -> float:
     """The least user-space CPU time the scenarios took (imports and set-up left out) in ``repeat`` runs of
     ``argv`` without valgrind (callgrind counts user space only, so kernel time is left out of the rate)."""
     best = None
-    for _ in range(repeat):
+    for _run in range(repeat):
         subprocess.run(argv, check=True, capture_output=True)
         cpu = json.loads(out.read_text())["user_seconds"]
         best = cpu if best is None else min(best, cpu)
@@ -247,7 +247,7 @@ def run(small: int = 8, large: int = 24, old: str | None = None, jobs: int = 2) 
     with Registry() as open_registry, Registry(auth="token") as token_registry:
         open_refs = seed(open_registry, large)
         token_refs = seed(token_registry, large)
-        user, password = token_registry.auth_tuple
+        user, password = token_registry.username, token_registry.password
         scenarios = []
         for kind, digest_only in SCENARIOS:
             scenario = {"name": f"{kind}, digest_only={str(digest_only).lower()}", "digest_only": digest_only,

@@ -495,7 +495,7 @@ def main():
         verify_children=dict(type="bool", default=False),
         fail_on_error=dict(type="bool", default=False),
         referrers=dict(type="raw", default=False),
-        signature_keys=dict(type="list", elements="str"),
+        signature_keys=dict(type="list", elements="str", no_log=False),     # public keys: nothing secret
     )
     run_registry_task(module, check_options, lambda client, prepared: inspect_task(client, prepared, module.params))
 

@@ -121,6 +121,7 @@ REAL_REGISTRIES = {
 def start_real_registry(implementation: str, **variant):
     """A started registry of ``implementation``; a peer that cannot be built here is a skip naming it
     (a failure when ARCHFLEET_REQUIRE_PEERS=1, as .ci/run sets)."""
+    reason = None
     try:
         registry = REAL_REGISTRIES[implementation].factory(**variant)
     except PeerUnavailable as missing:

@@ -312,8 +312,8 @@ def test_docker_manifest_create_signs_what_it_writes_and_cosign_verify_accepts_i
                   "signing_key_passphrase": PASSWORD}
         run = playbook(play(task("first", "docker_manifest_create", **create),
                             task("again", "docker_manifest_create", **create),
-                            dict(task("check", "docker_manifest_create", **dict(create, name=f"{h}/publish/app:2",
-                                                                                sources=sources[:1])),
+                            dict(task("check", "docker_manifest_create",
+                                      **{**create, "name": f"{h}/publish/app:2", "sources": sources[:1]}),
                                  check_mode=True),
                             task("verify", "docker_manifest_info", images=[f"{h}/publish/app:1"], referrers=True,
                                  signature_keys=[str(public_pem)])))
@@ -363,7 +363,7 @@ def test_a_refused_signature_write_fails_naming_the_index_and_a_rerun_signs_it(p
         assert again["signature"]["digest"] in refused["msg"]
 
         wrong = playbook(play(task("wrong", "docker_manifest_create", ignore_errors=True,
-                                   **dict(create, signing_key_passphrase="wrong-Secret-Pw5"))), verbosity=3)
+                                   **{**create, "signing_key_passphrase": "wrong-Secret-Pw5"})), verbosity=3)
         assert "signing_key: the passphrase does not decrypt the key" in wrong.result("wrong")["msg"]
         assert "wrong-Secret-Pw5" not in wrong.output and PASSWORD not in wrong.output
 

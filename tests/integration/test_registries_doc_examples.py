@@ -106,7 +106,7 @@ def to_model(reference: str, host: str) -> str:
 def split(reference: str) -> tuple[str, str]:
     """``host/repo:tag`` -> (``repo``, ``tag``)."""
     path = reference.split("/", 1)[1]
-    repo, _, tag = path.rpartition(":")
+    repo, _colon, tag = path.rpartition(":")
     return repo, tag
 
 

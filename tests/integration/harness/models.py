@@ -511,7 +511,7 @@ class Model:
                 and not self.repository_exists(name):
             return self.bearer_challenge(name, "pull", insufficient=True)
         if kind == "manifests" and request.method == "DELETE" and self.delete_answer:
-            status, body = self.delete_answer
+            status, body = self.delete_answer[0], self.delete_answer[1]
             return Fault.respond(status, JSON, body)
         if kind == "manifests" and request.method == "HEAD" and self.head_404:
             return Fault.respond(404, JSON, _errors("MANIFEST_UNKNOWN", "manifest unknown"))
