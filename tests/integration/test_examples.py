@@ -12,6 +12,8 @@ import json
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness.ansible_run import COLLECTION_ROOT, play
 from harness.images import push_image, push_index
@@ -53,6 +55,11 @@ def test_every_documented_example_runs(playbook, registries, tmp_path):
                        ("registry.lan:5000", internal.host), ("ghcr.io", public.host), ("docker.io", public.host)):
         text = text.replace(name, host)
     text = text.replace("/etc/ci/docker/config.json", str(docker_config))
+    # The signature-verification example names the release key; a P-256 public key made here stands in.
+    release_key = tmp_path / "cosign.pub"
+    release_key.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    text = text.replace("/etc/ci/cosign.pub", str(release_key))
     tasks = yaml.safe_load(text)
     release = [f"{public.host}/team/app:1.4.2"]
     run = playbook(play(*tasks), extra_vars={
