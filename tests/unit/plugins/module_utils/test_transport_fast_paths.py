@@ -100,6 +100,9 @@ def test_session_jar_keeps_cookies_that_are_set():
     assert dict(jar) == {"sticky": "1"}
 
 
+@pytest.mark.skipif(not hasattr(requests.adapters.HTTPAdapter, "get_connection_with_tls_context"),
+                    reason="requests %s has no HTTPAdapter.get_connection_with_tls_context (2.32 added it): its "
+                           "send() asks get_connection instead, and the pool shortcut is not used" % requests.__version__)
 def test_connection_pool_kept_per_scheme_host_and_tls():
     transport = Transport(lambda registry, strict=False: None)
     adapter = transport.adapter.inner
