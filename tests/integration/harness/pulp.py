@@ -117,7 +117,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .images import HARNESS_USER_AGENT
-from .registry import _ACCESS_LINE, AccessEntry, free_port
+from .registry import AccessEntry, free_port, read_access_log
 
 ROOT = Path(__file__).resolve().parents[3]
 VENV_SCRIPT = ROOT / "tools" / "pulp_venv.sh"
@@ -332,17 +332,7 @@ class PulpRegistry:
     def access_log(self, settle: float = 0.2) -> list[AccessEntry]:
         """Every request the API server (gunicorn, Apache combined format) logged so far."""
         assert self.log_path is not None, "registry not started"
-        size = -1
-        while size != self.log_path.stat().st_size:
-            size = self.log_path.stat().st_size
-            time.sleep(settle)
-        entries = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            match = _ACCESS_LINE.search(line)
-            if match:
-                entries.append(AccessEntry(match["method"], match["path"], int(match["status"]),
-                                           match["agent"]))
-        return entries
+        return read_access_log(self.log_path, settle)
 
     def memory_rss(self) -> dict[str, int]:
         """Resident memory in KiB per component, each with all its descendant processes."""

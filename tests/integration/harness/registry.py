@@ -70,6 +70,21 @@ class AccessEntry:
         return self.user_agent.startswith(HARNESS_USER_AGENT)
 
 
+def read_access_log(log_path: Path, settle: float = 0.2) -> list[AccessEntry]:
+    """The Apache combined-format access lines of ``log_path`` (distribution's, gunicorn's), in order, once the
+    log has stopped growing for ``settle`` seconds (servers write the line after the answer is sent)."""
+    size = -1
+    while size != log_path.stat().st_size:
+        size = log_path.stat().st_size
+        time.sleep(settle)
+    entries = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        match = _ACCESS_LINE.search(line)
+        if match:
+            entries.append(AccessEntry(match["method"], match["path"], int(match["status"]), match["agent"]))
+    return entries
+
+
 def free_port() -> int:
     """A port that was free a moment ago (the caller retries if it is taken meanwhile)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -243,17 +258,7 @@ class Registry:
         ``settle`` seconds before parsing.
         """
         assert self.log_path is not None, "registry not started"
-        size = -1
-        while size != self.log_path.stat().st_size:
-            size = self.log_path.stat().st_size
-            time.sleep(settle)
-        entries = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            match = _ACCESS_LINE.search(line)
-            if match:
-                entries.append(AccessEntry(match["method"], match["path"], int(match["status"]),
-                                           match["agent"]))
-        return entries
+        return read_access_log(self.log_path, settle)
 
     # -- internals ----------------------------------------------------------------------
     def _prepare_files(self) -> None:
