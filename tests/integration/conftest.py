@@ -75,7 +75,7 @@ from dataclasses import dataclass  # noqa: E402
 from typing import Callable  # noqa: E402
 
 from harness.compat import CompatLog, Operation  # noqa: E402
-from harness.goregistry import DistributionRegistry, GgcrRegistry, PeerUnavailable  # noqa: E402
+from harness.goregistry import DistributionRegistry, GgcrRegistry, PeerUnavailable, peer_binary  # noqa: E402
 from harness.pulp import PulpRegistry  # noqa: E402
 
 
@@ -118,18 +118,31 @@ REAL_REGISTRIES = {
 }
 
 
+def missing_peer(reason: str):
+    """A test partner that cannot be built here: a skip naming it, or a failure when ARCHFLEET_REQUIRE_PEERS=1
+    (as .ci/run sets). Never returns."""
+    if os.environ.get("ARCHFLEET_REQUIRE_PEERS") == "1":
+        pytest.fail(f"{reason} (ARCHFLEET_REQUIRE_PEERS=1: a missing peer is a failure)", pytrace=False)
+    pytest.skip(reason)
+
+
+def peer_or_skip(name: str) -> str:
+    """The binary of peer ``name`` (harness.goregistry.peer_binary), or missing_peer naming it."""
+    try:
+        return peer_binary(name)
+    except PeerUnavailable as missing:
+        reason = f"{name}: {missing}"
+    missing_peer(reason)
+
+
 def start_real_registry(implementation: str, **variant):
-    """A started registry of ``implementation``; a peer that cannot be built here is a skip naming it
-    (a failure when ARCHFLEET_REQUIRE_PEERS=1, as .ci/run sets)."""
-    reason = None
+    """A started registry of ``implementation``; a peer that cannot be built here is missing_peer."""
     try:
         registry = REAL_REGISTRIES[implementation].factory(**variant)
     except PeerUnavailable as missing:
         registry, reason = None, f"{implementation}: {missing}"
     if registry is None:
-        if os.environ.get("ARCHFLEET_REQUIRE_PEERS") == "1":
-            pytest.fail(f"{reason} (ARCHFLEET_REQUIRE_PEERS=1: a missing peer is a failure)", pytrace=False)
-        pytest.skip(reason)
+        missing_peer(reason)
     registry.implementation = implementation
     registry.variant = "token" if variant.get("auth") == "token" else "open"
     return registry

@@ -22,21 +22,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness.ansible_run import play, task
-from harness.goregistry import GgcrRegistry, PeerUnavailable, peer_binary
+from conftest import missing_peer, peer_or_skip
+from harness.goregistry import GgcrRegistry, PeerUnavailable
 from harness.images import OCI_MANIFEST, PushClient, encode_json, push_image, push_index, sha256_digest
 from harness.registry import Registry
 
 PASSWORD = "cosign-Test-Pw1"
-
-
-def _peer(name: str) -> str:
-    try:
-        return peer_binary(name)
-    except PeerUnavailable as missing:
-        reason = f"{name}: {missing}"
-        if os.environ.get("ARCHFLEET_REQUIRE_PEERS") == "1":
-            pytest.fail(f"{reason} (ARCHFLEET_REQUIRE_PEERS=1: a missing peer is a failure)", pytrace=False)
-        pytest.skip(reason)
 
 
 class Cosign:
@@ -74,7 +65,7 @@ class Cosign:
 
 @pytest.fixture(scope="module")
 def cosign(tmp_path_factory):
-    return Cosign(_peer("cosign"), tmp_path_factory.mktemp("cosign-home"))
+    return Cosign(peer_or_skip("cosign"), tmp_path_factory.mktemp("cosign-home"))
 
 
 def _image(registry, repo: str, tag: str) -> str:
@@ -183,7 +174,7 @@ def test_a_referrer_signature_through_the_referrers_api(playbook, cosign):
     try:
         registry = GgcrRegistry()
     except PeerUnavailable as missing:
-        pytest.skip(f"ggcr-registry: {missing}")
+        missing_peer(f"ggcr-registry: {missing}")
     with registry:
         digest = _image(registry, "api/app", "1")
         cosign.sign(release_key, f"{registry.host}/api/app@{digest}", "--registry-referrers-mode=oci-1-1")
@@ -374,7 +365,7 @@ def test_on_a_registry_with_the_referrers_api_the_signature_is_a_referrer_cosign
     try:
         registry = GgcrRegistry()
     except PeerUnavailable as missing:
-        pytest.skip(f"ggcr-registry: {missing}")
+        missing_peer(f"ggcr-registry: {missing}")
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_file = tmp_path / "signing.pem"
     key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

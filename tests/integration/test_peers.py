@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import registry_options
+from conftest import peer_or_skip, registry_options
 from harness.ansible_run import play, task
-from harness.goregistry import PeerUnavailable, peer_binary, peer_version
+from harness.goregistry import peer_version
 from harness.images import DOCKER_LIST, OCI_INDEX, PushClient, platform_string, push_image, sha256_digest
 from harness.referrers import SIGNATURE_TYPE, SIMPLESIGNING, push_artifact, push_tag_schema
 
@@ -72,21 +72,10 @@ class Peer:
         return self(*args).decode().strip()
 
 
-def built(name: str) -> str:
-    """The binary of peer ``name``; a skip naming it when it cannot be built here."""
-    try:
-        return peer_binary(name)
-    except PeerUnavailable as missing:
-        reason = f"{name}: {missing}"
-    if os.environ.get("ARCHFLEET_REQUIRE_PEERS") == "1":
-        pytest.fail(f"{reason} (ARCHFLEET_REQUIRE_PEERS=1: a missing peer is a failure)", pytrace=False)
-    pytest.skip(reason)
-
-
 def make_peer(name: str, tmp_path: Path, registry) -> Peer:
     home = tmp_path / f"{name}-home"
     (home / ".docker").mkdir(parents=True)
-    peer = Peer(f"{name} {peer_version(name)}", built(name), home)
+    peer = Peer(f"{name} {peer_version(name)}", peer_or_skip(name), home)
     if name == "regctl":
         peer("registry", "set", "--skip-check", "--tls", "disabled", registry.host)  # a ping needs the login
     if registry.auth_tuple:
