@@ -66,8 +66,8 @@ class Endpoint:
     learnt by one request, not by every request of a concurrent batch).
     """
 
-    __slots__ = ("registry", "api_host", "base_url", "verify", "cert", "scheme", "credentials", "head_misses",
-                 "head_known", "head_lock", "lock")
+    __slots__ = ("registry", "api_host", "base_url", "verify", "cert", "scheme", "head_misses", "head_known",
+                 "head_lock", "lock")
 
     def __init__(self, registry):
         self.registry = registry
@@ -76,7 +76,6 @@ class Endpoint:
         self.verify = True
         self.cert = None
         self.scheme = None
-        self.credentials = None
         self.head_misses = False
         self.head_known = False
         self.head_lock = threading.Lock()
