@@ -137,6 +137,7 @@ def peer_or_skip(name: str) -> str:
 
 def start_real_registry(implementation: str, **variant):
     """A started registry of ``implementation``; a peer that cannot be built here is missing_peer."""
+    reason = None
     try:
         registry = REAL_REGISTRIES[implementation].factory(**variant)
     except PeerUnavailable as missing:
