@@ -96,14 +96,13 @@ class Batch:
         return [self.result_of(publisher, plan) for publisher, plan in zip(self.publishers, plans)]
 
     def write(self, pair, plan):
-        """Apply ``plan``; a merge is then read back and redone until what it added is in the index."""
+        """Apply ``plan``; a merge writes its index through the merge protocol (Publisher.merge)."""
         job, publisher = pair
-        publisher.apply(plan)
-        if self.options["mode"] != "merge" or not plan.changed:
+        merge = self.options["mode"] == "merge" and plan.changed
+        publisher.apply(plan, write_tags=not merge)
+        if not merge:
             return plan
-        options = self.options
-        return publisher.converge(plan, lambda: publisher.plan(job.sources, "merge", options["media_type"],
-                                                               job.annotations, options["attestations"]))
+        return publisher.merge(plan, job.annotations, self.options["media_type"])
 
     def result_of(self, publisher, plan):
         result = {
@@ -119,6 +118,8 @@ class Batch:
             result["referrers_copied"] = copied_facts(getattr(plan, "referrers", None) or [])
         if plan.rewrites:
             result["merge_rewrites"] = plan.rewrites
+        if plan.side_tags:
+            result["merge_side_tags"] = [publisher.target.with_tag(tag).canonical for tag in plan.side_tags]
         signature = getattr(plan, "signature", None)
         if signature is not None:
             result["signature"] = {"digest": signature["digest"], "key_id": signature["key_id"],

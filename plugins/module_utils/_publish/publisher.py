@@ -44,15 +44,17 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import IMAGE_MEDIA_TYPES
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._publish import merge as merging
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.mirror import filter_entries, whole_source
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.referrers_copy import ReferrerCopy
 
 
-# Seconds to wait at least before reading a merged index back (see Publisher.converge), the most it
-# waits for one check or back-off, and how often it merges again.
-MERGE_SETTLE = 0.4
-MERGE_WAIT_CAP = 8.0
+# mode=merge (Publisher.merge): how often the index may be written again because other writers'
+# contributions kept arriving, and the back-off before each rewrite: a random time up to
+# MERGE_BACKOFF * 2 ** (rewrites - 1) seconds ("full jitter"), at most MERGE_BACKOFF_CAP.
 MERGE_ATTEMPTS = 10
+MERGE_BACKOFF = 0.2
+MERGE_BACKOFF_CAP = 5.0
 
 
 class Source:
@@ -83,13 +85,14 @@ class Plan:
         self.existing = existing                    # ManifestResponse of the main tag, or None
         self.existing_document = existing_document
         self.tags_to_write = tags_to_write          # ImageReferences (main tag first) that must be written
-        self.read_at = None                         # time.monotonic() when Publisher.plan read the tag
-        self.rewrites = 0                           # merges done again after another writer (Publisher.converge)
-        self.tags_written = None                    # set by Publisher.converge: the tags of every round
+        self.rewrites = 0                           # index writes done again after other writers (Publisher.merge)
+        self.tags_written = None                    # set by Publisher.merge: the tags it wrote
+        self.side_tags = []                         # set by Publisher.merge: the contributions it wrote
+        self.own_entries = []                       # the entries this run adds (mode=merge contributes them)
 
     @property
     def written_tags(self):
-        """The tags this plan's run wrote: those of every round when the merge was done again."""
+        """The tags this plan's run wrote (for a merge, the tag and the extra tags, not the side tags)."""
         return self.tags_written if self.tags_written is not None else self.tags_to_write
 
     @property
@@ -117,7 +120,6 @@ class Publisher:
 
     # ------------------------------------------------------------------ plan (reads only)
     def plan(self, sources, mode="replace", media_type="auto", annotations=None, attestations="keep"):
-        read_at = time.monotonic()
         existing = self.client.get_manifest(self.target, what="reading the current index")
         existing_document = existing.json() if existing is not None else None
         if existing is not None and not is_index(existing.media_type, existing_document):
@@ -132,12 +134,19 @@ class Publisher:
         for resolved in self._map(lambda s: self._resolve(s, known, attestations), sources):
             entries.extend(resolved)
         check_duplicates(entries)
-        added = [e.digest for e in entries]
-        if mode == "merge" and existing_document_for_reuse is not None:
-            merged_annotations = dict(existing_document_for_reuse.get("annotations") or {})
+        own_entries = entries
+        if mode == "merge":
+            if media_type == "docker":
+                raise PlanError("mode=merge writes an OCI image index: it carries the merge epoch annotation %s "
+                                "(docs/manifests.md, Concurrent merges), which a Docker manifest list cannot; "
+                                "use media_type=auto or oci" % merging.EPOCH_ANNOTATION)
+            current = None if existing is None else merging.Current(existing.digest, existing_document_for_reuse)
+            merged_annotations = dict((existing_document_for_reuse or {}).get("annotations") or {})
             merged_annotations.update(annotations or {})
+            merged_annotations[merging.EPOCH_ANNOTATION] = merging.epoch_of(current)
             annotations = merged_annotations
-            entries = merge_entries(existing_document_for_reuse, entries, self.target)
+            if existing_document_for_reuse is not None:
+                entries = merge_entries(existing_document_for_reuse, entries, self.target)
         whole = whole_source(sources, self._source_indexes, mode, media_type, annotations, attestations,
                              existing_document_for_reuse)
         if whole is not None:
@@ -160,86 +169,78 @@ class Publisher:
                 tags_to_write.append(tag_ref)
         plan = Plan(document, body, digest, document.get("mediaType") or chosen, entries, existing,
                     existing_document, tags_to_write, before_document=existing_document_for_reuse)
-        plan.added = added
-        plan.read_at = read_at
+        plan.own_entries = own_entries
         if self.referrer_copy is not None:
             plan.referrers = self.referrer_copy.plan(digest if whole is not None else None, entries)
         return plan
 
-    def converge(self, plan, replan, settle=None, attempts=MERGE_ATTEMPTS, sleep=None, jitter=random.random,
-                 clock=time.monotonic):
-        """After a merge wrote ``plan``: make sure what it added is still in the index.
+    def merge(self, plan, annotations=None, media_type="auto", attempts=MERGE_ATTEMPTS, sleep=time.sleep,
+              jitter=random.random):
+        """Write a planned ``mode=merge`` through the merge protocol (``_publish.merge``); children already written.
 
-        Returns the plan written last, with ``rewrites`` (how often the merge was done again) and
-        ``tags_written`` (the tags written in any round, in order) set.
-        Registries have no conditional PUT, so another writer that read the index before this write
-        can replace it without this run's entries. The tag is read back twice: after ``settle``
-        seconds, or twice this run's own read-modify-write window (from reading the index to the end
-        of the PUT; another writer on the same machine needs about as long) when that is longer, and
-        again after three times that; each wait gets up to 50 % jitter. When an entry this run added
-        is missing, the run backs off a random time between 0 and the wait, doubled after each further
-        loss ("full jitter", so writers that collided do not meet again in step), merges again from what is
-        there (``replan()``, then apply) and checks again, up to ``attempts`` times. A read-back or
-        re-merge that fails with a server error or a broken connection (a registry on filesystem
-        storage can answer 500 while another PUT rewrites the tag) counts as one of those attempts.
-        Waits never exceed ``MERGE_WAIT_CAP`` seconds.
+        Runs ``merging.merge_steps`` against the registry: the run's entries go to its side tags, the index is
+        composed of the index at the tag and every contribution of the epoch, written, read back and written
+        again while contributions are missing (after a back-off, see MERGE_BACKOFF). The extra tags are then
+        moved to the index read back last. Sets on ``plan`` (and returns it): ``document``, ``body``,
+        ``digest``, ``media_type`` of that index, ``rewrites``, ``side_tags`` and ``tags_written``.
 
-        Raises RegistryError ``CONFLICT`` when the attempts are used up; other registry errors pass.
+        Raises RegistryError ``CONFLICT`` after ``attempts`` rewrites; other registry errors pass.
         """
-        settle = MERGE_SETTLE if settle is None else settle
-        sleep = sleep or time.sleep
-        rewrites = 0
-        written = list(plan.tags_to_write)
-
-        def wait_for(current_plan):
-            now = clock()
-            window = max(0.0, now - (current_plan.read_at if current_plan.read_at is not None else now))
-            return min(MERGE_WAIT_CAP, max(settle, 2 * window))
-
-        wait = wait_for(plan)
-        checks = [wait, wait * 3]
-        while checks:
-            sleep(min(MERGE_WAIT_CAP, checks.pop(0) * (1 + 0.5 * jitter())))
-            try:
-                if self._still_listed(plan):
-                    continue
-                problem = None
-            except RegistryError as exc:
-                if not _transient(exc):
-                    raise
-                problem = exc
-            if rewrites >= attempts:
-                if problem is not None:
-                    raise problem
-                raise RegistryError("merging into %s: other writers replaced the index %d times without the "
-                                    "entries this run added (%s); nothing more was written"
-                                    % (self.target.canonical, rewrites + 1, ", ".join(plan.added)),
-                                    code="CONFLICT")
-            rewrites += 1
-            sleep(min(MERGE_WAIT_CAP, wait * (2 ** (rewrites - 1)) * jitter()))
-            try:
-                plan = replan()
-                self.apply(plan)
-                written.extend(tag for tag in plan.tags_to_write if tag not in written)
-            except RegistryError as exc:
-                if not _transient(exc) or rewrites >= attempts:
-                    raise
-            wait = wait_for(plan)
-            checks = [wait, wait * 3]
-        plan.rewrites, plan.tags_written = rewrites, written
+        current = None
+        if plan.existing is not None:
+            current = merging.Current(plan.existing.digest, plan.before_document, plan.existing)
+        compose = merging.composer(self.target, annotations, media_type)
+        steps = merging.merge_steps(self.target.tag, merging.group_contributions(plan.own_entries), compose,
+                                    current, attempts)
+        answer = None
+        try:
+            while True:
+                answer = self._merge_step(steps.send(answer), sleep, jitter)
+        except StopIteration as done:
+            current, plan.rewrites, plan.side_tags = done.value
+        except merging.MergeConflict as exc:
+            raise RegistryError("merging into %s: %s; side tags %s keep this run's entries for the next merge"
+                                % (self.target.canonical, exc, ", ".join(exc.side_tags)), code="CONFLICT")
+        final = current.response
+        plan.document, plan.body, plan.digest, plan.media_type = final.json(), final.body, final.digest, final.media_type
+        plan.tags_written = [self.target]
+        for tag_ref in self.extra_tags:
+            there = self.client.head_manifest(tag_ref, what="checking tag")
+            if there is None or there.digest != plan.digest:
+                self.client.put_manifest(tag_ref, plan.body, plan.media_type, what="writing index")
+                plan.tags_written.append(tag_ref)
         return plan
 
-    def _still_listed(self, plan):
-        """Whether the tag holds ``plan``'s index, or an index listing every entry ``plan`` added."""
-        current = self.client.get_manifest(self.target, what="reading back the merged index")
-        if current is None:
-            return False
-        if current.digest == plan.digest:
-            return True
-        listed = set()
-        if is_index(current.media_type, current.json()):
-            listed = set(c.get("digest") for c in current.json().get("manifests") or [] if isinstance(c, dict))
-        return set(plan.added) <= listed
+    def _merge_step(self, step, sleep, jitter):
+        """Do one step of the merge protocol against the registry; a server error or no answer is tried again."""
+        if isinstance(step, merging.Backoff):
+            sleep(min(MERGE_BACKOFF_CAP, MERGE_BACKOFF * 2 ** (step.rewrites - 1)) * jitter())
+            return None
+        for attempt in range(1, 4):
+            try:
+                return self._merge_request(step)
+            except RegistryError as exc:
+                # A registry on filesystem storage can answer 500 while another PUT rewrites the tag.
+                if not _transient(exc) or attempt == 3:
+                    raise
+            sleep(MERGE_BACKOFF * attempt * jitter())
+
+    def _merge_request(self, step):
+        if isinstance(step, merging.List):
+            return [tag for tag in self.client.list_tags(self.target) or [] if tag.startswith(step.prefix)]
+        ref = self.target.with_tag(step.tag)
+        if isinstance(step, merging.Write):
+            self.client.put_manifest(ref, step.body, step.media_type,
+                                     what="writing merge contribution" if step.contribution else "writing index")
+            return None
+        answer = self.client.get_manifest(ref, what="reading the merged index" if step.tag == self.target.tag
+                                          else "reading merge contribution")
+        if answer is None:
+            return None
+        document = answer.json()
+        if step.tag == self.target.tag and not is_index(answer.media_type, document):
+            document = self._image_as_index(answer)
+        return merging.Current(answer.digest, document, answer)
 
     def _image_as_index(self, existing):
         """The single image at the target tag as a one-entry index, its platform from its config."""
@@ -353,12 +354,13 @@ class Publisher:
                                 "nothing was written" % (self.target.name, ",".join(sorted(granted)) or "no access"),
                                 code="DENIED")
 
-    def apply(self, plan):
+    def apply(self, plan, write_tags=True):
         """Bring every child into the target repository, then write the index and the tags.
 
         Three waves, each concurrent: find the children the target lacks (with their manifests),
         bring all their blobs over, put the child manifests (images before the indexes that list
-        them). Only then is the index written, at the main tag first and the extra tags after.
+        them). Only then is the index written, at the main tag first and the extra tags after
+        (``write_tags=False``: not at all; a merge writes them through Publisher.merge).
         """
         if not plan.changed:
             return
@@ -389,7 +391,7 @@ class Publisher:
         if getattr(plan, "referrers", None):
             # Before the tags: a refused referrer write leaves the tags as they were.
             self.referrer_copy.apply(plan.referrers, self._ensure_blob)
-        for tag_ref in plan.tags_to_write:
+        for tag_ref in plan.tags_to_write if write_tags else ():
             self.client.put_manifest(tag_ref, plan.body, plan.media_type, what="writing index")
 
     def _same_repository(self, ref):

@@ -32,12 +32,6 @@ def publish(registry, check_mode=False, diff=False, **options):
     return Batch(registry, parse_jobs(options), options, check_mode=check_mode, diff=diff).run()
 
 
-@pytest.fixture(autouse=True)
-def no_settle_delay(monkeypatch):
-    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish import publisher
-    monkeypatch.setattr(publisher, "MERGE_SETTLE", 0.0)
-
-
 @pytest.fixture
 def registry():
     fake = FakeRegistry()
@@ -230,94 +224,107 @@ def test_deleter_reads_once_and_writes_nothing_for_a_missing_tag(registry):
     assert registry.writes() == [] and [c[0] for c in registry.calls] == ["get_manifest"]
 
 
-def merge_written(registry):
-    """``builds/app:arm64`` merged into ``team/app:1.0`` (amd64) and written once, as converge receives it.
+def merge_planned(registry):
+    """``builds/app:arm64`` to merge into ``team/app:1.0`` (amd64), planned and its children written.
 
-    Returns ``(target, stale, publisher, sources, plan)``; ``stale`` is the digest the tag held before the
-    write (what a concurrent writer read).
+    Returns ``(target, stale, publisher, plan)``; ``stale`` is the digest the tag held before the merge (what
+    a concurrent writer that read it early writes back).
     """
     from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
     publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[:1])
     target = ref(REG + "/team/app:1.0")
     stale = registry.repo(target).tags["1.0"]
     publisher = Publisher(registry, target)
-    sources = [Source(REG + "/builds/app:arm64", ref(REG + "/builds/app:arm64"))]
-    plan = publisher.plan(sources, mode="merge")
-    publisher.apply(plan)
-    return target, stale, publisher, sources, plan
+    plan = publisher.plan([Source(REG + "/builds/app:arm64", ref(REG + "/builds/app:arm64"))], mode="merge")
+    publisher.apply(plan, write_tags=False)
+    return target, stale, publisher, plan
 
 
-def test_a_merge_another_writer_replaced_is_merged_again(registry):
-    target, stale, publisher, sources, plan = merge_written(registry)   # stale: what a concurrent writer read
-    clobbered = []
+def clobber_after_index_writes(registry, monkeypatch, target, stale, times):
+    """Another writer that read the tag early writes it back right after each of the first ``times`` index
+    writes of this run (before its read-back)."""
+    real_put, done = registry.put_manifest, []
 
-    def another_writer_finishes(seconds):
-        if not clobbered:                              # it writes the index it built from the stale read
-            registry.repo(target).tags["1.0"] = stale
-            clobbered.append(seconds)
-    final = publisher.converge(plan, lambda: publisher.plan(sources, mode="merge"),
-                               settle=0.1, sleep=another_writer_finishes, jitter=lambda: 0.0)
-    assert clobbered == [0.1] and final.rewrites == 1
-    assert [r.canonical for r in final.written_tags] == [REG + "/team/app:1.0"]
-    document = json.loads(registry.repo(target).manifests[registry.repo(target).tags["1.0"]][1])
-    assert [m["platform"]["architecture"] for m in document["manifests"]] == ["amd64", "arm64"]
+    def put(reference, body, media_type, what="writing manifest"):
+        digest = real_put(reference, body, media_type, what)
+        if reference.tag == target.tag and len(done) < times:
+            registry.repo(target).tags[target.tag] = stale
+            done.append(digest)
+        return digest
+    monkeypatch.setattr(registry, "put_manifest", put)
+    return done
+
+
+def architectures(registry, target):
+    document = json.loads(registry.repo(target).manifests[registry.repo(target).tags[target.tag]][1])
+    return [m["platform"]["architecture"] for m in document["manifests"]]
+
+
+def test_a_merge_writes_its_contribution_to_a_side_tag_then_the_index(registry):
+    target, _stale, publisher, plan = merge_planned(registry)
+    final = publisher.merge(plan, sleep=lambda seconds: None)
+    assert final.rewrites == 0 and [r.canonical for r in final.written_tags] == [REG + "/team/app:1.0"]
+    (side_tag,) = final.side_tags
+    assert side_tag.startswith("1.0.merge.") and len(side_tag) == len("1.0.merge.") + 25
+    contribution = json.loads(registry.repo(target).manifests[registry.repo(target).tags[side_tag]][1])
+    assert [m["digest"] for m in contribution["manifests"]] == [plan.own_entries[0].digest]
+    assert architectures(registry, target) == ["amd64", "arm64"]
     assert final.digest == registry.repo(target).tags["1.0"]
 
 
-def test_a_merge_that_never_sticks_gives_up_with_a_clear_error(registry):
-    target, stale, publisher, sources, plan = merge_written(registry)
+def test_a_merge_another_writer_replaced_is_merged_again(registry, monkeypatch):
+    target, stale, publisher, plan = merge_planned(registry)
+    clobbered = clobber_after_index_writes(registry, monkeypatch, target, stale, times=1)
+    slept = []
+    final = publisher.merge(plan, sleep=slept.append, jitter=lambda: 0.5)
+    assert len(clobbered) == 1 and final.rewrites == 1 and slept == [0.1]    # MERGE_BACKOFF x 0.5
+    assert architectures(registry, target) == ["amd64", "arm64"]
+    assert final.digest == registry.repo(target).tags["1.0"]
 
-    def always_clobbered(seconds):
-        registry.repo(target).tags["1.0"] = stale
-    with pytest.raises(RegistryError, match="other writers replaced the index 3 times without the entries"):
-        publisher.converge(plan, lambda: publisher.plan(sources, mode="merge"), attempts=2, sleep=always_clobbered)
+
+def test_a_merge_that_never_sticks_gives_up_with_a_clear_error(registry, monkeypatch):
+    target, stale, publisher, plan = merge_planned(registry)
+    clobber_after_index_writes(registry, monkeypatch, target, stale, times=100)
+    slept = []
+    with pytest.raises(RegistryError, match=r"after 3 index writes; side tags 1\.0\.merge\.[0-9a-f]{12}\.[0-9a-f]{12} "
+                                            r"keep this run's entries for the next merge") as caught:
+        publisher.merge(plan, attempts=2, sleep=slept.append, jitter=lambda: 1.0)
+    assert caught.value.code == "CONFLICT"
+    assert slept == [0.2, 0.4]                     # full-jitter back-off, doubled after each rewrite
 
 
-def test_a_read_back_that_meets_a_server_error_checks_again(registry, monkeypatch):
+def test_a_read_back_that_meets_a_server_error_is_tried_again(registry, monkeypatch):
     """A registry on filesystem storage can answer 500 while another PUT rewrites the tag link."""
-    target, _stale, publisher, sources, plan = merge_written(registry)
+    target, _stale, publisher, plan = merge_planned(registry)
     real_get, failures = registry.get_manifest, []
 
     def flaky_get(reference, *args, **kwargs):
-        if not failures:
+        if not failures and reference.tag == "1.0":
             failures.append(reference)
             raise RegistryError("reading back the merged index failed: 500 UNKNOWN", status=500)
         return real_get(reference, *args, **kwargs)
     monkeypatch.setattr(registry, "get_manifest", flaky_get)
-    final = publisher.converge(plan, lambda: publisher.plan(sources, mode="merge"), settle=0.1,
-                               sleep=lambda seconds: None, jitter=lambda: 0.0)
-    assert failures and final.rewrites == 1 and final.digest == registry.repo(target).tags["1.0"]
+    final = publisher.merge(plan, sleep=lambda seconds: None, jitter=lambda: 0.0)
+    assert failures and final.rewrites == 0 and final.digest == registry.repo(target).tags["1.0"]
 
 
 def test_a_read_back_error_that_is_not_transient_fails_at_once(registry, monkeypatch):
-    _target, _stale, publisher, sources, plan = merge_written(registry)
+    _target, _stale, publisher, plan = merge_planned(registry)
 
     def denied(*args, **kwargs):
         raise RegistryError("reading back the merged index failed: 403 DENIED", code="DENIED", status=403)
     monkeypatch.setattr(registry, "get_manifest", denied)
     with pytest.raises(RegistryError, match="403 DENIED"):
-        publisher.converge(plan, lambda: publisher.plan(sources, mode="merge"), sleep=lambda seconds: None)
+        publisher.merge(plan, sleep=lambda seconds: None)
 
 
-def test_read_back_waits_grow_with_the_write_window_and_back_offs_are_jittered(registry):
-    """On a slow machine the checks wait twice the read-modify-write window; back-offs use full jitter."""
-    target, stale, publisher, sources, plan = merge_written(registry)
-    plan.read_at = 100.0        # the read-modify-write took 1.5 s on the clock below
-    slept = []
-
-    def clobber_twice(seconds):
-        slept.append(seconds)
-        if len(slept) in (1, 3):
-            registry.repo(target).tags["1.0"] = stale
-
-    def replan():
-        fresh = publisher.plan(sources, mode="merge")
-        fresh.read_at = 100.0
-        return fresh
-    final = publisher.converge(plan, replan, sleep=clobber_twice, jitter=lambda: 0.5, clock=lambda: 101.5)
-    assert final.rewrites == 2 and final.digest == registry.repo(target).tags["1.0"]
-    # check 3.0 s (+25 % jitter), back-off 3.0 x 0.5, check, back-off 3.0 x 2 x 0.5, check, check x 3 (capped)
-    assert slept == [3.75, 1.5, 3.75, 3.0, 3.75, 8.0]
+def test_merge_with_media_type_docker_is_refused_before_anything_is_written(registry):
+    publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[:1])
+    registry.calls.clear()
+    with pytest.raises(PlanError, match="mode=merge writes an OCI image index: it carries the merge epoch "
+                                        "annotation io.archfleet.merge.epoch"):
+        publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[1:], mode="merge", media_type="docker")
+    assert registry.writes() == []
 
 
 def test_a_first_publish_into_a_new_repository_asks_once_instead_of_a_head_per_child(registry):
