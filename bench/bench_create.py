@@ -13,6 +13,13 @@ delaying, counting proxy (~20 ms per request, a model of a remote registry).
   ``release-loop/``), to show what Ansible's per-item start-up costs.
 * docker CLI 20.10: ``docker manifest create --insecure`` + ``docker manifest push --insecure``
   per app, with a fresh DOCKER_CONFIG (empty manifest cache) per run, as on a fresh CI runner.
+* crane (``crane index append --docker-empty-base -m SRC... -t TARGET``) and regctl (``regctl index create
+  --media-type <Docker list> TARGET --ref SRC...``) per app, bench/cli_peers.py: one process after another
+  and 16 at a time (``xargs -P 16 -L 1``), each into repositories of its own (``release-crane-par-r0/``, ...).
+  Their rounds interleave with the module's repeated first runs: round N runs the module once, then each
+  peer contender's first run and re-run. A peer that cannot be built is named and left out.
+* in the same rounds, the module as a process of its own (``python MODULE args.json`` with ``indexes``, into
+  ``release-alone-rN/``): the collection's code without ansible-playbook around it.
 
 Each contender runs twice: the first run publishes, the re-run publishes the same sources
 again (nothing changed). Results go to build/bench/create.json and Markdown to stdout.
@@ -25,6 +32,8 @@ import time
 
 from benchlib import Measurement, concurrently, contender_name, measure, median, ratio, run_command, \
     timed_playbook, verdict, write_results
+from cli_peers import DOCKER_LIST, MODULE_ALONE, MODES, PARALLEL, SEQUENTIAL, PeerHomes, against_parallel_peers, \
+    contender_row, find_peers, markdown_against, markdown_rows, missing_note, module_alone, peer_rows, publish
 from harness.ansible_run import play
 from harness.images import DOCKER_CLI, PushClient, docker_cli_env, push_image
 from harness.proxy import Proxy
@@ -94,24 +103,62 @@ def publish_with_docker(host: str, apps: list[str]) -> None:
             run_command([DOCKER_CLI, "manifest", "push", "--insecure", target], env=env)
 
 
-def check_published(registry: Registry, builds: dict[str, dict[str, str]]) -> None:
-    """Both contenders' lists hold exactly the builds' digests (read straight from the registry)."""
+def check_published(registry: Registry, builds: dict[str, dict[str, str]], peer_prefixes: list[str] = ()) -> None:
+    """Every contender's lists hold exactly the builds' digests (read straight from the registry); the
+    peers' lists are also Docker manifest lists with the builds' platforms, as docker_manifest_create writes."""
+    wanted_platforms = sorted(PLATFORM_TAGS.values())
     with PushClient(registry.url) as client:
         for app, children in builds.items():
-            for repository in (f"release/{app}", f"release-wide/{app}", f"release-loop/{app}", f"release-cli/{app}"):
+            for prefix in ("release", "release-wide", "release-loop", "release-cli", *peer_prefixes):
+                repository = f"{prefix}/{app}"
                 published = client.get_manifest(repository, RELEASE_TAG).json()
                 if sorted(m["digest"] for m in published["manifests"]) != sorted(children.values()):
                     raise RuntimeError(f"{repository}:{RELEASE_TAG} does not hold the builds of {app}")
+                platforms = sorted("/".join(filter(None, (m["platform"]["os"], m["platform"]["architecture"],
+                                                          m["platform"].get("variant"))))
+                                   for m in published["manifests"])
+                if prefix in peer_prefixes and (published.get("mediaType") != DOCKER_LIST or
+                                                platforms != wanted_platforms):
+                    raise RuntimeError(f"{repository}:{RELEASE_TAG} is not a Docker manifest list of "
+                                       f"{wanted_platforms}: {published.get('mediaType')}, {platforms}")
+
+
+def peer_round(proxy, available: list, host: str, apps: list[str], round_number: int,
+               runs: dict[tuple[str, str, str], list[Measurement]], prefixes: list[str]) -> None:
+    """The module process alone, then each peer contender, publishes every app into repositories of its own
+    (first run), then again (re-run)."""
+    prefix = f"release-alone-r{round_number}"
+    prefixes.append(prefix)
+    items = [{"name": f"{host}/{prefix}/{app}:{RELEASE_TAG}", "sources": sources(host, app)} for app in apps]
+    for run_name, expect_changed in (("first run", True), ("re-run", False)):
+        measured, result = measure(f"docker_manifest_create, {MODULE_ALONE}, {run_name}", proxy,
+                                   lambda: module_alone("docker_manifest_create", {"indexes": items}))
+        if result["changed"] is not expect_changed:
+            raise RuntimeError(f"docker_manifest_create alone, {run_name}: changed is {result['changed']}")
+        runs.setdefault(("docker_manifest_create", MODULE_ALONE, run_name), []).append(measured)
+    for peer in available:
+        for mode in MODES:
+            prefix = f"release-{peer.name}-{'seq' if mode == SEQUENTIAL else 'par'}-r{round_number}"
+            prefixes.append(prefix)
+            jobs = [(f"{host}/{prefix}/{app}:{RELEASE_TAG}", sources(host, app)) for app in apps]
+            for run_name in ("first run", "re-run"):
+                measured = measure(f"{peer.label}, {mode}, {run_name}", proxy,
+                                   lambda peer=peer, mode=mode, jobs=jobs: publish(peer, mode, jobs))[0]
+                runs.setdefault((peer.label, mode, run_name), []).append(measured)
 
 
 def run(apps: int = 20, delay: float = 0.02, repeat: int = 3) -> dict:
+    peers = find_peers()
+    peer_runs: dict[tuple[str, str, str], list[Measurement]] = {}
+    peer_prefixes: list[str] = []
     with Registry() as registry:
         started = time.monotonic()
         builds = seed(registry, apps)
         seed_seconds = time.monotonic() - started
         names = list(builds)
-        with Proxy(registry, delay=delay) as proxy:
+        with Proxy(registry, delay=delay) as proxy, PeerHomes(peers, proxy.host) as available:
             host = proxy.host
+            first_samples_runs = []
             measurements = {}
             for run_name, expect_changed in (("first run", True), ("re-run", False)):
                 contenders = []
@@ -124,9 +171,11 @@ def run(apps: int = 20, delay: float = 0.02, repeat: int = 3) -> dict:
                         publish_with_module(host, names, expect, batch, concurrency))
                     ours.module_seconds = task_seconds
                     contenders.append(ours)
-                if expect_changed and repeat > 1:
+                if expect_changed:
                     # The one-task first run again into fresh repositories: the median of all its runs counts.
+                    # Each round also runs every peer contender (first run and re-run), so load hits all alike.
                     samples = [contenders[0]]
+                    peer_round(proxy, available, host, names, 0, peer_runs, peer_prefixes)
                     for round_number in range(1, repeat):
                         again, (results, task_seconds) = measure(
                             f"docker_manifest_create one task, indexes, {run_name}", proxy,
@@ -134,15 +183,38 @@ def run(apps: int = 20, delay: float = 0.02, repeat: int = 3) -> dict:
                                 host, names, True, True, None, f"release-r{round_number}"))
                         again.module_seconds = task_seconds
                         samples.append(again)
+                        peer_round(proxy, available, host, names, round_number, peer_runs, peer_prefixes)
+                    first_samples_runs = samples
                     first_samples = [m.seconds for m in samples]
                     contenders[0] = median(samples)
                 docker = measure(f"docker manifest create + push, {run_name}", proxy,
                                  lambda: publish_with_docker(host, names))[0]
                 measurements[run_name] = (*contenders, docker)
-        check_published(registry, builds)
+        check_published(registry, builds, peer_prefixes)
     results = summarise(apps, delay, seed_seconds, measurements)
     if repeat > 1:
         results["samples"] = {"first_run_one_task_seconds": first_samples}
+    rows, against = [], {}
+    for run_name in ("first run", "re-run"):
+        workload = f"publish {apps} lists, {run_name}"
+        ours_runs = first_samples_runs if run_name == "first run" else [measurements[run_name][0]]
+        ours = contender_row(workload, "docker_manifest_create", "one task, indexes, concurrency 16 "
+                             "(whole ansible-playbook)", PARALLEL, ours_runs, delay)
+        peer_rows_now = peer_rows(workload, {(label, mode): runs for (label, mode, name), runs in peer_runs.items()
+                                             if name == run_name and mode != MODULE_ALONE}, delay)
+        alone = contender_row(workload, "docker_manifest_create", MODULE_ALONE + ", indexes", PARALLEL,
+                              peer_runs[("docker_manifest_create", MODULE_ALONE, run_name)], delay)
+        rows += [ours,
+                 contender_row(workload, "docker_manifest_create", f"one task, indexes, concurrency {WIDE}", WIDE,
+                               [measurements[run_name][1]], delay),
+                 contender_row(workload, "docker_manifest_create", "loop, one task item per image", 1,
+                               [measurements[run_name][2]], delay),
+                 alone,
+                 *peer_rows_now,
+                 contender_row(workload, "docker CLI 20.10 manifest create + push", SEQUENTIAL, 1,
+                               [measurements[run_name][3]], delay)]
+        against[run_name] = against_parallel_peers(peer_rows_now, ours, alone)
+    results["peers"] = {"rows": rows, "missing": missing_note(peers), "against_parallel": against}
     return results
 
 
@@ -212,6 +284,12 @@ def markdown(results: dict) -> str:
               f"{verdict(targets['rerun_heads_per_source']['met'])} |",
               f"| re-run other manifest requests per publish (the tag) | <= 1 | "
               f"{targets['rerun_tag_requests']['actual']:.2f} | {verdict(targets['rerun_tag_requests']['met'])} |"]
+    if "peers" in results:
+        lines += ["", "Every contender beside its network floor (requests / concurrency x delay):", "",
+                  markdown_rows(results["peers"]["rows"], results["peers"]["missing"])]
+        for run_name, against in results["peers"]["against_parallel"].items():
+            if against:
+                lines += ["", f"{run_name}:", "", markdown_against(against)]
     return "\n".join(lines)
 
 

@@ -9,7 +9,12 @@ in front of it and, in one run, enumerates every tag of every repository and rea
   manifest HEAD per tag) in ONE task, by a real ansible-playbook;
 * a no-op ansible-playbook (one ``ansible.builtin.ping`` task): what any playbook costs here;
 * a sequential loop: ``skopeo list-tags`` per repository, then ``skopeo inspect --raw`` per tag
-  (the cheapest skopeo read of a digest: one manifest GET; the digest is the sha256 of the bytes).
+  (the cheapest skopeo read of a digest: one manifest GET; the digest is the sha256 of the bytes);
+* the module as a process of its own (``python MODULE args.json``, no ansible-playbook around it);
+* crane (``crane catalog``, ``crane ls`` per repository, ``crane digest`` per tag) and regctl (``regctl repo
+  ls``, ``regctl tag ls``, ``regctl image digest``), bench/cli_peers.py: 16 at a time as one pipeline of
+  ``xargs -P 16`` stages (``--repeat`` runs, interleaved with the playbooks), and one process after another
+  (once, like the skopeo loop: about a minute each). A peer that cannot be built is named and left out.
 
 Every contender's digests are checked against the seeded ones. Results go to
 build/bench/enumerate.json and a Markdown table to stdout.
@@ -24,6 +29,8 @@ import time
 
 from benchlib import Measurement, concurrently, contender_name, interleaved_rounds, measure, median, noop_playbook, \
     paired_difference, ratio, run_command, timed_playbook, verdict, write_results
+from cli_peers import MODULE_ALONE, PARALLEL, SEQUENTIAL, XARGS, PeerHomes, against_parallel_peers, contender_row, \
+    enumerate_tags, find_peers, markdown_against, markdown_rows, missing_note, module_alone, peer_rows
 from harness.ansible_run import play, task
 from harness.images import push_image, push_index
 from harness.proxy import Proxy
@@ -80,20 +87,31 @@ def with_skopeo(host: str, repositories: list[str]) -> dict[str, str]:
 
 
 def run(repositories: int = 40, tags: int = 25, delay: float = 0.02, repeat: int = 3) -> dict:
+    peers = find_peers()
     with Registry() as registry:
         started = time.monotonic()
         seeded = seed(registry, repositories, tags)
         seed_seconds = time.monotonic() - started
         names = sorted({key.split(":")[0] for key in seeded})
-        with Proxy(registry, delay=delay) as proxy:
+        with Proxy(registry, delay=delay) as proxy, PeerHomes(peers, proxy.host) as available:
             # The cheap contenders run `repeat` times, interleaved with each other; the median counts.
             labels = ("no-op ansible-playbook (one ping task)",
                       "docker_manifest_info (repositories, digest_only; one task)",
                       f"docker_manifest_info (repositories, digest_only; one task, concurrency: {WIDE})")
+            parallel = {(peer.label, XARGS): (f"{peer.label}, {XARGS}", lambda peer=peer:
+                                              (enumerate_tags(peer, XARGS, proxy.host), None)) for peer in available}
             rounds = interleaved_rounds(repeat, proxy, [
                 (labels[0], noop_playbook),
                 (labels[1], lambda: with_module(proxy.host, names)),
-                (labels[2], lambda: with_module(proxy.host, names, WIDE))])
+                (labels[2], lambda: with_module(proxy.host, names, WIDE)),
+                (MODULE_ALONE, lambda: ({entry["canonical"].split("/", 1)[1]: entry["digest"] for entry in module_alone(
+                    "docker_manifest_info", {"digest_only": True, "repositories": [
+                        f"{proxy.host}/{name}" for name in names]})["images"]}, None)),
+                *parallel.values()])
+            peer_runs = {key: rounds[label] for key, (label, _function) in parallel.items()}
+            for peer in available:
+                peer_runs[(peer.label, SEQUENTIAL)] = [measure(f"{peer.label}, {SEQUENTIAL}", proxy, lambda peer=peer:
+                                                               enumerate_tags(peer, SEQUENTIAL, proxy.host))]
             noop_runs, ours_runs, wide_runs = ([measured for measured, _value in rounds[label]] for label in labels)
             for measured, (digests, stats) in rounds[labels[1]]:
                 measured.extra["registry_stats"] = stats
@@ -105,7 +123,28 @@ def run(repositories: int = 40, tags: int = 25, delay: float = 0.02, repeat: int
                                              lambda: with_skopeo(proxy.host, names))
             if skopeo_digests != seeded:
                 raise RuntimeError("skopeo did not report every seeded tag with its digest")
-    return summarise(repositories, tags, delay, seed_seconds, ours_runs, noop_runs, wide_runs, skopeo)
+    if any(found != seeded for _measured, found in rounds[MODULE_ALONE]):
+        raise RuntimeError("docker_manifest_info as a process of its own did not report every seeded tag")
+    for (label, mode), runs in peer_runs.items():
+        for _measured, found in runs:
+            # One after another: by repository:tag; xargs: the digests only (see enumerate_tags), as a multiset.
+            if (found != seeded) if mode == SEQUENTIAL else (sorted(found) != sorted(seeded.values())):
+                raise RuntimeError(f"{label} ({mode}) did not report every seeded tag with its digest")
+    results = summarise(repositories, tags, delay, seed_seconds, ours_runs, noop_runs, wide_runs, skopeo)
+    workload = f"enumerate {repositories} x {tags} tags"
+    ours = contender_row(workload, "docker_manifest_info", "one task, concurrency 16 (whole ansible-playbook)",
+                         PARALLEL, ours_runs, delay)
+    alone = contender_row(workload, "docker_manifest_info", MODULE_ALONE, PARALLEL,
+                          [measured for measured, _found in rounds[MODULE_ALONE]], delay)
+    rows = [ours,
+            contender_row(workload, "docker_manifest_info", f"one task, concurrency {WIDE}", WIDE, wide_runs, delay),
+            alone,
+            *peer_rows(workload, {key: [measured for measured, _found in runs]
+                                  for key, runs in sorted(peer_runs.items())}, delay),
+            contender_row(workload, "skopeo 1.9 list-tags + inspect --raw", SEQUENTIAL, 1, [skopeo], delay)]
+    results["peers"] = {"rows": rows, "missing": missing_note(peers),
+                        "against_parallel": against_parallel_peers(rows, ours, alone)}
+    return results
 
 
 def summarise(repositories: int, tags: int, delay: float, seed_seconds: float, ours_runs: list[Measurement],
@@ -163,6 +202,10 @@ def markdown(results: dict) -> str:
               f"| manifest GETs | 0 | {targets['manifest_gets']['actual']} | "
               f"{verdict(targets['manifest_gets']['met'])} |",
               f"| ours above the no-op playbook | | {ratios['playbook_minus_noop']:.2f} s | |"]
+    if "peers" in results:
+        lines += ["", "Every contender beside its network floor (requests / concurrency x delay):", "",
+                  markdown_rows(results["peers"]["rows"], results["peers"]["missing"]), "",
+                  markdown_against(results["peers"]["against_parallel"])]
     return "\n".join(lines)
 
 

@@ -9,12 +9,17 @@ inspects every list three ways through the proxy:
 * a no-op ansible-playbook (one ``ansible.builtin.ping`` task): what any playbook costs here, so
   the module's own cost is the difference;
 * a sequential loop of ``docker manifest inspect --insecure`` (Debian's docker CLI 20.10);
-* a sequential loop of ``skopeo inspect --raw --tls-verify=false``.
+* a sequential loop of ``skopeo inspect --raw --tls-verify=false``;
+* the module as a process of its own (``python MODULE args.json``, no ansible-playbook around it);
+* ``crane manifest --insecure`` and ``regctl manifest get --format raw-body`` per reference (bench/cli_peers.py),
+  one process after another and 16 at a time (``xargs -P 16 -n 1``); a peer that cannot be built is named
+  and left out.
 
 The fixtures are Docker media types because docker CLI 20.10 cannot read an index whose
 children are OCI manifests. Each repository's children carry their own label, so every
-list has its own digest (nothing can be answered from a cache). The two playbooks run
-``--repeat`` times (default 3), interleaved, and their median counts. Results go to
+list has its own digest (nothing can be answered from a cache). The playbooks and the peers run
+``--repeat`` times (default 3), interleaved round by round, and their median counts; the docker and
+skopeo loops run once. Results go to
 build/bench/info.json and a Markdown table to stdout.
 """
 from __future__ import annotations
@@ -26,6 +31,8 @@ import time
 
 from benchlib import Measurement, concurrently, contender_name, interleaved_rounds, measure, median, noop_playbook, \
     paired_difference, ratio, run_command, timed_playbook, verdict, write_results
+from cli_peers import MODULE_ALONE, MODES, PARALLEL, SEQUENTIAL, PeerHomes, against_parallel_peers, contender_row, \
+    find_peers, inspect, markdown_against, markdown_rows, missing_note, module_alone, peer_rows
 from harness.ansible_run import play, task
 from harness.images import DOCKER_CLI, docker_cli_env, push_image, push_index
 from harness.proxy import Proxy
@@ -85,18 +92,25 @@ def inspect_with_skopeo(references: list[str]) -> list[str]:
 
 
 def run(images: int = 100, delay: float = 0.02, repeat: int = 3) -> dict:
+    peers = find_peers()
     with Registry() as registry:
         started = time.monotonic()
         repositories = seed(registry, images)
         seed_seconds = time.monotonic() - started
-        with Proxy(registry, delay=delay) as proxy:
+        with Proxy(registry, delay=delay) as proxy, PeerHomes(peers, proxy.host) as available:
             references = [f"{proxy.host}/{repository}:{TAG}" for repository in repositories]
             labels = ("no-op ansible-playbook (one ping task)", "docker_manifest_info (one task)",
                       f"docker_manifest_info (one task, concurrency: {WIDE})")
+            peer_contenders = {(peer.label, mode): (f"{peer.label}, {mode}", lambda peer=peer, mode=mode:
+                                                    (inspect(peer, mode, references), None))
+                               for peer in available for mode in MODES}
             rounds = interleaved_rounds(repeat, proxy, [
                 (labels[0], noop_playbook),
                 (labels[1], lambda: inspect_with_module(references)),
-                (labels[2], lambda: inspect_with_module(references, WIDE))])
+                (labels[2], lambda: inspect_with_module(references, WIDE)),
+                (MODULE_ALONE, lambda: ([i["digest"] for i in module_alone(
+                    "docker_manifest_info", {"images": references})["images"]], None)),
+                *peer_contenders.values()])
             noop_runs, ours_runs, wide_runs = ([measured for measured, _value in rounds[label]] for label in labels)
             module_result = rounds[labels[1]][-1][1]
             for measured, result in rounds[labels[1]]:
@@ -105,9 +119,34 @@ def run(images: int = 100, delay: float = 0.02, repeat: int = 3) -> dict:
                              lambda: inspect_with_docker(references, proxy.host))[0]
             skopeo, skopeo_digests = measure("skopeo inspect --raw loop", proxy,
                                              lambda: inspect_with_skopeo(references))
-    if skopeo_digests != [i["digest"] for i in module_result["images"]]:
+    expected = [i["digest"] for i in module_result["images"]]
+    if skopeo_digests != expected:
         raise RuntimeError("skopeo and docker_manifest_info disagree on a digest")
-    return summarise(images, delay, seed_seconds, ours_runs, noop_runs, wide_runs, docker, skopeo)
+    peer_runs = {key: rounds[label] for key, (label, _function) in peer_contenders.items()}
+    if any(digests != expected for _measured, digests in rounds[MODULE_ALONE]):
+        raise RuntimeError("docker_manifest_info as a process of its own read another digest")
+    for key, runs in peer_runs.items():
+        for _measured, digests in runs:
+            # One after another: in reference order; xargs: in completion order, so as a multiset.
+            if (digests if key[1] == SEQUENTIAL else sorted(digests)) != \
+                    (expected if key[1] == SEQUENTIAL else sorted(expected)):
+                raise RuntimeError(f"{key[0]} ({key[1]}) and docker_manifest_info disagree on a digest")
+    results = summarise(images, delay, seed_seconds, ours_runs, noop_runs, wide_runs, docker, skopeo)
+    workload = f"inspect {images} lists"
+    ours = contender_row(workload, "docker_manifest_info", "one task, concurrency 16 (whole ansible-playbook)",
+                         PARALLEL, ours_runs, delay)
+    alone = contender_row(workload, "docker_manifest_info", MODULE_ALONE, PARALLEL,
+                          [measured for measured, _digests in rounds[MODULE_ALONE]], delay)
+    rows = [ours,
+            contender_row(workload, "docker_manifest_info", f"one task, concurrency {WIDE}", WIDE, wide_runs, delay),
+            alone,
+            *peer_rows(workload, {key: [measured for measured, _digests in runs] for key, runs in peer_runs.items()},
+                       delay),
+            contender_row(workload, "docker CLI 20.10 manifest inspect", SEQUENTIAL, 1, [docker], delay),
+            contender_row(workload, "skopeo 1.9 inspect --raw", SEQUENTIAL, 1, [skopeo], delay)]
+    results["peers"] = {"rows": rows, "missing": missing_note(peers),
+                        "against_parallel": against_parallel_peers(rows, ours, alone)}
+    return results
 
 
 def summarise(images: int, delay: float, seed_seconds: float, ours_runs: list[Measurement],
@@ -180,6 +219,10 @@ def markdown(results: dict) -> str:
               f"| manifest requests / ref | <= {TARGET_MANIFEST_PER_REF} | "
               f"{targets['manifest_requests_per_reference']['actual']:.2f} | | "
               f"{verdict(targets['manifest_requests_per_reference']['met'])} |"]
+    if "peers" in results:
+        lines += ["", "Every contender beside its network floor (requests / concurrency x delay):", "",
+                  markdown_rows(results["peers"]["rows"], results["peers"]["missing"]), "",
+                  markdown_against(results["peers"]["against_parallel"])]
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+RESULTS = Path(__file__).resolve().parents[1] / "build" / "bench"
 
 from harness.ansible_run import play, run_playbook, task  # noqa: E402
 from harness.proxy import Proxy  # noqa: E402
@@ -36,31 +37,44 @@ def measure(registry, references_of, fault, referrers):
     return kinds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repositories", type=int, default=10)
-    args = parser.parse_args()
+def run(repositories: int = 10) -> dict:
+    """Seed ``repositories`` supply chains, inspect them three ways; returns the counts per run."""
     with Registry() as registry:
-        repos = [f"bench/app-{index:02d}" for index in range(args.repositories)]
+        repos = [f"bench/app-{index:02d}" for index in range(repositories)]
         for repo in repos:
             build_supply_chain(registry, repo)
 
         def references(host):
             return [f"{host}/{repo}:{tag}" for repo in repos for tag in ("signed", "release")]
-        subjects = len(repos) * (1 + 3)       # the image; the index and its two platform entries
         rows = {"referrers: false": measure(registry, references, None, False),
                 "referrers: true, no API (tag schema)": measure(registry, references, None, True),
                 "referrers: true, Referrers API": measure(registry, references, ReferrersApi(registry), True)}
+    # subjects: per repository the image, the index and its two platform entries
+    return {"benchmark": "referrers", "repositories": repositories, "references": repositories * 2,
+            "subjects": repositories * (1 + 3), "runs": rows}
+
+
+def markdown(results: dict) -> str:
+    rows, subjects = results["runs"], results["subjects"]
     base = rows["referrers: false"]["total"]
-    print(f"{len(repos) * 2} references, {subjects} subjects, {len(repos)} repositories\n")
-    print("| run | requests | referrers API | tag-schema GETs | tag lists | extra per subject |")
-    print("|---|---:|---:|---:|---:|---:|")
+    lines = [f"{results['references']} references, {subjects} subjects, {results['repositories']} repositories", "",
+             "| run | requests | referrers API | tag-schema GETs | tag lists | extra per subject |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name, kinds in rows.items():
         extra = (kinds["total"] - base) / subjects
-        print(f"| {name} | {kinds['total']} | {kinds['referrers API']} | {kinds['tag-schema GET']} | "
-              f"{kinds['tag list']} | {extra:.2f} |")
-    Path("build/bench").mkdir(parents=True, exist_ok=True)
-    Path("build/bench/referrers.json").write_text(json.dumps(rows, indent=2))
+        lines.append(f"| {name} | {kinds['total']} | {kinds['referrers API']} | {kinds['tag-schema GET']} | "
+                     f"{kinds['tag list']} | {extra:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repositories", type=int, default=10)
+    args = parser.parse_args()
+    results = run(args.repositories)
+    print(markdown(results))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "referrers.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

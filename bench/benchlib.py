@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -44,6 +45,8 @@ class Measurement:
     manifest_requests: int
     writes: int
     module_seconds: float | None = None  # the task's own time, for ansible-playbook runs
+    most_in_flight: int = 0              # the most requests the proxy held at once during the run
+    client_cpu_seconds: float = 0.0      # user + system CPU of the processes the run started and waited for
     extra: dict = field(default_factory=dict)
 
     def per(self, units: int) -> dict[str, float]:
@@ -59,15 +62,21 @@ def measure(name: str, proxy, action: Callable[[], T]) -> tuple[Measurement, T]:
     """Run ``action`` with fresh proxy counts and return its timing, counts and return value.
 
     The proxy records a request before relaying the answer, so the counts are complete
-    as soon as the client has its last response.
+    as soon as the client has its last response. ``client_cpu_seconds`` is the CPU of the child processes
+    the action waited for (getrusage RUSAGE_CHILDREN: ansible-playbook and its module processes, or the
+    CLI processes with xargs and bash), not the proxy's threads or the registry's process.
     """
     proxy.reset()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     value = action()
     seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     requests = {f"{method} {kind}": count for (method, kind), count in sorted(proxy.counts.items())}
     measurement = Measurement(name=name, seconds=seconds, requests=requests, total_requests=proxy.count(),
-                              manifest_requests=proxy.count(kind="manifest"), writes=proxy.writes)
+                              manifest_requests=proxy.count(kind="manifest"), writes=proxy.writes,
+                              most_in_flight=proxy.most_in_flight, client_cpu_seconds=cpu)
     return measurement, value
 
 
