@@ -64,3 +64,21 @@ def test_publish_command_lines_build_a_docker_manifest_list():
     assert cli_peers.publish_argv(regctl, "h/release/a:1.0", sources) == (
         ["index", "create", "--media-type", cli_peers.DOCKER_LIST],
         ["h/release/a:1.0", "--ref", sources[0], "--ref", sources[1]])
+
+
+def test_a_peer_that_cannot_be_built_is_named_not_run(monkeypatch, tmp_path):
+    """Without Go 1.26 on PATH and with an empty cache, tools/peers.sh cannot build crane or regctl: each is
+    returned with peers.sh's sentence as the reason, and the table names it under the rows (the benchmark
+    runs the rest)."""
+    cli_peers = _cli_peers()
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setenv("ARCHFLEET_CACHE", str(tmp_path))
+    cli_peers.peer_binary.cache_clear()
+    try:
+        peers = cli_peers.find_peers()
+    finally:
+        cli_peers.peer_binary.cache_clear()
+    assert [(peer.name, peer.binary) for peer in peers] == [("crane", None), ("regctl", None)]
+    assert all(peer.missing.startswith("peers.sh: Go ") for peer in peers)  # not installed, or too old
+    table = cli_peers.markdown_rows([], cli_peers.missing_note(peers))
+    assert f"Not a contender in this run: crane {peers[0].version}: {peers[0].missing}" in table
