@@ -15,7 +15,8 @@ COLL_LINK   := $(COLL_ROOT)/ansible_collections/archfleet/multiarch
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # chromium: tests/integration/test_audit_browser.py opens the HTML audit report in a headless browser.
 # podman buildah runc uidmap: tests/integration/test_podman_engine.py (the podman build engine; runc because
-# crun refuses hosts that mount cgroup v1 and v2 side by side).
+# crun refuses hosts that mount cgroup v1 and v2 side by side); runc is also the OCI worker of buildkitd
+# (tests/integration/test_buildkit.py, harness/buildkitd.py).
 # postgresql: the private database of Pulp in tests/integration/test_pulp.py (harness/pulp.py).
 APT_PACKAGES := docker-registry skopeo docker.io qemu-user-static apache2-utils openssl \
                 binfmt-support busybox-static python3-venv openssh-server openssh-client shellcheck \
@@ -89,7 +90,7 @@ pulp: apt
 # ${ARCHFLEET_CACHE:-/var/cache/archfleet}/peers). Without a Go that can build them peers.sh says so in
 # one sentence (exit 3) and make carries on: the tests that need a peer are skipped with that sentence
 # (failures under ARCHFLEET_REQUIRE_PEERS=1, which .ci/run sets).
-PEERS       := distribution-3 ggcr-registry crane oras regctl
+PEERS       := distribution-3 ggcr-registry crane oras regctl buildkitd buildctl buildx docker
 COMPAT_JSON := $(BUILD)/registry-compat.json
 peers:
 	@tools/peers.sh $(PEERS) >/dev/null || { status=$$?; [ $$status = 3 ] || exit $$status; \

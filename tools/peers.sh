@@ -17,9 +17,14 @@ set -euo pipefail
 GO_MIN=1.26
 CACHE=${ARCHFLEET_CACHE:-/var/cache/archfleet}
 HERE=$(cd "$(dirname "$0")" && pwd)
+# cgo for the DIR>PACKAGE builds (build_pinned), as build_one has it.
+CGO=${CGO_ENABLED:-0}
 
-# name | Go package (a module path, or a directory under tests/peers/ for a partner of the project's own) |
-# version | binary | extra go build flags
+# name | Go package | version | binary | extra go build flags. The package is a module path (go install
+# PKG@VERSION), a directory under tests/peers/ (a partner of the project's own), or, for modules that
+# `go install` cannot build, DIR>PACKAGE: PACKAGE built in tests/peers/DIR, whose go.mod pins the module
+# (BuildKit: go install refuses its exclude directives), or in module DIR@VERSION itself, as its main module
+# (docker/cli: no go.mod, its vendor.mod pins its dependencies).
 RECIPES='
 crane|github.com/google/go-containerregistry/cmd/crane|v0.22.1|crane|
 cosign|github.com/sigstore/cosign/v2/cmd/cosign|v2.6.1|cosign|
@@ -27,6 +32,10 @@ oras|oras.land/oras/cmd/oras|v1.3.6|oras|
 regctl|github.com/regclient/regclient/cmd/regctl|v0.11.7|regctl|
 distribution-3|github.com/distribution/distribution/v3/cmd/registry|v3.1.2|registry|
 ggcr-registry|ggcr-registry|v0.22.1|ggcr-registry|
+buildkitd|buildkit>github.com/moby/buildkit/cmd/buildkitd|v0.34.2|buildkitd|-ldflags=-X=github.com/moby/buildkit/version.Version=v0.34.2
+buildctl|buildkit>github.com/moby/buildkit/cmd/buildctl|v0.34.2|buildctl|-ldflags=-X=github.com/moby/buildkit/version.Version=v0.34.2
+buildx|github.com/docker/buildx/cmd/buildx|v0.38.2|buildx|-ldflags=-X=github.com/docker/buildx/version.Version=v0.38.2
+docker|github.com/docker/cli>./cmd/docker|v29.8.2+incompatible|docker|-ldflags=-X=github.com/docker/cli/cli/version.Version=29.8.2
 '
 
 recipe() {
@@ -43,7 +52,10 @@ recipe() {
 dir_of() {
   local line=$1 name pkg version hash
   IFS='|' read -r name pkg version _ _ <<<"$line"
-  hash=$( { printf '%s\n' "$line"; declare -f build_one; [ -d "$HERE/../tests/peers/$pkg" ] &&
+  # A DIR>PACKAGE recipe: its directory and its builder count too (the others' hashes stay as they were).
+  pkg=${pkg%%>*}
+  hash=$( { printf '%s\n' "$line"; declare -f build_one; [[ $line == *'>'* ]] && declare -f build_pinned
+            [ -d "$HERE/../tests/peers/$pkg" ] &&
             (cd "$HERE/../tests/peers/$pkg" && find . -type f -print0 | sort -z | xargs -0 cat); true; } |
           sha256sum | cut -c1-12)
   printf '%s/peers/%s-%s-%s\n' "$CACHE" "$name" "$version" "$hash"
@@ -85,6 +97,35 @@ build_one() {
   mv -T "$tmp" "$out"
 }
 
+# Build a DIR>PACKAGE recipe line: PACKAGE, in tests/peers/DIR (its go.mod and go.sum pin the module) or,
+# where DIR is a module path, in that module as downloaded at the recipe's version (the module cache is
+# read-only: the build writes nothing there). Same contract as build_one.
+build_pinned() {
+  local line=$1 out=$2 name pkg version binary flags tmp
+  IFS='|' read -r name pkg version binary flags <<<"$line"
+  read -r -a flag_args <<<"$flags"
+  local goenv=(GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOFLAGS="-trimpath -mod=readonly" CGO_ENABLED="$CGO")
+  tmp=$(mktemp -d "$CACHE/peers/.build-$name.XXXXXX") || return 1
+  if ! (
+    dir=$HERE/../tests/peers/${pkg%%>*}
+    if [ ! -d "$dir" ]; then
+      # A copy of the module, its vendor.mod and vendor.sum as go.mod and go.sum where it has no go.mod
+      # (as docker/cli's scripts/with-go-mod.sh does), removed after the build.
+      src=$(cd "$tmp" && env "${goenv[@]}" GOFLAGS=-mod=mod go mod download -json "${pkg%%>*}@$version" |
+            sed -n 's/^\t"Dir": "\(.*\)",$/\1/p') && [ -n "$src" ] || exit 1
+      dir=$tmp/src
+      cp -r "$src" "$dir" && chmod -R u+w "$dir" || exit 1
+      if [ ! -e "$dir/go.mod" ]; then cp "$dir/vendor.mod" "$dir/go.mod" && cp "$dir/vendor.sum" "$dir/go.sum" || exit 1; fi
+    fi
+    cd "$dir" && env "${goenv[@]}" go build "${flag_args[@]}" -o "$tmp/$binary" "${pkg#*>}" && rm -rf "$tmp/src"
+  ) || [ ! -x "$tmp/$binary" ]; then
+    rm -rf "$tmp"
+    echo "peers.sh: building $name $version failed (see go's output above)" >&2
+    return 1
+  fi
+  mv -T "$tmp" "$out"
+}
+
 case "${1:-}" in
   --list) printf '%s\n' "$RECIPES" | grep -v '^$' | cut -d'|' -f1-3 | tr '|' ' '; exit 0 ;;
   --check) shift; check=1 ;;
@@ -104,7 +145,9 @@ for name in "$@"; do
     # One build per peer at a time, across processes.
     exec 9>"$CACHE/peers/.lock-$name"
     flock 9
-    if [ ! -x "$out/$binary" ]; then build_one "$line" "$out" >&2 || exit 1; fi
+    builder=build_one
+    [[ $(cut -d'|' -f2 <<<"$line") == *'>'* ]] && builder=build_pinned
+    if [ ! -x "$out/$binary" ]; then $builder "$line" "$out" >&2 || exit 1; fi
     exec 9>&-
   fi
   printf '%s/%s\n' "$out" "$binary"
