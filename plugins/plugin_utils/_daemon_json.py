@@ -82,7 +82,7 @@ def merged(options, current_text="", mode="merge"):
     if mode == "merge" and (current_text or "").strip():
         try:
             current = json.loads(current_text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:   # RecursionError: nested deeper than the scanner goes
             raise DaemonJsonError("The current daemon.json is not valid JSON (%s): fix it, or set "
                                   "build_host_docker_daemon_json_mode to replace to write the file whole." % exc)
         if not isinstance(current, dict):

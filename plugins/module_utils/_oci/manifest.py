@@ -23,8 +23,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.jsondoc import loads_strict
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
     format_platform,
     from_oci,
@@ -152,6 +151,47 @@ def index_facts(document):
     }
 
 
+def descriptor_problem(document):
+    """What is wrong with the descriptors of a manifest or index ``document`` (a dict), or None.
+
+    Every descriptor a registry lists (``manifests`` of an index, ``config``, ``layers``, ``subject``) must
+    be an object whose ``digest`` (required in ``manifests``) is ``sha256:`` or ``sha512:`` with its exact
+    hex length (OCI image-spec descriptor.md, "Digests": registered algorithms), and whose ``size``, when
+    given, a non-negative integer.
+    A digest becomes a URL path: anything else (``md5:``, ``sha256:../..``, a newline) is refused here,
+    before any request names it.
+    """
+    lists = [("manifests", document.get("manifests")), ("layers", document.get("layers"))]
+    singles = [("config", document.get("config")), ("subject", document.get("subject"))]
+    for name, value in lists:
+        if value is not None and not isinstance(value, list):
+            return "%s is not a list" % name
+    descriptors = [(name, item) for name, value in lists for item in value or []]
+    descriptors += [(name, value) for name, value in singles if value is not None]
+    for name, descriptor in descriptors:
+        if not isinstance(descriptor, dict):
+            return "an entry of %s is not an object" % name
+        digest = descriptor.get("digest")
+        if digest is None and name != "manifests":
+            continue        # never requested (get_image_config names a config without a digest)
+        algorithm, _colon, encoded = digest.partition(":") if isinstance(digest, str) else ("", "", "")
+        length = _DIGEST_HEX.get(algorithm)
+        if length is None or len(encoded) != length or encoded.strip("0123456789abcdef"):
+            return "%s lists the digest %r (allowed: sha256 or sha512 with lower-case hex)" % (name, str(digest)[:150])
+        size = descriptor.get("size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            return "%s lists the size %r for %s" % (name, str(size)[:40], digest)
+    return None
+
+
+_DIGEST_HEX = {"sha256": 64, "sha512": 128}
+
+
+# Image indexes inside image indexes: an index of indexes (one level) is what tools write; the image-spec sets
+# no limit, so a hostile source could nest without end. Copies refuse anything deeper than this.
+MAX_INDEX_NESTING = 8
+
+
 def parse_image_config(data):
     """The image config blob ``data`` (bytes, as read and verified) as the JSON object it must be.
 
@@ -165,9 +205,9 @@ def parse_image_config(data):
     object (a list, a string, a number, ``null``).
     """
     try:
-        config = json.loads(data.decode("utf-8"))
-    except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are both ValueError
-        raise ValueError("the image config is not UTF-8 JSON: %s" % exc)
+        config = loads_strict(data, "it")   # not UTF-8, not strict JSON (duplicate keys, NaN), nested too deep
+    except ValueError as exc:
+        raise ValueError("the image config is not UTF-8 JSON: %s" % exc) from None
     if not isinstance(config, dict):
         raise ValueError("the image config is JSON but not an object (%s)" % type(config).__name__)
     return config

@@ -29,8 +29,8 @@ KNOWN_ARCH = frozenset((
     "s390", "s390x", "sparc", "sparc64", "wasm",
 ))
 
-_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_.-]+$", re.ASCII)
-_OS_RE = re.compile(r"^(?P<os>[A-Za-z0-9_-]+)(?:\((?P<version>[A-Za-z0-9_.-]*)(?P<features>(?:\+[A-Za-z0-9_.-]+)*)\))?$",
+_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_.-]+\Z", re.ASCII)
+_OS_RE = re.compile(r"^(?P<os>[A-Za-z0-9_-]+)(?:\((?P<version>[A-Za-z0-9_.-]*)(?P<features>(?:\+[A-Za-z0-9_.-]+)*)\))?\Z",
                     re.ASCII)
 _MAX_LENGTH = 256
 
@@ -93,7 +93,7 @@ def normalize_arch(arch, variant):
             variant = ""
         elif variant in ("9", "9.0", "v9.0"):
             variant = "v9"
-        elif re.match(r"^[89]\.[0-9]$", variant):
+        elif re.match(r"^[89]\.[0-9]\Z", variant):
             variant = "v" + variant
         return arch, variant
     if arch == "arm":

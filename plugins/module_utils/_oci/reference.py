@@ -44,18 +44,18 @@ _REMOTE_NAME = _PATH_COMPONENT + r"(?:/" + _PATH_COMPONENT + r")*"
 _NAME = r"(?:" + _DOMAIN + r"/)?" + _REMOTE_NAME
 
 _REFERENCE_RE = re.compile(
-    r"^(?P<name>" + _NAME + r")(?::(?P<tag>" + _TAG + r"))?(?:@(?P<digest>" + _DIGEST + r"))?$",
+    r"^(?P<name>" + _NAME + r")(?::(?P<tag>" + _TAG + r"))?(?:@(?P<digest>" + _DIGEST + r"))?\Z",
     re.ASCII,
 )
-_DOMAIN_RE = re.compile(r"^" + _DOMAIN + r"$", re.ASCII)
-_REMOTE_NAME_RE = re.compile(r"^" + _REMOTE_NAME + r"$", re.ASCII)
-_TAG_RE = re.compile(r"^" + _TAG + r"$", re.ASCII)
-_ANCHORED_IDENTIFIER_RE = re.compile(r"^[a-f0-9]{64}$")
+_DOMAIN_RE = re.compile(r"^" + _DOMAIN + r"\Z", re.ASCII)
+_REMOTE_NAME_RE = re.compile(r"^" + _REMOTE_NAME + r"\Z", re.ASCII)
+_TAG_RE = re.compile(r"^" + _TAG + r"\Z", re.ASCII)
+_ANCHORED_IDENTIFIER_RE = re.compile(r"^[a-f0-9]{64}\Z")
 
 # Digest algorithms the OCI image spec registers, with the exact encoded form each requires.
 _DIGEST_ENCODINGS = {
-    "sha256": re.compile(r"^[a-f0-9]{64}$"),
-    "sha512": re.compile(r"^[a-f0-9]{128}$"),
+    "sha256": re.compile(r"^[a-f0-9]{64}\Z"),
+    "sha512": re.compile(r"^[a-f0-9]{128}\Z"),
 }
 
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
@@ -95,6 +95,16 @@ def validate_tag(tag):
         raise ReferenceError("invalid tag %r: a tag is 1 to 128 characters of letters, digits, '_', '.' and '-', "
                              "not starting with '.' or '-'" % (tag,))
     return tag
+
+
+def is_valid_tag(text):
+    """Whether ``text`` (any value) is a tag distribution/reference accepts (``[\\w][\\w.-]{0,127}``, ASCII)."""
+    return isinstance(text, str) and _TAG_RE.match(text) is not None
+
+
+def is_valid_repository(text):
+    """Whether ``text`` is a repository path (lower-case components joined by ``/``, at most 255 characters)."""
+    return isinstance(text, str) and len(text) <= NAME_TOTAL_LENGTH_MAX and _REMOTE_NAME_RE.match(text) is not None
 
 
 def split_docker_domain(name):
@@ -283,7 +293,7 @@ def _explain(domain, remainder):
         if not _TAG_RE.match(tag):
             return ("tag %r is not valid: up to 128 letters, digits, '_', '.' and '-', "
                     "not starting with '.' or '-'" % tag)
-    if digest is not None and not re.match(r"^" + _DIGEST + r"$", digest, re.ASCII):
+    if digest is not None and not re.match(r"^" + _DIGEST + r"\Z", digest, re.ASCII):
         return "digest %r is not of the form 'sha256:<64 hex digits>'" % digest
     if name == "" or name.endswith("/") or "//" in name:
         return "repository name %r has an empty path component" % name

@@ -30,6 +30,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index imp
     same_index,
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import (
+    MAX_INDEX_NESTING,
     is_image_manifest,
     is_index,
     is_schema1,
@@ -397,11 +398,15 @@ class Publisher:
     def _same_repository(self, ref):
         return registry_key(ref.registry) == registry_key(self.target.registry) and ref.repository == self.target.repository
 
-    def _children_to_copy(self, source_ref, digest, check=True):
+    def _children_to_copy(self, source_ref, digest, check=True, depth=1):
         """``[(source_ref, manifest)]`` for ``digest`` and, for a nested index, its children; [] if present.
 
-        ``check=False`` skips the HEAD that asks whether the target holds it (a new repository).
+        ``check=False`` skips the HEAD that asks whether the target holds it (a new repository). Indexes nested
+        deeper than ``MAX_INDEX_NESTING`` are refused (``MANIFEST_INVALID``) before anything is written.
         """
+        if depth > MAX_INDEX_NESTING:
+            raise RegistryError("source %s nests image indexes more than %d deep (at %s); refused, nothing written"
+                                % (source_ref.canonical, MAX_INDEX_NESTING, digest), code="MANIFEST_INVALID")
         if check and self.client.head_manifest(self.target.with_digest(digest), what="checking child") is not None:
             return []
         manifest = self._manifests.get(digest)
@@ -414,7 +419,7 @@ class Publisher:
         document = manifest.json()
         if is_index(manifest.media_type, document):
             for child in document.get("manifests") or []:
-                found.extend(self._children_to_copy(source_ref, child["digest"], check))
+                found.extend(self._children_to_copy(source_ref, child["digest"], check, depth + 1))
         found.append((source_ref, manifest))
         return found
 

@@ -22,10 +22,12 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media imp
     ACCEPT_MANIFESTS,
     MEDIA_DOCKER_SCHEMA1,
     SCHEMA1_MEDIA_TYPES,
+    compute_digest,
     media_type_of,
     sha256_digest,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import is_schema1
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.jsondoc import loads_strict
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import descriptor_problem, is_schema1
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import (
     CredentialError,
@@ -93,6 +95,8 @@ class RegistryClient(BlobsMixin):
                                    pool_size=pool_size, sleep=sleep, client_cert=client_cert,
                                    client_key=client_key, certs_dir=certs_dir, max_in_flight=max_in_flight)
         self.auth = self.transport.auth
+        # digest -> size of the blobs the manifests read so far list (verified manifests: a copy's size limit)
+        self.blob_sizes = {}
 
     # ------------------------------------------------------------------ bookkeeping
     def close(self):
@@ -163,17 +167,19 @@ class RegistryClient(BlobsMixin):
 
     # ------------------------------------------------------------------ requests against a repository
     def request(self, method, ref, path, kind, actions=("pull",), headers=None, stream=False, data=None,
-                allow_redirects=True, read_body=None, retry=True, url=None):
+                allow_redirects=True, read_body=None, retry=True, url=None, limit=None):
         """Send ``method`` to ``/v2/<repository>/<path>`` (or the absolute ``url`` of an upload session).
 
         The request's scope is ``ref.repository`` with ``actions``; see :meth:`Transport.request` for what
-        it returns. A request that never got an answer is a RegistryError naming what was asked for.
+        it returns. A request that never got an answer is a RegistryError naming what was asked for. ``limit``:
+        the bytes a successful answer may have when not its kind's (``bodies.LIMITS``).
         """
         endpoint = self.transport.endpoint(ref.registry)
         if url is None:
             url = "%s/v2/%s/%s" % (endpoint.base_url, ref.repository, path.lstrip("/"))
         req = Request(method, url, ref.registry, kind, scope=(ref.repository, tuple(actions)), headers=headers,
-                      data=data, stream=stream, read_body=read_body, retry=retry, allow_redirects=allow_redirects)
+                      data=data, stream=stream, read_body=read_body, retry=retry, allow_redirects=allow_redirects,
+                      limit=limit)
         try:
             return self.transport.request(req)
         except BrokenBodyError:
@@ -286,8 +292,18 @@ class RegistryClient(BlobsMixin):
             if announced and announced.startswith("sha256:") and announced != digest:
                 raise RegistryError("%s: the registry announced digest %s but the bytes it sent hash to %s; "
                                     "refusing the content" % (label, announced, digest), code="DIGEST_MISMATCH")
-        if document is None:
-            raise RegistryError("%s: the manifest is not valid JSON" % label, code="MANIFEST_INVALID")
+        if not isinstance(document, dict):
+            try:
+                reason = "a JSON %s, not an object" % type(loads_strict(body)).__name__
+            except ValueError as exc:
+                reason = str(exc)
+            raise RegistryError("%s: the manifest is not valid (%s)" % (label, reason), code="MANIFEST_INVALID")
+        problem = descriptor_problem(document)
+        if problem is not None:
+            raise RegistryError("%s: the manifest is not valid: %s" % (label, problem), code="MANIFEST_INVALID")
+        for blob in [document.get("config")] + list(document.get("layers") or []):
+            if isinstance(blob, dict) and isinstance(blob.get("size"), int) and blob.get("digest"):
+                self.blob_sizes[blob["digest"]] = blob["size"]
         media_type = document.get("mediaType") if isinstance(document, dict) else None
         return ManifestResponse(digest, media_type or content_type, len(body), body)
 
@@ -299,9 +315,10 @@ class RegistryClient(BlobsMixin):
         response.close()
         if response.status_code not in (200, 201, 202):
             raise self._write_error(response, label, ref)
-        expected = sha256_digest(body)
+        # A PUT by digest keeps that digest's algorithm (sha512 too); a registry may report another algorithm's.
+        expected = (compute_digest(body, ref.digest) if ref.digest else None) or sha256_digest(body)
         reported = response.headers.get("Docker-Content-Digest")
-        if reported and reported != expected:
+        if reported and reported != expected and compute_digest(body, reported) != reported:
             raise RegistryError("%s: the registry stored digest %s but the bytes sent hash to %s"
                                 % (label, reported, expected), code="DIGEST_MISMATCH")
         return expected
@@ -360,9 +377,10 @@ class RegistryClient(BlobsMixin):
 
 
 def _json_or_none(body):
+    """The strict JSON value of a manifest's bytes (``_oci.jsondoc``), or None when they are not strict JSON."""
     try:
-        return json.loads(body.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+        return loads_strict(body, "the manifest")
+    except ValueError:
         return None
 
 

@@ -27,6 +27,7 @@ __metaclass__ = type
 import base64
 import binascii
 import json
+import re
 import threading
 import time
 
@@ -39,6 +40,7 @@ except ImportError:  # pragma: no cover - the modules report the missing library
     AuthBase = object
     extract_cookies_to_jar = None
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.jsondoc import loads_strict
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import (
     CATALOG,
     basic_auth_value,
@@ -54,6 +56,9 @@ TOKEN_SCOPES_PER_REQUEST = 25
 TOKEN_EXPIRY_MARGIN = 10
 DEFAULT_TOKEN_LIFETIME = 60
 CLIENT_ID = "archfleet.multiarch"
+# A token as it may go into an Authorization header: visible ASCII (RFC 9110 VCHAR), at most 64 KiB; never a CR,
+# LF, space or anything a header could be split at.
+_TOKEN_RE = re.compile(r"[\x21-\x7e]{1,65536}\Z")
 
 
 def host_of(url):
@@ -218,6 +223,7 @@ class Authenticator:
         """
         credentials = self.credentials(host)
         registry = self.transport.registry_of(host) or host
+        self._check_realm(host, registry, challenge.realm)
         method, url, headers, form = self._token_request(challenge, credentials, scopes)
         try:
             response = self.transport.token_request(method, url, registry, headers, form)
@@ -248,6 +254,21 @@ class Authenticator:
             for repo, actions in scopes:
                 self._tokens[(host, challenge.realm, challenge.service, repo)] = (token, expires, frozenset(actions))
         return token
+
+    def _check_realm(self, host, registry, realm):
+        """Refuse a realm that is not an http(s) URL, or plain HTTP while the registry itself is reached over HTTPS
+        (credentials and tokens would cross the network in clear): RegistryError ``UNAUTHORIZED``, nothing sent."""
+        parts = urlsplit(realm)
+        scheme = parts.scheme.lower()
+        registry_scheme = self.transport.scheme_of(host)
+        if scheme not in ("http", "https") or not parts.netloc:
+            why = "is not an http(s) URL"
+        elif scheme == "http" and registry_scheme != "http":
+            why = "is plain HTTP while the registry is reached over HTTPS; credentials and tokens would travel in clear"
+        else:
+            return
+        raise RegistryError("registry %s asked for a token from realm %r, which %s; refused, nothing was sent there"
+                            % (registry, realm.split("?", 1)[0][:200], why), code="UNAUTHORIZED")
 
     @staticmethod
     def _token_request(challenge, credentials, scopes):
@@ -366,9 +387,11 @@ def _replayable(body):
 def _token_from(response):
     """``(token or None, lifetime in seconds)`` of a token service answer (``token`` or ``access_token``)."""
     try:
-        answer = response.json()
+        answer = loads_strict(response.content, "the token answer")   # at most bodies.LIMITS["token"] bytes
         token = answer.get("token") or answer.get("access_token")
     except (ValueError, AttributeError):
+        return None, DEFAULT_TOKEN_LIFETIME
+    if not isinstance(token, str) or not _TOKEN_RE.match(token):
         return None, DEFAULT_TOKEN_LIFETIME
     try:
         lifetime = int(answer.get("expires_in") or DEFAULT_TOKEN_LIFETIME)

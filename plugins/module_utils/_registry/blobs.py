@@ -18,10 +18,13 @@ from urllib.parse import urljoin
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import parse_image_config
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import compute_digest, sha256_digest
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.bodies import size_text
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import BrokenBodyError, RegistryError
 
 MAX_CONFIG_SIZE = 8 * 1024 * 1024
 COPY_CHUNK = 1024 * 1024
+# A blob copied without a manifest read in this task stating its size (none of the collection's paths): 1 TiB.
+UNLISTED_BLOB_LIMIT = 1 << 40
 
 
 def verify_digest(data, digest, what):
@@ -41,7 +44,8 @@ class BlobsMixin:
         """GET a (small) blob into memory (bytes), verified against its digest."""
         label = "%s %s of %s" % (what, digest, ref.name)
         response, body = self._get_body(ref, "blobs/" + digest, "blob", label, max_size,
-                                        "%s: larger than %d bytes" % (label, max_size))
+                                        "%s: larger than %s, the limit for a blob read whole (an image config)"
+                                        % (label, size_text(max_size)))
         verify_digest(body, digest, label)
         return body
 
@@ -57,8 +61,8 @@ class BlobsMixin:
         blob = self.get_blob(ref, digest, what="reading image config")
         try:
             return parse_image_config(blob)
-        except ValueError:
-            raise RegistryError("image config %s of %s is not valid JSON" % (digest, ref.name),
+        except ValueError as exc:
+            raise RegistryError("image config %s of %s is not valid JSON (%s)" % (digest, ref.name, exc),
                                 code="MANIFEST_INVALID") from None
 
     def blob_exists(self, ref, digest):
@@ -117,7 +121,9 @@ class BlobsMixin:
             raise RegistryError("%s failed: %s" % (label, exc.detail), code=exc.code, status=exc.status)
 
     def _copy_blob(self, source, target, digest, label):
-        download = self.request("GET", source, "blobs/" + digest, "blob", stream=True)
+        # The size the (verified) manifest listing the blob states; bytes past it are refused (bodies.GuardedBody).
+        limit = getattr(self, "blob_sizes", {}).get(digest, UNLISTED_BLOB_LIMIT)
+        download = self.request("GET", source, "blobs/" + digest, "blob", stream=True, limit=limit)
         try:
             if download.status_code != 200:
                 raise self._error(download, label, source.registry)

@@ -12,12 +12,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
 try:
     from requests.exceptions import RequestException
 except ImportError:  # pragma: no cover - the modules report the missing library first
     RequestException = OSError
+
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.jsondoc import loads_strict
 
 STATUS_CODES = {401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND", 405: "UNSUPPORTED", 429: "TOOMANYREQUESTS"}
 RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "docker-ratelimit-source",
@@ -53,7 +53,7 @@ def parse_error_body(body, content_type=""):
     """
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
     try:
-        data = json.loads(text)
+        data = loads_strict(text, "the error body")   # ValueError for anything not strict JSON, however deep
     except ValueError:
         data = None
     if isinstance(data, dict):

@@ -24,6 +24,7 @@ import threading
 
 from urllib.parse import quote
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.jsondoc import loads_strict
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import (
     MEDIA_OCI_EMPTY,
     MEDIA_OCI_INDEX,
@@ -206,7 +207,7 @@ class Referrers:
 def _is_index(response):
     """Whether a 200 answer is an image index (some registries answer unknown paths 200 with HTML or {})."""
     try:
-        document = response.json()
+        document = loads_strict(response.content, "the answer")
     except ValueError:
         return False
     return isinstance(document, dict) and isinstance(document.get("manifests", []), list) and (
@@ -215,7 +216,7 @@ def _is_index(response):
 
 def _json_document(response, what):
     try:
-        document = response.json()
+        document = loads_strict(response.content, what)
     except ValueError:
         document = None
     if not isinstance(document, dict):

@@ -19,6 +19,8 @@ import uuid
 
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.jsondoc import loads_strict
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import is_valid_repository, is_valid_tag
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_MANIFEST, sha256_digest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import CATALOG
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import (
@@ -42,7 +44,13 @@ def pages(client, ref, path, kind, what, headers=None, url=None, actions=("pull"
     Tags": the link may be relative). A non-200 answer is yielded and ends the walk; the caller reads
     each answer before asking for the next. RegistryError past ``max_pages`` (``what`` names the listing).
     """
+    seen = set()
     for _page in range(max_pages):
+        if url is not None:
+            if url in seen:
+                raise RegistryError("%s failed: the registry's Link header leads back to a page already read (%s)"
+                                    % (what, url.split("?", 1)[-1][:200]), code="PAGINATION_INVALID")
+            seen.add(url)
         response = client.request("GET", ref, path, kind, headers=headers, url=url, actions=actions)
         try:
             yield response
@@ -69,13 +77,20 @@ def next_page_url(page_url, link):
     return target.geturl()
 
 
-def _json_list(response, key, what, code):
+def _json_list(response, key, what, code, valid):
+    """The names under ``key`` of a listing page that ``valid`` accepts (a page holds at most ``bodies.LIMITS``).
+
+    A name that is not a valid tag or repository (distribution/reference grammar) is left out: it never
+    becomes a reference, a path or a shell word.
+    """
     try:
-        values = response.json().get(key) or []
+        values = loads_strict(response.content, "the page").get(key) or []
+        if not isinstance(values, list):
+            raise ValueError(key)
     except (ValueError, AttributeError):
         raise RegistryError("%s failed: the registry answered something that is not a %s list" % (what, key[:-1]),
                             code=code)
-    return [value for value in values if isinstance(value, str)]
+    return [value for value in values if isinstance(value, str) and valid(value)]
 
 
 def list_tags(client, ref, page_size=PAGE_SIZE):
@@ -87,7 +102,7 @@ def list_tags(client, ref, page_size=PAGE_SIZE):
             return None if not tags else tags
         if response.status_code != 200:
             raise client.read_error(response, what, ref)
-        tags.extend(_json_list(response, "tags", what, "TAG_INVALID"))
+        tags.extend(_json_list(response, "tags", what, "TAG_INVALID", is_valid_tag))
     return tags
 
 
@@ -130,7 +145,7 @@ def list_repositories(client, registry, page_size=PAGE_SIZE):
             return names or None
         if response.status_code != 200:
             raise client.read_error(response, what, catalog)
-        names.extend(_json_list(response, "repositories", what, "NAME_INVALID"))
+        names.extend(_json_list(response, "repositories", what, "NAME_INVALID", is_valid_repository))
     return names
 
 

@@ -17,28 +17,26 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import random
-import re
 import threading
 import time
 import traceback
 
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
 
 try:
     import requests
-    from requests.adapters import BaseAdapter, HTTPAdapter, TimeoutSauce
-    from requests.cookies import RequestsCookieJar
-    from requests.structures import CaseInsensitiveDict
-    from requests.utils import get_encoding_from_headers, select_proxy
+    from requests.adapters import BaseAdapter, TimeoutSauce
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
     TRANSPORT_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                         requests.exceptions.ChunkedEncodingError)
+    # Answers no retry mends: a redirect loop, a URL requests cannot send (a scheme it has no adapter for).
+    REFUSED_ANSWERS = (requests.exceptions.TooManyRedirects, requests.exceptions.InvalidSchema,
+                       requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)
 except ImportError:  # pragma: no cover - reported by the modules through missing_required_lib
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
-    TRANSPORT_ERRORS = ()
+    TRANSPORT_ERRORS = REFUSED_ANSWERS = ()
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.auth import (
@@ -46,6 +44,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.auth
     RegistryAuth,
     host_of,
 )
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.bodies import MAX_REDIRECTS, guard, safe_url
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.discovery import Discovery, Endpoint
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import (
     RATE_LIMIT_HEADERS,
@@ -54,6 +53,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.erro
     short_connection_reason,
     transport_error,
 )
+from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.session import HTTPAdapter, Session
 
 
 class _Retry:
@@ -65,10 +65,6 @@ class _Retry:
         self.headers = headers     # the answer's headers (for Retry-After), or None
 
 
-# A URL requests' prepare_url returns unchanged: lower-case scheme and host, a port in 1-65535 without leading
-# zeros, a path of unreserved characters, sub-delimiters, ':' and '@' (nothing to quote), no query or fragment.
-_PLAIN_URL = re.compile(r"https?://[a-z0-9][a-z0-9.-]*(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}"
-                        r"|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?/[A-Za-z0-9._~!$&'()*+,;=:@/-]*\Z")
 RETRY_STATUSES = frozenset((429, 502, 503, 504))
 MAX_RETRY_DELAY = 60.0
 USER_AGENT = "archfleet.multiarch (ansible; python-requests)"
@@ -122,15 +118,17 @@ class Request:
     Bearer tokens, or None; ``headers``, ``data`` (bytes, a form dict or an iterator of chunks), ``stream``,
     ``read_body`` (see :meth:`Transport.request`), ``retry`` and ``allow_redirects``; ``verify`` and ``cert``
     when not the endpoint's (None: the endpoint's); ``answer_challenges`` false only for the ping and token
-    requests; ``timeout`` (seconds) when not the task's.
+    requests; ``timeout`` (seconds) when not the task's; ``limit`` (bytes) of a successful answer's body when
+    not its kind's (``bodies.LIMITS``; a blob copy's descriptor size).
     """
 
     __slots__ = ("method", "url", "registry", "kind", "scope", "headers", "data", "stream", "read_body", "retry",
-                 "allow_redirects", "verify", "cert", "answer_challenges", "timeout")
+                 "allow_redirects", "verify", "cert", "answer_challenges", "timeout", "limit")
 
     def __init__(self, method, url, registry, kind, scope=None, headers=None, data=None, stream=False, read_body=None,
-                 retry=True, allow_redirects=True, verify=None, cert=None, answer_challenges=True, timeout=None):
-        self.timeout = timeout
+                 retry=True, allow_redirects=True, verify=None, cert=None, answer_challenges=True, timeout=None,
+                 limit=None):
+        self.timeout, self.limit = timeout, limit
         self.method = method
         self.url = url
         self.registry = registry
@@ -167,10 +165,11 @@ class Transport:
         self._sleep = sleep
         self._local = threading.local()
         self.auth = Authenticator(self, credentials_for)
-        self.session = _Session(self._local)
+        self.session = Session(self._local)
         self.session.headers["User-Agent"] = USER_AGENT
+        self.session.max_redirects = MAX_REDIRECTS
         size = max(pool_size, 4)
-        self.adapter = _WireAdapter(self, _HTTPAdapter(pool_connections=size, pool_maxsize=size, max_retries=0))
+        self.adapter = _WireAdapter(self, HTTPAdapter(pool_connections=size, pool_maxsize=size, max_retries=0))
         self.session.mount("https://", self.adapter)
         self.session.mount("http://", self.adapter)
         self._endpoints = {}
@@ -191,6 +190,12 @@ class Transport:
 
     def endpoints(self):
         return list(self._endpoints.values())
+
+    def scheme_of(self, host):
+        """``"http"`` or ``"https"``: how the registry whose API ``host`` serves is reached; None for other hosts."""
+        registry = self._hosts.get(host)
+        endpoint = self._endpoints.get(registry_key(registry)) if registry is not None else None
+        return endpoint.base_url.split(":", 1)[0] if endpoint is not None and endpoint.base_url else None
 
     def registry_of(self, host):
         """The registry (as named in references) whose API ``host`` serves, or None for any other host."""
@@ -276,7 +281,7 @@ class Transport:
     def _attempt(self, req, auth, attempt, wrap_errors):
         """One attempt of :meth:`request`: its return value, or a ``_Retry`` when it is to be sent again."""
         previous = getattr(self._local, "state", None)
-        self._local.state = (req.kind, auth)
+        self._local.state = (req.kind, auth, req.limit)
         try:
             response = self.session.request(req.method, req.url, headers=req.headers, verify=req.verify, cert=req.cert,
                                             stream=req.stream, data=req.data, timeout=req.timeout or self._timeout,
@@ -288,6 +293,9 @@ class Transport:
                     raise
                 raise transport_error(req.method, req.url, attempt, exc, tls=tls)
             return _Retry(None)
+        except REFUSED_ANSWERS as exc:
+            raise RegistryError("%s %s failed: %s" % (req.method, safe_url(req.url), str(exc).split("?", maxsplit=1)[0][:200]),
+                                code="REDIRECT_REFUSED" if "redirect" in str(exc).lower() else "UNSUPPORTED")
         finally:
             self._local.state = previous
         response.registry_auth = auth
@@ -377,124 +385,7 @@ if HAS_REQUESTS:
             self.transport.count(request.method, state[0])
             response = self.inner.send(request, **kwargs)
             response.connection = self
-            return response
+            return guard(response, request.method, state[0], state[2], kwargs.get("timeout"))
 
         def close(self):
             self.inner.close()
-
-    class _HTTPAdapter(HTTPAdapter):
-        """requests' ``HTTPAdapter`` keeping its pools per scheme, host and TLS settings, and building a Response
-        without a cookie pass (the second, after the session's) when the answer sets none (the same Response).
-        """
-
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._pools = {}
-
-        def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
-            """requests' pool, looked up once per scheme, host, ``verify`` and ``cert`` (requests parses the URL
-            and builds urllib3's pool key every time); again when closed (urllib3 1.x closes evicted pools) or proxied.
-            """
-            if proxies and select_proxy(request.url, proxies):
-                return super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
-            parts = urlsplit(request.url)
-            key = (parts.scheme, parts.netloc, verify, cert)
-            pool = self._pools.get(key)
-            if pool is None or pool.pool is None:
-                pool = self._pools[key] = super().get_connection_with_tls_context(request, verify, proxies=proxies,
-                                                                                  cert=cert)
-            return pool
-
-        def request_url(self, request, proxies):
-            """The path (what requests sends without a proxy), without its proxy look-up and two URL parses."""
-            return super().request_url(request, proxies) if proxies else request.path_url
-
-        def close(self):
-            self._pools.clear()
-            super().close()
-
-        def build_response(self, req, resp):
-            headers = getattr(resp, "headers", None)
-            if headers is None or "set-cookie" in headers or "set-cookie2" in headers:
-                return super().build_response(req, resp)
-            response = requests.Response()
-            response.status_code = getattr(resp, "status", None)
-            response.headers = CaseInsensitiveDict(headers)
-            response.encoding = get_encoding_from_headers(response.headers)
-            response.raw = resp
-            response.reason = resp.reason
-            response.url = req.url.decode("utf-8") if isinstance(req.url, bytes) else req.url
-            response.request = req
-            response.connection = self
-            return response
-
-    class _CookieJar(RequestsCookieJar):
-        """The session's jar: an answer without ``Set-Cookie`` (registries seldom set one) is not parsed."""
-
-        def extract_cookies(self, response, request):
-            headers = response.info()
-            if "Set-Cookie" in headers or "Set-Cookie2" in headers:
-                super().extract_cookies(response, request)
-
-    class _Session(requests.Session):
-        """A ``requests.Session`` that reads the environment once per scheme and host, not once per request.
-
-        With ``trust_env`` (kept: HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE apply) requests walks
-        the environment for proxies on every request; the answer depends only on the scheme and host and the
-        environment does not change during a task: kept per ``(scheme, host, stream, verify, cert)``.
-        Requests given their own ``proxies`` are merged as requests always does. Shortcuts: prepare_request.
-        """
-
-        def __init__(self, local):
-            super().__init__()
-            self._environment = {}
-            self._local = local
-            self.cookies = _CookieJar()
-
-        def prepare_request(self, request):
-            """requests' preparation without its merging (three cookie jars, ``to_key_val_list``'s Protocol checks,
-            a ``.netrc`` look-up) when there is nothing to merge: no cookies, params, files, JSON or session hooks,
-            and the request's own auth handler. Same PreparedRequest: session headers updated by the request's,
-            its auth and hooks, an empty jar, no ``Cookie`` header. A URL of the client's shape (``_PLAIN_URL``,
-            no dot segment) is already what ``prepare_url`` returns. Anything else takes requests' own path.
-            """
-            if (request.cookies or request.params or request.files or request.json is not None or request.auth is None
-                    or self.params or self.auth is not None or self.hooks.get("response") or len(self.cookies)):
-                return super().prepare_request(request)
-            headers = CaseInsensitiveDict(self.headers)
-            if request.headers:
-                for name, value in request.headers.items():
-                    if value is None:
-                        headers.pop(name, None)
-                    else:
-                        headers[name] = value
-            prepared = requests.PreparedRequest()
-            prepared.prepare_method(request.method.upper())
-            if _PLAIN_URL.match(request.url) and "/." not in request.url:
-                prepared.url = request.url      # what prepare_url would make of it, character for character
-            else:
-                prepared.prepare_url(request.url, None)
-            prepared.prepare_headers(headers)
-            prepared._cookies = RequestsCookieJar()   # what prepare_cookies sets; an empty jar adds no header
-            prepared.prepare_body(request.data, None, None)
-            prepared.prepare_auth(request.auth, request.url)
-            prepared.prepare_hooks(request.hooks)
-            return prepared
-
-        def rebuild_auth(self, prepared_request, response):
-            """Strip credentials on a redirect to another host (requests' rule), then add only what that
-            host itself asked for earlier (its own token or credentials), never the first host's."""
-            super().rebuild_auth(prepared_request, response)
-            state = getattr(self._local, "state", None)
-            if state is not None and "Authorization" not in prepared_request.headers:
-                state[1].apply(prepared_request)
-
-        def merge_environment_settings(self, url, proxies, stream, verify, cert):
-            if proxies:
-                return super().merge_environment_settings(url, proxies, stream, verify, cert)
-            parts = urlsplit(url)
-            key = (parts.scheme, parts.netloc, stream, verify, cert)
-            settings = self._environment.get(key)
-            if settings is None:
-                settings = self._environment[key] = super().merge_environment_settings(url, {}, stream, verify, cert)
-            return dict(settings, proxies=dict(settings["proxies"]))
