@@ -115,9 +115,13 @@ options:
       - V(merge) amends the index at O(name) - entries of the same platform as a source are replaced,
         other entries are kept, new platforms are appended; index annotations are merged. A single image at
         O(name) becomes the first entry of a new index.
-      - Concurrent merges into one tag converge. After writing, the tag is read back (after a short, jittered
-        delay, and once more later); when another writer replaced the index without an entry this run added,
-        the merge is done again from what is there (at most 10 times).
+      - Concurrent merges into one tag lose nothing, whatever the timing. Each run first writes what it adds at a
+        side tag of the repository, C(<tag>.merge.<epoch>.<platform>), then writes the index from the index there
+        and every such contribution, reads it back and writes it again while a contribution is missing (at most
+        10 times, then C(CONFLICT)). Side tags are not deleted; the next merge reads them. The
+        collection's C(docs/manifests.md) (Concurrent merges) gives the argument, the costs and the limits.
+      - V(merge) writes an OCI image index (it carries the annotation C(io.archfleet.merge.epoch)), so
+        O(media_type=docker) is refused with it.
     type: str
     choices: [replace, merge]
     default: replace
@@ -324,10 +328,17 @@ referrers_copied:
   returned: when O(referrers=copy)
   type: list
   elements: dict
+merge_side_tags:
+  description:
+    - With O(mode=merge), the side tags this run wrote its contributions to (one per platform it added).
+  returned: when a merge wrote something
+  type: list
+  elements: str
+  sample: ["registry.example.com/team/app:1.0.merge.3f2a9c81d0e4.77c0ab12ef34"]
 merge_rewrites:
   description:
-    - With O(mode=merge), how often the index was merged and written again because another writer replaced it
-      without this run's entries (see O(mode)).
+    - With O(mode=merge), how often the index was written again because contributions of other writers were
+      missing from it when it was read back (see O(mode)).
   returned: when a merge had to be redone
   type: int
 deleted:

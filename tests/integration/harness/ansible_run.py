@@ -106,3 +106,24 @@ def task(title: str, module: str, ignore_errors: bool = False, **args) -> dict:
     if ignore_errors:
         entry["ignore_errors"] = True
     return entry
+
+
+def start_playbook(playbook_text: str, workdir: Path) -> subprocess.Popen:
+    """Start ansible-playbook on ``playbook_text`` (localhost, local connection) in its own session, so that
+    ``os.killpg(proc.pid, signal.SIGKILL)`` kills the controller and the module it runs; output goes to
+    ``workdir``/out.txt. For tests that need the process itself (concurrency, SIGKILL)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "play.yml"
+    path.write_text(playbook_text)
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(path)]
+    run_env = dict(os.environ)
+    run_env.update({
+        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
+        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_PYTHON_INTERPRETER": run_env.get("ANSIBLE_PYTHON_INTERPRETER", sys.executable),
+    })
+    out = open(workdir / "out.txt", "w")   # noqa: SIM115 - closed with the process by the caller's wait
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=run_env, cwd=workdir,
+                            start_new_session=True)
