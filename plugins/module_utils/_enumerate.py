@@ -24,6 +24,9 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference
 
 REPOSITORY_KEYS = ("name", "include", "exclude", "limit")
 CATALOG_KEYS = ("registry", "repositories", "exclude_repositories", "include", "exclude", "limit")
+# The side tags mode=merge keeps its contributions at (_publish.merge.side_prefix): not releases of their own,
+# so enumeration leaves them out (docs/manifests.md, Concurrent merges).
+MERGE_SIDE_TAG = re.compile(r"\.merge\.[0-9a-f]{12}\.[0-9a-f]{12}\Z")
 _SEMVER = re.compile(r"^v?(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?(?:\.(0|[1-9]\d*))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
 
 
@@ -36,8 +39,11 @@ class TagFilter:
         self.limit = limit
 
     def apply(self, tags):
-        """The matching tags, the newest ``limit`` of them when set, in ascending (version or name) order."""
-        matched = [t for t in tags if (not self.include or any(p.search(t) for p in self.include))
+        """The matching tags, the newest ``limit`` of them when set, in ascending (version or name) order.
+
+        The side tags of ``mode=merge`` (MERGE_SIDE_TAG) are never matched."""
+        matched = [t for t in tags if not MERGE_SIDE_TAG.search(t)
+                   and (not self.include or any(p.search(t) for p in self.include))
                    and not any(p.search(t) for p in self.exclude)]
         ordered = sort_tags(matched)
         if self.limit is not None:

@@ -60,6 +60,9 @@ options:
       - Tags are read with the tags API, following C(Link) pagination. Each matched tag becomes an entry of
         RV(images), after those of O(images), repository by repository, tags in ascending order.
       - A repository that does not exist is a fact in RV(repositories), not a failure.
+      - The side tags where M(archfleet.multiarch.docker_manifest_create) keeps the contributions of
+        O(archfleet.multiarch.docker_manifest_create#module:mode=merge) (C(<tag>.merge.<12 hex>.<12 hex>)) are
+        not releases and are left out, here and in O(catalog).
     type: list
     elements: raw
   catalog:

@@ -83,3 +83,14 @@ def test_digest_only_heads_each_tag_and_returns_six_facts(registry):
     assert all(image["digest"].startswith("sha256:") for image in result["images"])
     kinds = [call[0] for call in registry.calls if call[0] not in ("authorize", "list_tags")]
     assert kinds == ["head_manifest"] * 3
+
+
+def test_the_side_tags_of_merges_are_not_enumerated():
+    """docs/manifests.md (Concurrent merges): mode=merge's side tags are contributions, not releases."""
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.merge import side_prefix
+    side = side_prefix("1.0", "3f2a9c81d0e4") + "77c0ab12ef34"
+    long_side = side_prefix("v" * 120, "000000000000") + "77c0ab12ef34"
+    tags = ["1.0", side, long_side, "1.0.merge.notes", "2.0"]
+    assert TagFilter().apply(tags) == ["1.0", "1.0.merge.notes", "2.0"]
+    import re
+    assert TagFilter([re.compile("merge")]).apply(tags) == ["1.0.merge.notes"]
