@@ -90,10 +90,11 @@ class Write:
 
 
 class Backoff:
-    """Step: wait before writing the index again (``rewrites``: how many times it was written again so far)."""
+    """Step: wait before writing the index again; ``undone``: how many of this writer's index writes were undone
+    so far (the wait grows with it; writing again to add new contributions does not make it grow)."""
 
-    def __init__(self, rewrites):
-        self.rewrites = rewrites
+    def __init__(self, undone):
+        self.undone = undone
 
 
 class Current:
@@ -107,7 +108,8 @@ class Current:
 
 
 class MergeConflict(Exception):
-    """The index was written again ``attempts`` times and other writers' contributions kept arriving.
+    """This writer's index write was undone ``attempts`` times (other writers kept writing indexes without the
+    contributions it had written).
 
     ``side_tags``: the contributions the writer wrote (they stay: the next merge into the tag reads them).
     """
@@ -192,6 +194,10 @@ def _canonical(descriptor):
     return json.dumps(descriptor, sort_keys=True)
 
 
+def _canonical_set(contributions):
+    return frozenset(_canonical(d) for descriptors in contributions for d in descriptors)
+
+
 def composer(target, annotations, media_type):
     """``compose(current, contributions, epoch)`` for merge_steps: the index at the tag (``current.document``)
     with every contribution's entries merged in (``merge_entries``: an entry replaces the one of its
@@ -220,9 +226,12 @@ def merge_steps(tag, own, compose, current, attempts=10):
 
     Returns ``(current, rewrites, side_tags)``: the tag as read when every listed contribution was in it,
     how many times the index was written again, and the side tags this writer wrote.
-    Raises MergeConflict after ``attempts`` rewrites.
+
+    Writing again to add contributions that appeared since the last write is progress (there are only as many
+    as there are writers); writing again because the index lacks contributions this writer had already written
+    means another writer undid that write. Raises MergeConflict when that happened more than ``attempts`` times.
     """
-    epoch, rewrites, writes, side_tags = None, 0, 0, []
+    epoch, rewrites, undone, writes, side_tags, written = None, 0, 0, 0, [], frozenset()
     while True:
         if epoch_of(current) != epoch:
             epoch = epoch_of(current)
@@ -233,13 +242,16 @@ def merge_steps(tag, own, compose, current, attempts=10):
         if writes:
             if lists_all(current.document if current is not None else None, contributions):
                 return current, rewrites, side_tags
-            if rewrites >= attempts:
-                raise MergeConflict("other writers' contributions kept arriving after %d index writes" % writes,
-                                    side_tags)
+            if _canonical_set(contributions) <= written:
+                if undone >= attempts:
+                    raise MergeConflict("other writers undid this run's index write %d times (%d index writes)"
+                                        % (undone + 1, writes), side_tags)
+                undone += 1
             rewrites += 1
-            yield Backoff(rewrites)
+            yield Backoff(undone)
             contributions = yield from _contributions(tag, epoch)
         document, body, media_type = compose(current, contributions, epoch)
+        written = _canonical_set(contributions)
         yield Write(tag, body, media_type)
         writes += 1
         current = yield Read(tag)

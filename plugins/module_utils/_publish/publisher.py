@@ -50,10 +50,11 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.mirro
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.referrers_copy import ReferrerCopy
 
 
-# mode=merge (Publisher.merge): how often the index may be written again because other writers'
-# contributions kept arriving, and the back-off before each rewrite: a random time up to
-# MERGE_BACKOFF * 2 ** (rewrites - 1) seconds ("full jitter"), at most MERGE_BACKOFF_CAP.
+# mode=merge (Publisher.merge): how often other writers may undo this run's index write before it fails, the
+# back-off before each rewrite (a random time up to MERGE_BACKOFF * 2 ** undone seconds, "full jitter", at most
+# MERGE_BACKOFF_CAP), and how often one step that met a server error or no answer is tried.
 MERGE_ATTEMPTS = 10
+MERGE_STEP_TRIES = 5
 MERGE_BACKOFF = 0.2
 MERGE_BACKOFF_CAP = 5.0
 
@@ -215,16 +216,16 @@ class Publisher:
     def _merge_step(self, step, sleep, jitter):
         """Do one step of the merge protocol against the registry; a server error or no answer is tried again."""
         if isinstance(step, merging.Backoff):
-            sleep(min(MERGE_BACKOFF_CAP, MERGE_BACKOFF * 2 ** (step.rewrites - 1)) * jitter())
+            sleep(min(MERGE_BACKOFF_CAP, MERGE_BACKOFF * 2 ** step.undone) * jitter())
             return None
-        for attempt in range(1, 4):
+        for attempt in range(1, MERGE_STEP_TRIES + 1):
             try:
                 return self._merge_request(step)
             except RegistryError as exc:
                 # A registry on filesystem storage can answer 500 while another PUT rewrites the tag.
-                if not _transient(exc) or attempt == 3:
+                if not _transient(exc) or attempt == MERGE_STEP_TRIES:
                     raise
-            sleep(MERGE_BACKOFF * attempt * jitter())
+            sleep(min(MERGE_BACKOFF_CAP, MERGE_BACKOFF * 2 ** attempt) * jitter())
 
     def _merge_request(self, step):
         if isinstance(step, merging.List):

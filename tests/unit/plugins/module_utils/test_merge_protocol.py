@@ -61,12 +61,12 @@ class Registry:
         return sorted((m["platform"]["architecture"], m["digest"]) for m in document["manifests"])
 
 
-def writer(entries, annotations=None):
+def writer(entries, annotations=None, attempts=50):
     """One ``mode=merge`` run: the plan's read of the tag, then the protocol."""
     current = yield merging.Read(TARGET.tag)
     compose = merging.composer(TARGET, annotations, "auto")
     result = yield from merging.merge_steps(TARGET.tag, merging.group_contributions(entries), compose, current,
-                                            attempts=50)
+                                            attempts=attempts)
     return result
 
 
@@ -234,3 +234,41 @@ def test_contributions_that_are_not_of_the_epoch_or_not_indexes_are_ignored():
     assert merging.contribution_descriptors({"annotations": {merging.EPOCH_ANNOTATION: "0" * 12},
                                              "manifests": [{"digest": 7}]}, "0" * 12) is None
     assert merging.contribution_descriptors("garbage", "0" * 12) is None
+
+
+def test_writing_again_to_add_new_contributions_is_progress_not_a_conflict():
+    """Contributions that keep arriving (writers starting one after another) make a writer write again, but only
+    writes that other writers undid count against ``attempts``: with attempts=0, eight late contributions still
+    end in success, and an undone write fails at once."""
+    registry, (first,) = fresh([[image_entry(PLATFORMS[1])]])
+    run = Run(registry, [first])
+    late = [writer([image_entry(("linux", "arch%d" % n, None))], attempts=0) for n in range(8)]
+    run.writers = [first] + late
+    run.pending += [None] * 8
+    run.done += [False] * 8
+    run.started += [False] * 8
+    run.last_step += [None] * 8
+    # each late writer writes its contribution and stops before its index write; the first writer then checks
+    for number in range(1, 9):
+        while not (isinstance(run.pending[number], merging.List)):
+            run.advance(number)
+    while not run.done[0]:
+        run.advance(0)
+    assert len(registry.platforms()) == 10      # amd64, arm64 and the eight late ones
+    for number in range(1, 9):                  # the late writers finish, one after another (attempts=0)
+        while not run.done[number]:
+            run.advance(number)
+    assert len(registry.platforms()) == 10
+
+
+def test_an_index_write_undone_more_than_attempts_times_is_a_conflict():
+    registry, (only,) = fresh([[image_entry(PLATFORMS[1])]])
+    only = writer([image_entry(PLATFORMS[1])], attempts=1)
+    run = Run(registry, [only])
+    seed = dict(registry.tags)
+    with pytest.raises(merging.MergeConflict, match="undid this run's index write 2 times") as caught:
+        while not run.done[0]:
+            run.advance(0)
+            if isinstance(run.last_step[0], merging.Write) and not run.last_step[0].contribution:
+                registry.tags[TARGET.tag] = seed[TARGET.tag]      # a stale writer puts the old index back
+    assert caught.value.side_tags and caught.value.side_tags[0].startswith("1.0.merge.")

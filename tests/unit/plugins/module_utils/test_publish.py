@@ -277,7 +277,7 @@ def test_a_merge_another_writer_replaced_is_merged_again(registry, monkeypatch):
     clobbered = clobber_after_index_writes(registry, monkeypatch, target, stale, times=1)
     slept = []
     final = publisher.merge(plan, sleep=slept.append, jitter=lambda: 0.5)
-    assert len(clobbered) == 1 and final.rewrites == 1 and slept == [0.1]    # MERGE_BACKOFF x 0.5
+    assert len(clobbered) == 1 and final.rewrites == 1 and slept == [0.2]    # MERGE_BACKOFF x 2 ** 1 x 0.5
     assert architectures(registry, target) == ["amd64", "arm64"]
     assert final.digest == registry.repo(target).tags["1.0"]
 
@@ -286,11 +286,12 @@ def test_a_merge_that_never_sticks_gives_up_with_a_clear_error(registry, monkeyp
     target, stale, publisher, plan = merge_planned(registry)
     clobber_after_index_writes(registry, monkeypatch, target, stale, times=100)
     slept = []
-    with pytest.raises(RegistryError, match=r"after 3 index writes; side tags 1\.0\.merge\.[0-9a-f]{12}\.[0-9a-f]{12} "
+    with pytest.raises(RegistryError, match=r"other writers undid this run's index write 3 times \(3 index writes\); "
+                                            r"side tags 1\.0\.merge\.[0-9a-f]{12}\.[0-9a-f]{12} "
                                             r"keep this run's entries for the next merge") as caught:
         publisher.merge(plan, attempts=2, sleep=slept.append, jitter=lambda: 1.0)
     assert caught.value.code == "CONFLICT"
-    assert slept == [0.2, 0.4]                     # full-jitter back-off, doubled after each rewrite
+    assert slept == [0.4, 0.8]                     # full-jitter back-off, doubled after each undone write
 
 
 def test_a_read_back_that_meets_a_server_error_is_tried_again(registry, monkeypatch):
