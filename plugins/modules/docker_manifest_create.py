@@ -117,8 +117,8 @@ options:
         O(name) becomes the first entry of a new index.
       - Concurrent merges into one tag lose nothing, whatever the timing. Each run first writes what it adds at a
         side tag of the repository, C(<tag>.merge.<epoch>.<platform>), then writes the index from the index there
-        and every such contribution, reads it back and writes it again while a contribution is missing (at most
-        10 times, then C(CONFLICT)). Side tags are not deleted; the next merge reads them. The
+        and every such contribution, reads it back and writes it again while a contribution is missing (C(CONFLICT)
+        when other writers undid its write 10 times). Side tags are not deleted; the next merge reads them. The
         collection's C(docs/manifests.md) (Concurrent merges) gives the argument, the costs and the limits.
       - V(merge) writes an OCI image index (it carries the annotation C(io.archfleet.merge.epoch)), so
         O(media_type=docker) is refused with it.
