@@ -38,7 +38,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._supply_chain 
     SupplyChain,
     artifact_update,
     parse_referrers_option,
-    parse_verification_options,
+    parse_trust_options,
 )
 
 
@@ -51,21 +51,23 @@ def parse_options(params):
         except PlatformError as exc:
             raise OptionError("require_platforms[%d]: %s" % (index, exc))
     parse_referrers_option(params.get("referrers"))
-    parse_verification_options(params)
+    parse_trust_options(params)
     return refs, parse_repositories(params.get("repositories")), parse_catalogs(params.get("catalog"))
 
 
 def inspect_task(client, prepared, params):
     """The docker_manifest_info result: ``images`` (given, then enumerated) and, when enumerated, ``repositories``."""
     refs, repositories, catalogs = prepared
-    keys = parse_verification_options(params)
+    keys, policy = parse_trust_options(params)
     facts = ManifestFacts(client, fetch_config=params["config"], required_platforms=params["require_platforms"],
                           verify_children=params["verify_children"], fail_on_error=params["fail_on_error"],
                           digest_only=params["digest_only"],
-                          referrers=params.get("referrers"), signature_keys=keys)
+                          referrers=params.get("referrers"), signature_keys=keys, certificate_policy=policy)
     result = {"changed": False}
     if keys:
         result["signature_keys"] = [key.fact() for key in keys]
+    if policy is not None:
+        result["certificate_policy"] = policy.fact()
     if repositories or catalogs:
         listed, result["repositories"] = Enumerator(client, params["concurrency"]).expand(repositories, catalogs)
         refs = list(refs) + listed
@@ -116,12 +118,15 @@ class ManifestFacts:
     """
 
     def __init__(self, client, fetch_config=False, required_platforms=None, verify_children=False,
-                 fail_on_error=False, digest_only=False, referrers=False, signature_keys=None):
+                 fail_on_error=False, digest_only=False, referrers=False, signature_keys=None,
+                 certificate_policy=None):
         self.client = client
         # referrers: the module option (false, true or artifact types to keep; see _supply_chain);
-        # signature_keys: the _signatures.PublicKey list signatures are verified with
+        # signature_keys: the _signatures.PublicKey list signatures are verified with; certificate_policy:
+        # the _sigstore.CertificatePolicy (identity, issuer, trusted root) certificates are checked against
         types = parse_referrers_option(referrers)
-        self.supply_chain = SupplyChain(client, types, signature_keys) if types is not None else None
+        self.supply_chain = (SupplyChain(client, types, signature_keys, certificate_policy) if types is not None
+                             else None)
         self.digest_only = digest_only
         self.fetch_config = fetch_config
         self.verify_children = verify_children

@@ -24,6 +24,7 @@ import os
 import re
 
 try:
+    from cryptography import x509
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -35,10 +36,15 @@ except ImportError:  # pragma: no cover - reported by parse_signature_keys
 from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.cosign import (
     CERTIFICATE_ANNOTATION,
+    CHAIN_ANNOTATION,
     SignatureFormatError,
     check_claims,
+    check_statement,
     decode_signature,
+    parse_bundle,
+    pae,
 )
+from ansible_collections.archfleet.multiarch.plugins.module_utils._sigstore import load_certificates
 
 ALLOWED = ("PEM public keys (-----BEGIN PUBLIC KEY-----) of type ECDSA P-256, P-384 or P-521, RSA (2048 bits or "
            "more) or Ed25519, inline or as the path of a file holding them")
@@ -182,29 +188,92 @@ def parse_signature_keys(values, option="signature_keys"):
     return keys
 
 
-def verify_layer(keys, signature_layer, payload, subject_digest, registry, repository):
-    """The fact of one simple-signing layer: ``verified``, ``key_id``, ``reason``, ``message`` and the claims.
+def _certificate_key(cert):
+    """The PublicKey of a signing certificate; SignatureFormatError when cosign could not have signed with it."""
+    try:
+        public = cert.public_key()
+        return PublicKey(public, _load_type(public, "the certificate"), "certificate")
+    except (OptionError, ValueError, UnsupportedAlgorithm):
+        raise SignatureFormatError("untrusted-certificate", "the certificate's key is of a type cosign does not "
+                                   "sign with")
+
+
+def _signer(keys, policy, signature, data, certificates):
+    """``(key_id, identity, issuer)`` of whoever verifies ``signature`` over ``data``; SignatureFormatError.
+
+    The given keys first; then, with a policy, the attached certificate (its key must verify the signature,
+    then the certificate the policy: ``_sigstore.CertificatePolicy.check``).
+    """
+    signer = next((key for key in keys if key.verifies(signature, data)), None)
+    if signer is not None:
+        return signer.key_id, None, None
+    if policy is not None and certificates:
+        leaf = _certificate_key(certificates[0])
+        if not leaf.verifies(signature, data):
+            raise SignatureFormatError("other-key", "the signature does not verify with the key of its certificate "
+                                       "(altered, or the certificate is another key's)")
+        identity, issuer = policy.check(certificates[0], certificates[1:])
+        return None, identity, issuer
+    if keys and not any(key.well_formed(signature) for key in keys):
+        raise SignatureFormatError("bad-signature", "the signature (%d bytes) has the shape of no given "
+                                   "key's signatures (%s): truncated, not a signature, or made with a key "
+                                   "of another type" % (len(signature), ", ".join(sorted(set(k.type for k in keys)))))
+    if not keys:
+        raise SignatureFormatError("other-key", "no certificate is attached (a signature made with a key): give its "
+                                   "public key in signature_keys")
+    raise SignatureFormatError("other-key", "none of the %d given key(s) verifies the signature (made with "
+                               "another key, or altered)%s" % (len(keys), "; it carries a certificate (keyless), "
+                                                               "not checked without certificate_identity"
+                                                               if certificates and policy is None else ""))
+
+
+def _empty_fact():
+    return {"verified": False, "key_id": None, "identity": None, "issuer": None, "reason": None, "message": None}
+
+
+def verify_layer(keys, signature_layer, payload, subject_digest, registry, repository, policy=None):
+    """The fact of one simple-signing layer: ``verified``, ``key_id`` or ``identity`` and ``issuer`` (a
+    certificate, with ``policy``), ``reason``, ``message`` and the claims.
 
     The signature is checked first, then the payload's claims (a payload proves nothing until a key
-    verifies it): ``bad-signature``, ``other-key``, ``bad-payload``, ``other-digest``, ``other-repository``.
+    verifies it): ``bad-signature``, ``other-key``, the certificate's reasons (``_sigstore``),
+    ``bad-payload``, ``other-digest``, ``other-repository``.
     """
-    fact = {"verified": False, "key_id": None, "reason": None, "message": None}
+    fact = _empty_fact()
     try:
         signature = decode_signature(signature_layer)
-        signer = next((key for key in keys if key.verifies(signature, payload)), None)
-        if signer is None:
-            if not any(key.well_formed(signature) for key in keys):
-                raise SignatureFormatError("bad-signature", "the signature (%d bytes) has the shape of no given "
-                                           "key's signatures (%s): truncated, not a signature, or made with a key "
-                                           "of another type"
-                                           % (len(signature), ", ".join(sorted(set(k.type for k in keys)))))
-            keyless = CERTIFICATE_ANNOTATION in (signature_layer.get("annotations") or {})
-            raise SignatureFormatError("other-key", "none of the %d given key(s) verifies the signature (made with "
-                                       "another key, or altered)%s" % (len(keys), "; it carries a certificate "
-                                                                       "(keyless), which is not checked"
-                                                                       if keyless else ""))
-        fact["key_id"] = signer.key_id
+        annotations = signature_layer.get("annotations") or {}
+        certificates = []
+        if policy is not None and annotations.get(CERTIFICATE_ANNOTATION):
+            certificates = load_certificates(annotations[CERTIFICATE_ANNOTATION])[:1]
+            if annotations.get(CHAIN_ANNOTATION):
+                certificates += load_certificates(annotations[CHAIN_ANNOTATION])
+        elif annotations.get(CERTIFICATE_ANNOTATION):
+            certificates = [None]
+        fact["key_id"], fact["identity"], fact["issuer"] = _signer(keys, policy, signature, payload, certificates)
         fact["signed_digest"], fact["docker_reference"] = check_claims(payload, subject_digest, registry, repository)
+        fact["verified"] = True
+    except SignatureFormatError as exc:
+        fact["reason"], fact["message"] = exc.reason, str(exc)
+    return fact
+
+
+def verify_bundle(keys, body, subject_digest, policy=None):
+    """The fact of one Sigstore bundle layer (cosign sign --new-bundle-format): its DSSE signature over
+    cosign's in-toto statement, by a given key or by a certificate ``policy`` accepts, naming the digest.
+    A bundle names no repository (``docker_reference`` is None, nothing to compare)."""
+    fact = _empty_fact()
+    try:
+        bundle = parse_bundle(body)
+        check_statement(bundle["payload_type"], bundle["payload"], subject_digest)
+        try:
+            certificates = [x509.load_der_x509_certificate(der) for der in bundle["certificates"]]
+        except ValueError:
+            raise SignatureFormatError("untrusted-certificate", "the bundle's certificate is not DER")
+        data = pae(bundle["payload_type"], bundle["payload"])
+        fact["key_id"], fact["identity"], fact["issuer"] = _signer(keys, policy, bundle["signature"], data,
+                                                                   certificates)
+        fact["signed_digest"], fact["docker_reference"] = subject_digest, None
         fact["verified"] = True
     except SignatureFormatError as exc:
         fact["reason"], fact["message"] = exc.reason, str(exc)

@@ -10,10 +10,12 @@ legacy tags) and ``supply_chain`` (``signed``, ``signers``, ``signature_present`
 ``provenance``); each buildx attestation entry gets the in-toto ``predicate_types`` of its layers (one
 manifest GET per attestation).
 
-``signature_keys`` (public keys, ``_signatures``): each signature referrer is read (one manifest GET, one
-blob GET per signature layer) and every signature it holds verified against the keys, for the subject's
-digest and repository: ``signatures`` facts per image and platform entry, and ``signed`` is true only
-when one verified. Without keys nothing is verified and ``signed`` is false.
+``signature_keys`` (public keys, ``_signatures``) and/or ``certificate_identity``, ``certificate_oidc_issuer``
+and ``trusted_root`` (``_sigstore``): each signature referrer is read (one manifest GET, one blob GET per
+signature layer or Sigstore bundle) and every signature it holds verified against the keys or the
+certificate policy, for the subject's digest and repository: ``signatures`` facts per image and platform
+entry, and ``signed`` is true only when one verified. Without either nothing is verified and ``signed``
+is false.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,14 +28,21 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest 
     is_artifact_manifest,
     predicate_types,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.cosign import MAX_PAYLOAD_SIZE, signature_layers
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.cosign import (
+    BUNDLE_TYPES,
+    MAX_PAYLOAD_SIZE,
+    signature_layers,
+)
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.referrers import category, supply_chain
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.referrers import Referrers
 from ansible_collections.archfleet.multiarch.plugins.module_utils._signatures import (
+    _read_file,
     parse_signature_keys,
+    verify_bundle,
     verify_layer,
 )
+from ansible_collections.archfleet.multiarch.plugins.module_utils._sigstore import parse_certificate_options
 
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0", "")
@@ -69,28 +78,37 @@ SIGNATURE_READ_CODES = frozenset(("BLOB_UNKNOWN", "MANIFEST_UNKNOWN", "DIGEST_MI
 
 
 def parse_verification_options(params):
-    """The PublicKey list of ``signature_keys``; OptionError when keys are given but signatures are not read."""
+    """The PublicKey list of ``signature_keys`` (parse_trust_options without the certificate policy)."""
+    return parse_trust_options(params)[0]
+
+
+def parse_trust_options(params):
+    """``(PublicKey list, CertificatePolicy or None)`` of ``signature_keys`` and ``certificate_identity``,
+    ``certificate_oidc_issuer``, ``trusted_root``; OptionError when given but signatures are not read."""
     keys = parse_signature_keys(params.get("signature_keys"))
-    if keys:
+    policy = parse_certificate_options(params, _read_file)
+    if keys or policy:
+        option = "signature_keys" if keys else "certificate_identity"
         types = parse_referrers_option(params.get("referrers"))
         if types is None:
-            raise OptionError("signature_keys verifies the signatures that referrers finds: set referrers=true "
-                              "(or remove signature_keys)")
+            raise OptionError("%s verifies the signatures that referrers finds: set referrers=true "
+                              "(or remove %s)" % (option, option))
         if types and not any(category(artifact_type) == "signature" for artifact_type in types):
-            raise OptionError("signature_keys verifies signatures, but referrers keeps only %s: add "
+            raise OptionError("%s verifies signatures, but referrers keeps only %s: add "
                               "application/vnd.dev.cosign.artifact.sig.v1+json, or set referrers=true"
-                              % ", ".join(types))
-    return keys
+                              % (option, ", ".join(types)))
+    return keys, policy
 
 
 class SupplyChain:
     """Adds referrers, predicate types, verified signatures and the supply-chain summary to image facts."""
 
-    def __init__(self, client, artifact_types, keys=None):
+    def __init__(self, client, artifact_types, keys=None, policy=None):
         self.client = client
         self.artifact_types = artifact_types or None
         self.referrers = Referrers(client)
         self.keys = keys or []
+        self.policy = policy
 
     def add(self, ref, facts):
         if not facts.get("exists") or not facts.get("digest") or facts.get("kind") in ("schema1", "unknown"):
@@ -117,8 +135,8 @@ class SupplyChain:
         facts["supply_chain"] = supply_chain(facts["referrers"], signatures=facts_signatures)
 
     def signatures(self, ref, digest, referrers):
-        """The verification fact of every signature attached to ``digest``; None without keys."""
-        if not self.keys:
+        """The verification fact of every signature attached to ``digest``; None without keys or policy."""
+        if not self.keys and self.policy is None:
             return None
         found = []
         for referrer in referrers:
@@ -132,16 +150,19 @@ class SupplyChain:
         try:
             manifest = self.client.get_manifest(ref.with_digest(referrer["digest"]), what="reading signature")
             if manifest is None:
-                return [dict(base, layer=None, verified=False, key_id=None, reason="unreadable",
+                return [dict(base, layer=None, verified=False, key_id=None, identity=None, issuer=None,
+                             reason="unreadable",
                              message="the signature manifest %s is gone" % referrer["digest"])]
             document = manifest.json()
         except (RegistryError, ValueError) as exc:
             if isinstance(exc, RegistryError) and exc.code not in SIGNATURE_READ_CODES:
                 raise
-            return [dict(base, layer=None, verified=False, key_id=None, reason="unreadable", message=str(exc))]
+            return [dict(base, layer=None, verified=False, key_id=None, identity=None, issuer=None,
+                         reason="unreadable", message=str(exc))]
         simple, others = signature_layers(document if isinstance(document, dict) else {})
+        bundles = [layer for layer in others if layer.get("mediaType") in BUNDLE_TYPES]
         facts = []
-        for layer in simple:
+        for layer in simple + bundles:
             fact = dict(base, layer=layer.get("digest"))
             try:
                 payload = self.client.get_blob(ref, layer.get("digest"), max_size=MAX_PAYLOAD_SIZE,
@@ -149,14 +170,21 @@ class SupplyChain:
             except RegistryError as exc:
                 if exc.code not in SIGNATURE_READ_CODES:
                     raise
-                fact.update(verified=False, key_id=None, reason="unreadable", message=str(exc))
+                fact.update(verified=False, key_id=None, identity=None, issuer=None,
+                            reason="unreadable", message=str(exc))
             else:
-                fact.update(verify_layer(self.keys, layer, payload, digest, ref.registry, ref.repository))
+                if layer in bundles:
+                    fact.update(verify_bundle(self.keys, payload, digest, self.policy))
+                else:
+                    fact.update(verify_layer(self.keys, layer, payload, digest, ref.registry, ref.repository,
+                                             self.policy))
             facts.append(fact)
-        if not simple:
+        if not simple and not bundles:
             kinds = sorted(set(str(layer.get("mediaType")) for layer in others)) or ["no layers"]
-            facts.append(dict(base, layer=None, verified=False, key_id=None, reason="unsupported",
-                              message="not a cosign simple-signing signature (%s); only those are verified"
+            facts.append(dict(base, layer=None, verified=False, key_id=None, identity=None, issuer=None,
+                              reason="unsupported",
+                              message="not a cosign signature (%s); only simple-signing layers and Sigstore bundles "
+                              "are verified"
                               % ", ".join(kinds)))
         return facts
 

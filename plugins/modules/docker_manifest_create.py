@@ -158,12 +158,24 @@ options:
         written, so a re-run changes nothing. Check mode and diff say what would be signed.
       - A registry that refuses the signature fails the task naming the index that was not signed (the index
         stays written; a re-run signs it). cosign's own encrypted key format is not read - give a PKCS#8 PEM.
-      - Only the index (or image) written is signed, not its platform entries.
+      - Only the index (or image) written is signed, not its platform entries, unless O(signing_recursive=true).
     type: str
     version_added: 0.1.0
   signing_key_passphrase:
     description: The passphrase of an encrypted O(signing_key); never shown, also when it is wrong.
     type: str
+    version_added: 0.1.0
+  signing_recursive:
+    description:
+      - Also sign every platform manifest the index lists, as C(cosign sign --recursive) does (buildx attestation
+        entries are not platforms and are left out), so that C(cosign verify) of a platform's digest, and
+        the C(supply_chain) of each platform entry in M(archfleet.multiarch.docker_manifest_info), find a
+        signature.
+      - Each platform is planned as the index is - skipped when a signature by the key already verifies for it,
+        so a re-run writes nothing - and written the same way. A refused write fails the task naming the platform.
+      - V(false) (default, as cosign's default) signs the index only. Needs O(signing_key).
+    type: bool
+    default: false
     version_added: 0.1.0
   state:
     description:
@@ -317,9 +329,12 @@ signature:
     - With O(signing_key) - C(digest) (what is signed), C(key_id) (C(sha256:) and the SHA-256 of the DER public key,
       as docker_manifest_info reports it), C(signed) (a signature was written, or would be in check mode; V(false)
       when one by the key already verified) and C(form) (V(referrer) or V(tag), V(null) when nothing is written).
+    - With O(signing_recursive=true) also C(platforms) - per platform manifest C(digest), C(platform), C(signed)
+      and C(form), as for the index.
   returned: when O(signing_key) is given
   type: dict
-  sample: {"digest": "sha256:0a1b...", "key_id": "sha256:5f1c...", "signed": true, "form": "tag"}
+  sample: {"digest": "sha256:0a1b...", "key_id": "sha256:5f1c...", "signed": true, "form": "tag",
+           "platforms": [{"digest": "sha256:9e8d...", "platform": "linux/arm64", "signed": true, "form": "tag"}]}
 referrers_copied:
   description:
     - With O(referrers=copy), the referrers copied (or that would be, in check mode) - C(subject) (the digest they
@@ -376,6 +391,7 @@ def main():
         referrers=dict(type="str", choices=["skip", "copy"], default="skip"),
         signing_key=dict(type="str", no_log=True),
         signing_key_passphrase=dict(type="str", no_log=True),
+        signing_recursive=dict(type="bool", default=False),
     )
 
     def prepare(params):
@@ -383,7 +399,7 @@ def main():
 
     def publish(client, prepared):
         jobs, signing = prepared
-        signer = Signer(client, *signing) if signing else None
+        signer = Signer(client, *signing, recursive=module.params["signing_recursive"]) if signing else None
         return Batch(client, jobs, module.params, check_mode=module.check_mode, diff=module._diff, signer=signer).run()
 
     run_registry_task(module, prepare, publish, pool_size=module.params["concurrency"] * 2)

@@ -144,13 +144,51 @@ options:
         C(critical.identity.docker-reference) must be the image's repository (so a signature copied to a
         mirror under another name does not count there). Both storage forms of cosign are read, its
         C(<alg>-<hex>.sig) tags and OCI 1.1 referrers (Referrers API or tag schema).
-      - Not checked - transparency-log (Rekor) entries and timestamps, certificates of keyless signatures,
-        Sigstore bundles (reported with reason V(unsupported)), Notation signatures.
+      - Sigstore bundles (C(cosign sign --new-bundle-format)) signed with a key are verified too - the DSSE
+        signature over cosign's in-toto statement, whose subject must be the digest (a bundle names no repository).
+      - Not checked - transparency-log (Rekor) entries and timestamps, Notation signatures (reason V(unsupported)).
+        Certificates (keyless signatures) are checked with O(certificate_identity) instead.
       - A value that is no PEM public key, a private key, a certificate, an unsupported key type or a missing
         file fails the task before any request, naming the entry; a key's text is never shown.
     type: list
     version_added: 0.1.0
     elements: str
+  certificate_identity:
+    description:
+      - Verify signatures made with a certificate (Sigstore keyless signing, or C(cosign sign --certificate)) - the
+        certificate must be for this identity, one of its subjectAltNames (an email, or a URI such as a CI
+        workflow's), compared exactly, as C(cosign verify --certificate-identity).
+      - Needs O(certificate_oidc_issuer) and O(trusted_root), and O(referrers) as O(signature_keys) does; may be
+        combined with O(signature_keys) (a signature counts when a key or the certificate verifies it).
+      - Both forms cosign writes are read - the certificate and chain annotations of a simple-signing layer
+        (C(dev.sigstore.cosign/certificate), C(dev.sigstore.cosign/chain)) and Sigstore bundles
+        (C(application/vnd.dev.sigstore.bundle.v0.3+json), C(cosign sign --new-bundle-format)).
+      - The certificate's key must verify the signature; the certificate must chain to a root of O(trusted_root)
+        (intermediates from the trusted root or the signature's chain, each CA valid when the certificate was
+        issued), allow code signing, carry the identity and the issuer, and be valid now.
+      - Offline - no transparency-log inclusion (Rekor), no SCTs, no timestamps, no revocation. With no verified
+        signing time the certificate's validity is checked at the time of verification, so a Fulcio certificate
+        (valid for 10 minutes) is V(expired-certificate) after that, as with C(cosign verify --insecure-ignore-tlog).
+    type: str
+    version_added: 0.1.0
+  certificate_oidc_issuer:
+    description:
+      - The OIDC issuer the certificate must name in its Fulcio extension (1.3.6.1.4.1.57264.1.8, or the deprecated
+        1.3.6.1.4.1.57264.1.1), compared exactly, as C(cosign verify --certificate-oidc-issuer)
+        (C(https://token.actions.githubusercontent.com), C(https://accounts.google.com), ...).
+      - Only with O(certificate_identity).
+    type: str
+    version_added: 0.1.0
+  trusted_root:
+    description:
+      - The certificate authorities certificates must chain to - Sigstore's C(trusted_root.json) (the
+        C(certificateAuthorities[].certChain) of each CA, within its C(validFor); as C(cosign verify --trusted-root))
+        or a PEM bundle of CA certificates (self-signed ones are roots, the others intermediates; as
+        C(cosign verify --ca-roots) and C(--ca-intermediates)), as a path or as the text itself.
+      - Only with O(certificate_identity). Transparency logs, CT logs and timestamp authorities in a
+        C(trusted_root.json) are not used (offline).
+    type: str
+    version_added: 0.1.0
 """
 
 EXAMPLES = r"""
@@ -402,8 +440,9 @@ images:
     supply_chain:
       description:
         - Only with O(referrers) - of the image or index itself, from its referrers - C(signed) (a signature
-          verified with one of O(signature_keys); always V(false) without keys), C(signers) (the key ids that
-          verified one), C(signature_present) (a signature is attached - present, not verified; what C(signed)
+          verified with one of O(signature_keys) or by a certificate O(certificate_identity) accepts; always
+          V(false) without either), C(signers) (the key ids that verified one, and for a certificate its identity
+          followed by its issuer in parentheses), C(signature_present) (a signature is attached - present, not verified; what C(signed)
           meant before O(signature_keys) existed), C(sbom), C(provenance). Each platform entry has its own in
           RV(images[].manifests[].supply_chain), which also counts the buildx attestations of that entry.
       type: dict
@@ -415,14 +454,17 @@ images:
           entries have theirs in RV(images[].manifests[].signatures)) - C(referrer) (the signature manifest's
           digest), C(layer) (the signed payload's digest), C(source) (V(api), V(tag-schema) or V(cosign-tag)),
           C(verified), C(key_id) (the key that verified the signature, also when its claims are wrong),
+          C(identity) and C(issuer) (the certificate's, when a certificate O(certificate_identity) accepts verified it),
           C(signed_digest) and C(docker_reference) (the payload's claims, when verified), C(reason) and
           C(message) (why it does not count, V(null) when it does).
         - C(reason) is V(bad-signature) (no signature annotation, not base64, truncated - not the shape of a
           signature of any given key), V(other-key) (verified by none of the given keys - made with another
           key, or altered), V(bad-payload) (the signed payload is not simple-signing JSON), V(other-digest)
           (signed for another manifest), V(other-repository) (its docker-reference names another repository),
-          V(unsupported) (not a cosign simple-signing signature) or V(unreadable) (its manifest or payload could
-          not be read).
+          V(unsupported) (not a cosign signature, or a bundle of an attestation) or V(unreadable) (its manifest or
+          payload could not be read); for certificates V(untrusted-certificate) (does not chain to O(trusted_root),
+          or does not allow code signing), V(other-identity), V(other-issuer), V(expired-certificate) (not valid
+          at the time of verification, no signing time being verified offline).
       type: list
       elements: dict
       sample: [{"referrer": "sha256:9d3e...", "layer": "sha256:c1a2...", "source": "cosign-tag", "verified": false,
@@ -443,6 +485,15 @@ repositories:
   type: list
   elements: dict
   sample: [{"name": "registry.lan:5000/team/app", "exists": true, "tags": 41, "matched": ["1.4.1", "1.4.2"]}]
+certificate_policy:
+  description:
+    - Only with O(certificate_identity) - what certificates were checked against - C(certificate_identity),
+      C(certificate_oidc_issuer), C(trusted_root) (the file, or V(trusted_root) for inline text), C(roots) and
+      C(intermediates) (how many certificates of each it holds).
+  returned: when O(certificate_identity) is given
+  type: dict
+  sample: {"certificate_identity": "release@example.com", "certificate_oidc_issuer": "https://accounts.google.com",
+           "trusted_root": "files/trusted_root.json", "roots": 1, "intermediates": 1}
 signature_keys:
   description:
     - Only with O(signature_keys) - the keys signatures were verified with, each C(key_id) (C(sha256:) and the
@@ -499,6 +550,9 @@ def main():
         fail_on_error=dict(type="bool", default=False),
         referrers=dict(type="raw", default=False),
         signature_keys=dict(type="list", elements="str", no_log=False),     # public keys: nothing secret
+        certificate_identity=dict(type="str"),
+        certificate_oidc_issuer=dict(type="str"),
+        trusted_root=dict(type="str"),
     )
     run_registry_task(module, check_options, lambda client, prepared: inspect_task(client, prepared, module.params))
 

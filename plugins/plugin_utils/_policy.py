@@ -283,6 +283,63 @@ def supply_chain_cells(image):
     return cells
 
 
+# How a signature that does not count is described in the reports (docker_manifest_info signatures[].reason).
+SIGNATURE_REASONS = {
+    "bad-signature": "malformed", "other-key": "by another key", "bad-payload": "with a payload that is not cosign's",
+    "other-digest": "for another digest", "other-repository": "for another repository",
+    "unsupported": "of a kind not verified", "unreadable": "unreadable",
+    "untrusted-certificate": "with an untrusted certificate", "other-identity": "for another identity",
+    "other-issuer": "from another OIDC issuer", "expired-certificate": "with an expired certificate",
+}
+
+
+def _count(number, word):
+    return "%d %s%s" % (number, word, "" if number == 1 else "s")
+
+
+def _described(fact):
+    return SIGNATURE_REASONS.get(fact.get("reason"), fact.get("reason") or "not verified")
+
+
+def _verdict(signatures):
+    """``1 signature, by another key``; ``3 signatures: 2 by another key, 1 for another digest``; ``verified``."""
+    if not signatures:
+        return "no signature"
+    failed = [_described(fact) for fact in signatures if not fact.get("verified")]
+    total = _count(len(signatures), "signature")
+    if not failed:
+        return "%s, verified" % total
+    reasons = []
+    for reason in failed:
+        if reason not in reasons:
+            reasons.append(reason)
+    if len(reasons) == 1 and len(failed) == len(signatures):
+        return "%s, %s" % (total, reasons[0])
+    verified = len(signatures) - len(failed)
+    parts = (["%d verified" % verified] if verified else []) + ["%d %s" % (failed.count(reason), reason)
+                                                                for reason in reasons]
+    return "%s: %s" % (total, ", ".join(parts))
+
+
+def signature_summary(image):
+    """``{signers, verdict, platforms}`` for the reports when signatures were verified (keys or a certificate
+    identity); None otherwise. ``signers`` are those of the image or index and of its platforms (key ids, or
+    ``identity (issuer)``); ``verdict`` says in words why the image's own signatures do (not) count, and
+    ``platforms`` maps each platform entry to its verdict."""
+    if "signatures" not in image:
+        return None
+    signers = list((image.get("supply_chain") or {}).get("signers") or [])
+    platforms = {}
+    for manifest in image.get("manifests") or []:
+        if not isinstance(manifest, dict) or manifest.get("kind") != "image" or "signatures" not in manifest:
+            continue
+        for signer in (manifest.get("supply_chain") or {}).get("signers") or []:
+            if signer not in signers:
+                signers.append(signer)
+        platforms[manifest.get("platform_string") or manifest.get("digest")] = _verdict(manifest["signatures"])
+    return {"signers": signers, "verdict": _verdict(image.get("signatures")), "platforms": platforms}
+
+
 def is_truthy(value):
     """JMESPath truthiness: false, null and empty strings, lists and objects are false; 0 is true."""
     if value is None or value is False:
@@ -359,6 +416,7 @@ def audit(images, policies, now, require_platforms=None):
         image["status"] = _worst(set(result["severity"] for result in image["results"] if not result["passed"]))
         image["platform_cells"] = _platform_cells(image, columns, required)
         image["supply_chain_cells"] = supply_chain_cells(image)
+        image["signature_summary"] = signature_summary(image)
 
     definitions = [entry[0] for entry in checked]
     return {

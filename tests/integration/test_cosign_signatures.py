@@ -387,3 +387,49 @@ def test_on_a_registry_with_the_referrers_api_the_signature_is_a_referrer_cosign
         out = cosign.run("verify", "--key", str(public_pem), "--insecure-ignore-tlog=true", "--allow-http-registry",
                          "--experimental-oci11", f"{h}/api/signed@{created['digest']}")
         assert created["digest"] in out
+
+
+def test_signing_recursive_signs_every_platform_once_and_cosign_verifies_a_platform_digest(playbook, cosign, tmp_path):
+    """signing_recursive (as cosign sign --recursive): the index and each platform manifest it lists get a signature
+    by the key, `cosign verify --key` accepts a platform's digest, docker_manifest_info finds each platform signed,
+    a re-run writes nothing, and a platform added later is the only one signed on the next run."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "signing.pem"
+    key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    public_pem = tmp_path / "signing.pub"
+    public_pem.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+    with Registry() as registry:
+        h = registry.host
+        sources = [f"{h}/recursive/app@" + push_image(registry.url, "recursive/app", platform=platform,
+                                                      payload=platform.encode())["digest"]
+                   for platform in ("linux/amd64", "linux/arm64", "linux/riscv64")]
+        create = {"name": f"{h}/recursive/app:1", "sources": sources[:2], "signing_key": str(key_file),
+                  "signing_recursive": True}
+        run = playbook(play(dict(task("check", "docker_manifest_create", **create), check_mode=True, diff=True),
+                            task("first", "docker_manifest_create", **create),
+                            task("again", "docker_manifest_create", **create),
+                            task("more", "docker_manifest_create", **{**create, "sources": sources}),
+                            task("verify", "docker_manifest_info", images=[f"{h}/recursive/app:1"], referrers=True,
+                                 signature_keys=[str(public_pem)])))
+        assert run.rc == 0, run.output
+        check, first, again, more = (run.result(name) for name in ("check", "first", "again", "more"))
+        assert check["changed"] is True and [p["signed"] for p in check["signature"]["platforms"]] == [True, True]
+        assert "signature: linux/arm64 sha256:" in check["diff"]["after"]
+        assert first["signature"]["signed"] is True
+        assert [(p["platform"], p["signed"], p["form"]) for p in first["signature"]["platforms"]] == [
+            ("linux/amd64", True, "tag"), ("linux/arm64", True, "tag")]
+        assert again["changed"] is False and again["signature"]["signed"] is False
+        assert [p["signed"] for p in again["signature"]["platforms"]] == [False, False]
+        # The index changed (a new digest, signed), and of its platforms only the new one is signed.
+        assert more["signature"]["signed"] is True
+        assert [(p["platform"], p["signed"]) for p in more["signature"]["platforms"]] == [
+            ("linux/amd64", False), ("linux/arm64", False), ("linux/riscv64", True)]
+        image = run.result("verify")["images"][0]
+        assert image["supply_chain"]["signed"] is True
+        assert [m["supply_chain"]["signed"] for m in image["manifests"]] == [True, True, True]
+        child = first["signature"]["platforms"][1]["digest"]
+        out = cosign.run("verify", "--key", str(public_pem), "--insecure-ignore-tlog=true", "--allow-http-registry",
+                         f"{h}/recursive/app@{child}")
+        assert child in out

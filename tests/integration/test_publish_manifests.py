@@ -54,9 +54,9 @@ def test_role_publishes_the_reported_digests_and_rerun_changes_nothing(playbook,
 
 def test_role_signs_the_index_with_a_vaulted_style_key_and_rerun_does_not_sign_again(playbook, open_registry,
                                                                                      tmp_path):
-    """publish_manifests_signing_key (PEM text, as a vaulted variable gives it) and its passphrase: the index is
-    signed once (docker_manifest_create signing_key); docker_manifest_info verifies it; the passphrase is never
-    shown."""
+    """publish_manifests_signing_key (PEM text, as a vaulted variable gives it) and its passphrase, recursive: the
+    index and each platform are signed once (docker_manifest_create signing_key, signing_recursive);
+    docker_manifest_info verifies them; the passphrase is never shown."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -72,13 +72,19 @@ def test_role_signs_the_index_with_a_vaulted_style_key_and_rerun_does_not_sign_a
                     {"name": "verify", "archfleet.multiarch.docker_manifest_info": {
                         "images": [target], "referrers": True, "signature_keys": [public]}, "run_once": True},
                     hosts="all", vars={"publish_manifests_name": target, "publish_manifests_signing_key": key_text,
-                                       "publish_manifests_signing_key_passphrase": passphrase})
+                                       "publish_manifests_signing_key_passphrase": passphrase,
+                                       "publish_manifests_signing_recursive": True})
     hosts = inventory(tmp_path, open_registry)
     first = playbook(document, inventory=hosts)
     assert first.rc == 0, first.output
     assert first.result(PUBLISH)["signature"]["signed"] is True
     assert first.result("verify")["images"][0]["supply_chain"]["signed"] is True
+    # publish_manifests_signing_recursive: every platform is signed too (cosign sign --recursive), once.
+    platforms = first.result(PUBLISH)["signature"]["platforms"]
+    assert len(platforms) >= 2 and all(p["signed"] for p in platforms)
+    assert all(m["supply_chain"]["signed"] for m in first.result("verify")["images"][0]["manifests"])
     again = playbook(document, inventory=hosts)
     assert again.rc == 0, again.output
     assert again.result(PUBLISH)["signature"]["signed"] is False and again.result(PUBLISH)["changed"] is False
+    assert not any(p["signed"] for p in again.result(PUBLISH)["signature"]["platforms"])
     assert passphrase not in first.output + again.output

@@ -36,6 +36,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
+CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
 MAX_PAYLOAD_SIZE = 1024 * 1024
 
 # Why a signature does not count, in the order they are checked.
@@ -47,6 +48,11 @@ REASONS = (
     "bad-payload",       # verified, but the payload is not simple-signing JSON
     "other-digest",      # verified, but signed for another manifest digest
     "other-repository",  # verified, but the docker-reference names another repository
+    # a certificate (certificate_identity, certificate_oidc_issuer, trusted_root; _sigstore)
+    "untrusted-certificate",  # does not chain to the trusted root, or does not allow code signing
+    "other-identity",    # chains, but is for another identity (subjectAltName)
+    "other-issuer",      # chains, but its Fulcio OIDC issuer is another
+    "expired-certificate",  # not valid at the time of verification (no signing time is verified offline)
 )
 
 
@@ -141,3 +147,74 @@ def signature_config(payload_digests):
                 "history": [{"created": "0001-01-01T00:00:00Z"}], "os": "",
                 "rootfs": {"diff_ids": list(payload_digests), "type": "layers"}}
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+# -- Sigstore bundles (cosign sign --new-bundle-format, stored as an OCI 1.1 referrer) ----------------
+BUNDLE_TYPES = ("application/vnd.dev.sigstore.bundle.v0.3+json", "application/vnd.dev.sigstore.bundle+json;version=0.3",
+                "application/vnd.dev.sigstore.bundle+json;version=0.2",
+                "application/vnd.dev.sigstore.bundle+json;version=0.1")
+SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+IN_TOTO = "application/vnd.in-toto+json"
+
+
+def _b64(text, what):
+    try:
+        value = base64.b64decode(text or "", validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise SignatureFormatError("bad-signature", "the bundle's %s is not base64" % what)
+    if not value:
+        raise SignatureFormatError("bad-signature", "the bundle has no %s" % what)
+    return value
+
+
+def parse_bundle(body):
+    """``{certificates (DER, leaf first), payload_type, payload, signature}`` of a Sigstore bundle (v0.1-0.3)
+    holding a DSSE envelope; SignatureFormatError ``unsupported`` (a message signature, not a bundle) or
+    ``bad-signature`` (no signature, not base64) otherwise."""
+    try:
+        document = json.loads(body.decode("utf-8") if isinstance(body, bytes) else body)
+    except (UnicodeDecodeError, ValueError):
+        raise SignatureFormatError("bad-signature", "the Sigstore bundle is not JSON")
+    if not isinstance(document, dict) or document.get("mediaType") not in BUNDLE_TYPES:
+        raise SignatureFormatError("unsupported", "not a Sigstore bundle (mediaType %r)"
+                                   % (document.get("mediaType") if isinstance(document, dict) else None))
+    envelope = document.get("dsseEnvelope")
+    if not isinstance(envelope, dict):
+        raise SignatureFormatError("unsupported", "a Sigstore bundle without a DSSE envelope (a message signature "
+                                   "of a blob, not what cosign sign writes for an image)")
+    material = document.get("verificationMaterial") if isinstance(document.get("verificationMaterial"), dict) else {}
+    raws = [((material.get("certificate") or {}).get("rawBytes"))] if material.get("certificate") else [
+        entry.get("rawBytes") for entry in ((material.get("x509CertificateChain") or {}).get("certificates") or [])
+        if isinstance(entry, dict)]
+    signatures = [entry for entry in envelope.get("signatures") or [] if isinstance(entry, dict)]
+    return {"certificates": [_b64(raw, "certificate") for raw in raws if raw],
+            "payload_type": envelope.get("payloadType"),
+            "payload": _b64(envelope.get("payload"), "DSSE payload"),
+            "signature": _b64(signatures[0].get("sig") if signatures else None, "DSSE signature")}
+
+
+def pae(payload_type, payload):
+    """DSSE's pre-authentication encoding: the bytes a DSSE signature is made over."""
+    kind = (payload_type or "").encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def check_statement(payload_type, payload, subject_digest):
+    """The signed digest of cosign's in-toto statement when it names ``subject_digest``; SignatureFormatError
+    ``unsupported`` (an attestation, not a signature), ``bad-payload`` or ``other-digest`` otherwise."""
+    try:
+        document = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise SignatureFormatError("bad-payload", "the bundle's signed payload is not JSON")
+    if payload_type != IN_TOTO or not isinstance(document, dict) or not isinstance(document.get("subject"), list):
+        raise SignatureFormatError("bad-payload", "the bundle's signed payload is not an in-toto statement")
+    if document.get("predicateType") != SIGN_PREDICATE:
+        raise SignatureFormatError("unsupported", "a Sigstore bundle of an attestation (predicate %s), not an image "
+                                   "signature (%s)" % (document.get("predicateType"), SIGN_PREDICATE))
+    algorithm, _sep, hex_digest = subject_digest.partition(":")
+    named = ["%s:%s" % (algorithm, (entry.get("digest") or {}).get(algorithm)) for entry in document["subject"]
+             if isinstance(entry, dict) and isinstance(entry.get("digest"), dict)]
+    if subject_digest not in named:
+        raise SignatureFormatError("other-digest", "the bundle's statement is signed for %s, not %s"
+                                   % (", ".join(named) or "no digest", subject_digest))
+    return subject_digest

@@ -143,7 +143,8 @@ def supply_chain(referrers, attestations=(), signatures=None):
     (``predicate_types``) and signature verification facts.
 
     ``signed`` is true only when a signature verified (``signatures``: the facts of verify_layer, None
-    when no keys were given: nothing verified); ``signers`` are the key ids that verified one;
+    when no keys were given: nothing verified); ``signers`` are the key ids that verified one, and for a
+    certificate ``<identity> (<issuer>)``;
     ``signature_present`` says that something signature-shaped is attached, verified or not.
     """
     categories = set(fact.get("category") for fact in referrers or [])
@@ -152,8 +153,10 @@ def supply_chain(referrers, attestations=(), signatures=None):
             categories.add(category(None, (predicate,)))
     signers = []
     for fact in signatures or []:
-        if fact.get("verified") and fact.get("key_id") not in signers:
-            signers.append(fact["key_id"])
+        signer = fact.get("key_id") or ("%s (%s)" % (fact.get("identity"), fact.get("issuer"))
+                                        if fact.get("identity") else None)
+        if fact.get("verified") and signer and signer not in signers:
+            signers.append(signer)
     return {"signed": bool(signers), "signers": signers, "signature_present": "signature" in categories,
             "sbom": "sbom" in categories, "provenance": "provenance" in categories}
 

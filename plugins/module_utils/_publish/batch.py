@@ -77,7 +77,7 @@ class Batch:
                              pairs, self.outer)
         if self.signer is not None:
             for (job, publisher), plan in zip(pairs, plans):
-                plan.signature = labelled(job, self.signer.plan, publisher.target, plan.digest)
+                plan.signature = labelled(job, self.signer.plan, publisher.target, plan.digest, plan.document)
         for (job, publisher), plan in zip(pairs, plans):
             if plan.changed or (getattr(plan, "signature", None) or {}).get("sign"):
                 labelled(job, publisher.ensure_push_permission)
@@ -88,7 +88,7 @@ class Batch:
             for (job, publisher), before, plan in zip(pairs, planned, plans):
                 signature = getattr(before, "signature", None)
                 if signature is not None and signature["digest"] != plan.digest:   # a merge was redone
-                    signature = labelled(job, self.signer.plan, publisher.target, plan.digest)
+                    signature = labelled(job, self.signer.plan, publisher.target, plan.digest, plan.document)
                 plan.signature = signature
                 if (signature or {}).get("sign"):
                     labelled(job, self.signer.apply, publisher.target, plan.signature, plan.media_type,
@@ -123,7 +123,11 @@ class Batch:
         signature = getattr(plan, "signature", None)
         if signature is not None:
             result["signature"] = {"digest": signature["digest"], "key_id": signature["key_id"],
-                                   "signed": signature["sign"], "form": signature["form"]}
+                                   "signed": signature.get("index_sign", signature["sign"]), "form": signature["form"]}
+            if "platforms" in signature:
+                result["signature"]["platforms"] = [{"digest": child["digest"], "platform": child["platform"],
+                                                     "signed": child["sign"], "form": child["form"]}
+                                                    for child in signature["platforms"]]
             result["changed"] = result["changed"] or signature["sign"]
         if self.diff:
             result["diff"] = {
@@ -135,7 +139,10 @@ class Batch:
                     "referrer %s: %s (copied)\n" % (item["category"] or "other", item["digest"])
                     for item in result.get("referrers_copied") or []) + (
                     "signature: %s by %s (%s)\n" % (signature["digest"], signature["key_id"], signature["form"])
-                    if signature is not None and signature["sign"] else ""),
+                    if signature is not None and signature.get("index_sign", signature["sign"]) else "") + "".join(
+                    "signature: %s %s by %s (%s)\n" % (child["platform"], child["digest"], signature["key_id"],
+                                                       child["form"])
+                    for child in (signature or {}).get("platforms") or [] if child["sign"]),
             }
         return result
 

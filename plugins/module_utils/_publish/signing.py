@@ -11,6 +11,10 @@ as an OCI 1.1 referrer (as cosign's ``oci-1-1`` mode writes it: config media typ
 Referrers API, else in cosign's tag scheme (``<alg>-<hex>.sig``, the signature appended as a layer to
 what is there). A refused write fails the
 task naming the digest that was not signed; the index stays written and a re-run signs it.
+
+``signing_recursive`` (as ``cosign sign --recursive``; off by default, as in cosign) also signs each platform
+manifest the index lists (not buildx attestation entries), each planned and written the same way and each
+skipped when a signature by the key already verifies for it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,6 +30,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.cosign im
     signature_layers,
     simple_signing_payload,
 )
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import REFERENCE_TYPE_ANNOTATION
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_MANIFEST, sha256_digest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.referrers import (
     COSIGN_SIGNATURE,
@@ -49,6 +54,9 @@ def parse_signing_options(params):
     if not text:
         if passphrase:
             raise OptionError("signing_key_passphrase is given without signing_key")
+        if params.get("signing_recursive"):
+            raise OptionError("signing_recursive signs the platforms with signing_key: give signing_key (or set "
+                              "signing_recursive=false)")
         return None
     if params.get("state") == "absent":
         raise OptionError("signing_key signs what state=present writes; remove it with state=absent")
@@ -60,24 +68,49 @@ def parse_signing_options(params):
 class Signer:
     """Plans and writes the signature of each index of a task with one key."""
 
-    def __init__(self, client, key, public):
+    def __init__(self, client, key, public, recursive=False):
         self.client = client
         self.key = key
         self.public = public
+        self.recursive = recursive
         self.checker = SupplyChain(client, None, [public])
 
-    def plan(self, target, digest):
-        """``{digest, key_id, sign}``: ``sign`` is false when a signature by the key already verifies."""
+    def plan(self, target, digest, document=None):
+        """``{digest, key_id, sign, form}``: ``sign`` is false when a signature by the key already verifies. With
+        ``recursive`` and an index ``document``, ``platforms`` lists the same for each platform manifest
+        (``{digest, platform, media_type, size, sign, form}``) and ``sign`` is true when any is to be signed."""
+        planned = self._plan_one(target, digest)
+        planned["key_id"] = self.public.key_id
+        if self.recursive:
+            planned["platforms"] = []
+            for entry in platform_entries(document):
+                child = self._plan_one(target, entry["digest"])
+                child.update(platform=_platform_string(entry.get("platform")), media_type=entry.get("mediaType"),
+                             size=entry.get("size"))
+                planned["platforms"].append(child)
+            planned["index_sign"] = planned["sign"]
+            planned["sign"] = planned["sign"] or any(child["sign"] for child in planned["platforms"])
+        return planned
+
+    def _plan_one(self, target, digest):
         referrers = self.checker.referrers.list(target, digest)
         verified = [fact for fact in self.checker.signatures(target, digest, referrers) if fact["verified"]]
-        return {"digest": digest, "key_id": self.public.key_id, "sign": not verified,
-                "form": None if verified else self._form(target)}
+        return {"digest": digest, "sign": not verified, "form": None if verified else self._form(target)}
 
     def _form(self, target):
         return "referrer" if self.checker.referrers.supports_api(target.registry) else "tag"
 
     def apply(self, target, item, media_type, size):
-        """Write the signature of ``item['digest']``; RegistryError naming it when the registry refuses."""
+        """Write the signature of ``item['digest']`` (and, recursive, of each platform to be signed); RegistryError
+        naming what was not signed when the registry refuses."""
+        if item.get("index_sign", item["sign"]):
+            self._apply_one(target, item, media_type, size, "the index")
+        for child in item.get("platforms") or []:
+            if child["sign"]:
+                self._apply_one(target, child, child["media_type"], child["size"],
+                                "the platform %s of the index" % child["platform"])
+
+    def _apply_one(self, target, item, media_type, size, what):
         digest = item["digest"]
         data = simple_signing_payload(digest, "%s/%s" % (target.registry, target.repository))
         try:
@@ -87,8 +120,8 @@ class Signer:
             else:
                 self._write_tag(target, digest, layer)
         except RegistryError as exc:
-            raise RegistryError("the index %s was written but not signed: %s" % (target.with_digest(digest).canonical,
-                                                                                 exc), code=exc.code, status=exc.status)
+            raise RegistryError("%s %s was written but not signed: %s" % (what, target.with_digest(digest).canonical,
+                                                                          exc), code=exc.code, status=exc.status)
 
     def _write_referrer(self, target, digest, media_type, size, layer):
         # As cosign --registry-referrers-mode=oci-1-1 writes it (and cosign verify --experimental-oci11 reads it):
@@ -115,3 +148,17 @@ class Signer:
                     "layers": layers}
         body = json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
         self.client.put_manifest(tag_ref, body, MEDIA_OCI_MANIFEST, what="writing cosign signature tag")
+
+
+def _platform_string(platform):
+    platform = platform or {}
+    text = "%s/%s" % (platform.get("os") or "unknown", platform.get("architecture") or "unknown")
+    return text + ("/" + platform["variant"] if platform.get("variant") else "")
+
+
+def platform_entries(document):
+    """The platform manifests an index lists (``cosign sign --recursive`` signs them), buildx attestation
+    entries left out; [] for an image manifest."""
+    return [entry for entry in (document or {}).get("manifests") or []
+            if isinstance(entry, dict) and entry.get("digest")
+            and not (entry.get("annotations") or {}).get(REFERENCE_TYPE_ANNOTATION)]

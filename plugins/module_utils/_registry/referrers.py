@@ -125,8 +125,9 @@ class Referrers:
         its manifest states (``artifactType``, else the config's media type), at the cost of one GET.
 
         go-containerregistry v0.22.1's registry lists every referrer with its config's media type, so an
-        OCI 1.1 signature (empty config, ``artifactType`` set) is listed as ``application/vnd.oci.empty.v1+json``;
-        the distribution-spec says the listing carries the manifest's ``artifactType``.
+        OCI 1.1 signature (empty config, ``artifactType`` set) is listed as ``application/vnd.oci.empty.v1+json``,
+        and cosign v2.6.1 writes the same into the referrers tag schema; the distribution-spec says the listing
+        carries the manifest's ``artifactType``.
         """
         if fact.get("artifact_type") not in (None, MEDIA_OCI_EMPTY) or not fact.get("digest"):
             return fact
@@ -152,7 +153,10 @@ class Referrers:
         if found is None:
             return []
         document = found.json()
-        return [referrer_fact(d, "tag-schema") for d in document.get("manifests") or [] if isinstance(d, dict)]
+        # cosign v2.6.1 (go-containerregistry's fallback) lists its OCI 1.1 referrers in the tag schema with the
+        # empty config's media type as artifactType, as the ggcr registry's API does: read their own.
+        return [self._own_artifact_type(ref, referrer_fact(d, "tag-schema"))
+                for d in document.get("manifests") or [] if isinstance(d, dict)]
 
     def tags(self, ref):
         """The tags of ``ref``'s repository, listed once per task (cosign tags are looked up in it)."""

@@ -94,7 +94,8 @@ def test_every_key_type_verifies_its_signatures_as_cosign_makes_them(name):
     private = SIGNERS[name][0]
     data = payload()
     fact = verify([pem(private)], signed_layer(name, data), data)
-    assert fact == {"verified": True, "key_id": key_id(private), "reason": None, "message": None,
+    assert fact == {"verified": True, "key_id": key_id(private), "identity": None, "issuer": None, "reason": None,
+                    "message": None,
                     "signed_digest": SUBJECT, "docker_reference": REGISTRY + "/" + REPOSITORY}
 
 
@@ -267,13 +268,12 @@ def test_facts_verify_both_storage_forms_per_image_and_platform():
     ref_digest, ref_size = registry.add_manifest(base, referrer, tag="")
     registry.add_index(base, [model.referrer_descriptor(MEDIA_OCI_MANIFEST, ref_digest, ref_size, referrer)],
                        tag=model.tag_schema_tag(amd64))
-    # arm64: a referrer whose payload blob is gone, and a Sigstore bundle (not verified).
+    # arm64: a referrer whose payload blob is gone, and a Notation signature (not verified).
     missing = payload(arm64) + b"\n"   # never pushed
     gone = {"mediaType": MEDIA_OCI_MANIFEST, "layers": [signed_layer("ecdsa-p256", missing)],
             "artifactType": model.COSIGN_SIGNATURE, "schemaVersion": 2}
-    bundle = {"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST, "artifactType": "application/vnd.dev.sigstore."
-              "bundle.v0.3+json", "layers": [{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-                                              "digest": SUBJECT, "size": 1}]}
+    bundle = {"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST, "artifactType": "application/vnd.cncf.notary."
+              "signature", "layers": [{"mediaType": "application/jose+json", "digest": SUBJECT, "size": 1}]}
     descriptors = [model.referrer_descriptor(MEDIA_OCI_MANIFEST, *registry.add_manifest(base, doc, tag=""), doc)
                    for doc in (gone, bundle)]
     registry.add_index(base, descriptors, tag=model.tag_schema_tag(arm64))
@@ -292,7 +292,7 @@ def test_facts_verify_both_storage_forms_per_image_and_platform():
     assert entry_amd64["supply_chain"]["signed"] is False and entry_amd64["supply_chain"]["signature_present"]
     assert [s["reason"] for s in entry_arm64["signatures"]] == ["unreadable", "unsupported"]
     assert "BLOB_UNKNOWN" in entry_arm64["signatures"][0]["message"]
-    assert "not a cosign simple-signing signature (application/vnd.dev.sigstore.bundle.v0.3+json)" in \
+    assert "not a cosign signature (application/jose+json)" in \
         entry_arm64["signatures"][1]["message"]
 
     # Without keys: nothing more is read, nothing verified, and presence keeps its own name.
@@ -358,3 +358,20 @@ def test_signing_options_of_docker_manifest_create(tmp_path):
         parse_signing_options({"signing_key_passphrase": "secret-Phrase-9"})
     with pytest.raises(OptionError, match="signing_key signs what state=present writes"):
         parse_signing_options({"signing_key": str(path), "state": "absent"})
+
+
+def test_signing_recursive_needs_a_key_and_leaves_attestation_entries_out():
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.signing import (
+        parse_signing_options,
+        platform_entries,
+    )
+    with pytest.raises(OptionError, match="signing_recursive signs the platforms with signing_key"):
+        parse_signing_options({"signing_recursive": True})
+    amd64 = {"mediaType": MEDIA_OCI_MANIFEST, "digest": "sha256:" + "1" * 64, "size": 1,
+             "platform": {"os": "linux", "architecture": "amd64"}}
+    attestation = {"mediaType": MEDIA_OCI_MANIFEST, "digest": "sha256:" + "2" * 64, "size": 1,
+                   "platform": {"os": "unknown", "architecture": "unknown"},
+                   "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                   "vnd.docker.reference.digest": amd64["digest"]}}
+    assert platform_entries({"manifests": [amd64, attestation]}) == [amd64]
+    assert platform_entries({"layers": []}) == [] and platform_entries(None) == []
