@@ -1,4 +1,4 @@
-"""Build engines: the Podman/Buildah engine for real, and the docker buildx command line.
+"""Build engines: the Podman/Buildah engine for real.
 
 Podman (Debian 12's podman 4.3 and buildah 1.28, running as root): build_host with
 build_host_engine=podman registers the arm64 emulator through qemu_binfmt and runs a foreign
@@ -14,13 +14,11 @@ nothing. Podman's storage and settings are test-only files in a temporary direct
 the roles through build_images_podman_environment / build_host_podman_environment; the system's
 /etc/containers is not touched. binfmt_misc is restored afterwards.
 
-docker buildx: this machine has no buildx plugin (Debian bookworm has no docker-buildx package),
-so the command line the role builds for a docker CLI 23+ with buildx is checked with a stand-in
-`docker` script that records its arguments (simulated; see docs/build_and_publish.md).
+docker buildx with BuildKit is tested for real in test_buildkit.py (a current docker CLI and buildx plugin on
+buildkitd, built from the Go module proxy); its stand-in CLI test is gone.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -248,82 +246,3 @@ def test_podman_engine_errors_name_the_value(playbook, registry, tmp_path):
                                                       build_images_podman_cli="/nonexistent/podman"))
     assert run.rc != 0
     assert "Build host localhost: the podman CLI /nonexistent/podman does not run" in run.output, run.output
-
-
-FAKE_DOCKER = r"""#!/usr/bin/env python3
-# A docker CLI 28 with the buildx plugin, as far as build_images asks it: records every call.
-import hashlib, json, os, sys
-state = os.environ["FAKE_DOCKER_STATE"]
-args = sys.argv[1:]
-with open(os.path.join(state, "calls.jsonl"), "a") as log:
-    log.write(json.dumps(args) + "\n")
-def path(tag, kind):
-    return os.path.join(state, hashlib.sha256(tag.encode()).hexdigest() + "." + kind)
-if args[:1] == ["version"]:
-    print(json.dumps({"Client": {"Version": "28.2.2"}, "Server": {"Version": "28.2.2"}}))
-elif args[:2] == ["buildx", "version"]:
-    print("github.com/docker/buildx v0.23.0 28a7a2f")
-elif args[:2] == ["buildx", "build"]:
-    tag = args[args.index("--tag") + 1]
-    if "--load" in args:   # without --load a docker-container builder keeps the image in its cache
-        with open(path(tag, "id"), "w") as out:
-            out.write("sha256:" + hashlib.sha256(" ".join(args).encode()).hexdigest())
-    print("#1 building", file=sys.stderr)
-elif args[:2] == ["image", "inspect"]:
-    tag, what = args[-1], args[-2]
-    if not os.path.exists(path(tag, "id")):
-        print("Error: No such image: " + tag, file=sys.stderr)
-        sys.exit(1)
-    if ".RepoDigests" in what:
-        digests = open(path(tag, "pushed")).read().split() if os.path.exists(path(tag, "pushed")) else []
-        print(json.dumps([tag.rsplit(":", 1)[0] + "@" + d for d in digests]))
-    else:
-        print(open(path(tag, "id")).read())
-elif args[:1] == ["push"]:
-    tag = args[1]
-    if not os.path.exists(path(tag, "id")):
-        print("An image does not exist locally with the tag: " + tag, file=sys.stderr)
-        sys.exit(1)
-    digest = "sha256:" + hashlib.sha256(open(path(tag, "id")).read().encode()).hexdigest()
-    open(path(tag, "pushed"), "w").write(digest)
-    print(tag.rsplit(":", 1)[1] + ": digest: " + digest + " size: 527")
-else:
-    print("fake docker: unexpected " + " ".join(args), file=sys.stderr)
-    sys.exit(2)
-"""
-
-
-def test_buildx_builds_load_the_image_before_it_is_pushed(playbook, registry, tmp_path):
-    """Simulated docker CLI 28 with buildx: the role runs `docker buildx build --load --builder ...`,
-    reads the loaded image's ID from the image store, and pushes it."""
-    state = tmp_path / "state"
-    state.mkdir()
-    cli = tmp_path / "docker"
-    cli.write_text(FAKE_DOCKER)
-    cli.chmod(0o755)
-    context = tmp_path / "context"
-    context.mkdir()
-    (context / "Dockerfile").write_text("FROM scratch\n")
-    extra = {"build_images_docker_cli": str(cli), "build_images_buildx_builder": "archfleet",
-             "build_images_image": f"{registry.host}/{REPOSITORY}", "build_images_tag": "buildx",
-             "build_images_context": str(context), "build_images_platforms": ["linux/amd64"],
-             "build_images_network": "none", "build_images_build_args": {"VERSION": "1"}}
-    build_only = BUILD_AND_PUBLISH.replace("    - role: archfleet.multiarch.publish_manifests\n", "")
-    env = {"FAKE_DOCKER_STATE": str(state)}
-    first = playbook(build_only, extra_vars=extra, env=env)
-    assert first.rc == 0, first.output
-    calls = [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
-    builds = [c for c in calls if c[:2] == ["buildx", "build"]]
-    tag = f"{registry.host}/{REPOSITORY}:buildx-linux-amd64"
-    context_dir = str(context)
-    assert builds == [["buildx", "build", "--load", "--quiet", "--builder", "archfleet", "--platform", "linux/amd64",
-                       "--tag", tag, "--file", context_dir + "/Dockerfile", "--network", "none",
-                       "--build-arg=VERSION=1", context_dir]]
-    assert first.result(ROLE_BUILD + "Build each platform")["results"][0]["changed"]
-    result = first.result(ROLE_BUILD + "Report the per-platform digests")["ansible_facts"]["build_images_results"][0]
-    assert result["digest"] == (state / (hashlib.sha256(tag.encode()).hexdigest() + ".pushed")).read_text()
-
-    # Same inputs: the builder gives the same image ID, so the build is not a change.
-    second = playbook(build_only, extra_vars=extra, env=env)
-    assert second.rc == 0, second.output
-    assert not second.result(ROLE_BUILD + "Build each platform")["results"][0]["changed"]
