@@ -8,7 +8,7 @@ path under callgrind; set BENCH_REQUEST_PATH_OLD to a checkout of an older tree 
 this one). The inspect, enumerate and publish benchmarks run crane and regctl (tools/peers.sh) as
 contenders, one process after another and ``xargs -P 16``, in the same run (bench/cli_peers.py); a peer
 that cannot be built is named in the output and the rest runs. Every bench/bench_*.py is listed in
-BENCHMARKS (tests/unit/test_bench_run.py checks it).
+BENCHMARKS or, with the reason, in RUN_ON_THEIR_OWN (tests/unit/test_bench_run.py checks it).
 """
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ BENCHMARKS = (("docker_manifest_info", bench_info, "info"),
               ("referrers: request counts", bench_referrers, "referrers"),
               ("request path CPU (callgrind)", bench_request_path, "request_path"))
 
+# bench/bench_*.py that `make bench` does not run, each with the reason and how to run it (named in the output).
+RUN_ON_THEIR_OWN = {
+    "bench_concurrent_merges": "a stress run of mode=merge (16 ansible-playbook writers x 20 rounds, about 25 minutes "
+                               "on 2 cores), not a comparison: .venv/bin/python bench/bench_concurrent_merges.py",
+}
+
 
 def main() -> None:
     sections = []
@@ -36,6 +42,7 @@ def main() -> None:
         results = benchmark.run()
         path = write_results(name, results)
         sections.append(f"## {title}\n\n{benchmark.markdown(results)}\n\n(results: {path})")
+    sections += [f"Not run by make bench: bench/{name}.py, {reason}" for name, reason in RUN_ON_THEIR_OWN.items()]
     print("\n\n".join(sections))
 
 
