@@ -16,7 +16,6 @@ import base64
 import datetime
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -24,14 +23,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
+from conftest import peer_or_skip
 from harness.ansible_run import play, task
 from harness.images import push_image
 from harness.registry import Registry
-from test_cosign_signatures import Cosign, cosign  # noqa: F401  (the module-scoped fixture)
+from test_cosign_signatures import Cosign
 
 IDENTITY, ISSUER = "release@example.com", "https://issuer.example"
 NOW = datetime.datetime.now(datetime.timezone.utc)
 HOUR = datetime.timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def cosign(tmp_path_factory):
+    return Cosign(peer_or_skip("cosign"), tmp_path_factory.mktemp("cosign-certificates-home"))
 
 
 def _name(common_name: str) -> x509.Name:
