@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Concurrent merges under load, at the size issue 21 names: 16 ansible-playbook merges x 20 rounds, and 5 rounds
 with one writer killed (SIGKILL) mid-merge, both cores kept busy and a 20-100 ms jitter proxy in front of the
 registry. Runs tests/integration/test_concurrent_merges.py with MERGE_STRESS_ROUNDS / MERGE_STRESS_KILL_ROUNDS

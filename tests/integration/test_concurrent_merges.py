@@ -62,7 +62,7 @@ class BusyCores:
 
     def __enter__(self):
         spin = "import time\nend = time.monotonic() + 3600\nwhile time.monotonic() < end: pass\n"
-        self.procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 2)]
+        self.procs = [subprocess.Popen([sys.executable, "-c", spin]) for _core in range(os.cpu_count() or 2)]
         return self
 
     def __exit__(self, *exc):

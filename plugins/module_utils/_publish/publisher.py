@@ -199,7 +199,7 @@ class Publisher:
             while True:
                 answer = self._merge_step(steps.send(answer), sleep, jitter)
         except StopIteration as done:
-            current, plan.rewrites, plan.side_tags = done.value
+            current, plan.rewrites, plan.side_tags = tuple(done.value)   # merge_steps returns a 3-tuple
         except merging.MergeConflict as exc:
             raise RegistryError("merging into %s: %s; side tags %s keep this run's entries for the next merge"
                                 % (self.target.canonical, exc, ", ".join(exc.side_tags)), code="CONFLICT")

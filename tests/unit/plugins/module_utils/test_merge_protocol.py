@@ -174,7 +174,7 @@ def test_a_writer_stopped_at_any_step_costs_at_most_what_the_next_merge_restores
     for kill_after, order in itertools.product(range(1, 14), itertools.permutations(range(3))):
         registry, writers = fresh(contributions)
         run = Run(registry, writers)
-        for _ in range(kill_after):
+        for _step in range(kill_after):
             if not run.done[0]:
                 run.advance(0)
         killed_after_index_write = (isinstance(run.last_step[0], merging.Write)
