@@ -26,7 +26,7 @@ def main():
                            "tests/integration/test_concurrent_merges.py"], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=False)
     rounds = [float(m) for m in re.findall(r"^round \d+: 16 writers, ([0-9.]+) s$", proc.stdout, re.M)]
-    kills = re.findall(r"^killed round .*$", proc.stdout, re.M)
+    kills = re.findall(r"killed round .*$", proc.stdout, re.M)
     print("concurrent merges: %d rounds x 16 writers, %d rounds with a writer killed: %s (%.0f s)"
           % (args.rounds, args.kill_rounds, "no platform lost, no run failed" if proc.returncode == 0 else "FAILED",
              time.monotonic() - started))
