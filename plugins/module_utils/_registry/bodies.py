@@ -109,11 +109,13 @@ class _Watchdog:
             if len(self._heap) > 64 and len(self._heap) > 4 * self._live:   # drop finished bodies' entries
                 self._heap = [entry for entry in self._heap if entry[2][0] is not None]
                 heapq.heapify(self._heap)
+            earliest = not self._heap or deadline < self._heap[0][0]
             heapq.heappush(self._heap, (deadline, next(self._count), ticket))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="archfleet-body-deadlines", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if earliest:        # the thread sleeps until the earliest deadline: wake it only for an earlier one
+                self._cond.notify()
 
     def _run(self):
         with self._cond:
