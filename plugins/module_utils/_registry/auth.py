@@ -132,17 +132,21 @@ class Authenticator:
         self._credentials_for = credentials_for
         self._clock = clock
         self._challenges = {}   # host -> Challenge
+        self._schemes = {}      # host -> "http" or "https": how the challenging request reached it
         self._tokens = {}       # (host, realm, service, repository) -> (token, expires, frozenset of actions)
         self._credentials = {}  # host -> Credentials or None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ what hosts asked for
-    def learn(self, host, header):
-        """Remember the challenge of a 401 answer from ``host``; returns it (None when unsupported)."""
+    def learn(self, host, header, scheme=None):
+        """Remember the challenge of a 401 answer from ``host`` (reached over ``scheme``); returns it (None when
+        unsupported)."""
         challenge = Challenge.parse(header)
         if challenge is not None:
             with self._lock:
                 self._challenges[host] = challenge
+                if scheme:
+                    self._schemes[host] = scheme.lower()
         return challenge
 
     def challenge(self, host):
@@ -260,10 +264,11 @@ class Authenticator:
         (credentials and tokens would cross the network in clear): RegistryError ``UNAUTHORIZED``, nothing sent."""
         parts = urlsplit(realm)
         scheme = parts.scheme.lower()
-        registry_scheme = self.transport.scheme_of(host)
+        # A host reached by a redirect was never discovered: the scheme of the request it challenged counts.
+        registry_scheme = self.transport.scheme_of(host) or self._schemes.get(host)
         if scheme not in ("http", "https") or not parts.netloc:
             why = "is not an http(s) URL"
-        elif scheme == "http" and registry_scheme != "http":
+        elif scheme == "http" and registry_scheme == "https":
             why = "is plain HTTP while the registry is reached over HTTPS; credentials and tokens would travel in clear"
         else:
             return
@@ -334,7 +339,8 @@ class RegistryAuth(AuthBase):
             return response
         host = host_of(response.url or response.request.url)
         # A 401 without a (usable) challenge from a host that challenged before: its known challenge.
-        challenge = (self.authenticator.learn(host, response.headers.get("WWW-Authenticate"))
+        challenge = (self.authenticator.learn(host, response.headers.get("WWW-Authenticate"),
+                                              urlsplit(response.url or response.request.url).scheme)
                      or self.authenticator.challenge(host))
         self.challenge = challenge
         if challenge is None or not self.answer_challenges or host in self._answered:

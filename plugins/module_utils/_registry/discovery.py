@@ -20,6 +20,8 @@ import os
 import tempfile
 import threading
 
+from urllib.parse import urlsplit
+
 try:
     import requests
 except ImportError:  # pragma: no cover - reported by the modules through missing_required_lib
@@ -200,7 +202,8 @@ class Discovery:
         if response.status_code == 401:
             header = response.headers.get("WWW-Authenticate")
             # The host that answered: a ping redirected to another host (lscr.io to ghcr.io) is its challenge.
-            if self.transport.auth.learn(host_of(response.url or endpoint.base_url), header) is None:
+            if self.transport.auth.learn(host_of(response.url or endpoint.base_url), header,
+                                         urlsplit(response.url or endpoint.base_url).scheme) is None:
                 scheme = (header or "").strip().split(" ", 1)[0] or "none"
                 raise RegistryError("registry %s asks for an unsupported authentication scheme %r"
                                     % (endpoint.registry, scheme.lower()), code="UNSUPPORTED")

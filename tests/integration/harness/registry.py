@@ -283,7 +283,8 @@ class Registry:
             self.token_server = TokenServer(
                 signing_key_path=signer.key_path, signing_cert_path=signer.cert_path,
                 users=self.users, acl=self.acl, anonymous_acl=self.anonymous_acl,
-                expires_in=self.token_expires_in, refresh_tokens=self.refresh_tokens)
+                expires_in=self.token_expires_in, refresh_tokens=self.refresh_tokens,
+                tls=(self.dir / "tls" / "server.pem", self.dir / "tls" / "server-key.pem") if self.tls else None)
 
     def _config(self, port: int) -> dict:
         assert self.dir is not None

@@ -22,6 +22,7 @@ import base64
 import binascii
 import fnmatch
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -72,7 +73,11 @@ class TokenServer:
     def __init__(self, *, signing_key_path: Path | str, signing_cert_path: Path | str,
                  users: dict[str, str], acl: dict[str, Acl], anonymous_acl: Acl | None = None,
                  service: str = "archfleet-test-registry", issuer: str = "archfleet-test-issuer",
-                 expires_in: int = 300, refresh_tokens: dict[str, str] | None = None):
+                 expires_in: int = 300, refresh_tokens: dict[str, str] | None = None,
+                 tls: tuple[Path | str, Path | str] | None = None):
+        """``tls``: ``(certificate, key)`` PEM files to serve HTTPS with (a TLS registry's token service is
+        HTTPS, as Harbor's, GitLab's and Docker Hub's are; the collection refuses a plain-HTTP realm for an
+        HTTPS registry)."""
         self.users = dict(users)
         self.refresh_tokens = dict(refresh_tokens or {})
         self.acl = {user: dict(rules) for user, rules in acl.items()}
@@ -86,6 +91,12 @@ class TokenServer:
         self._lock = threading.Lock()
         self.log: list[TokenRequest] = []
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, name="tokenserver", daemon=True)
         self._thread.start()
 
@@ -97,7 +108,7 @@ class TokenServer:
     @property
     def realm(self) -> str:
         """The URL to configure as ``auth.token.realm``."""
-        return f"http://127.0.0.1:{self.port}{TOKEN_PATH}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{TOKEN_PATH}"
 
     @property
     def requests(self) -> int:
