@@ -189,7 +189,7 @@ class Proxy:
         ca_path = str(registry.ca_path) if getattr(registry, "ca_path", None) else None
         self._registry = _Upstream.from_url(registry.url, ca_path)
         token_server = getattr(registry, "token_server", None)
-        self._token = _Upstream.from_url(token_server.realm, None) if token_server else None
+        self._token = _Upstream.from_url(token_server.realm, ca_path) if token_server else None
         self._token_realm = token_server.realm if token_server else None
         self._lock = threading.Lock()
         self.counts: Counter[tuple[str, str]] = Counter()
@@ -316,9 +316,18 @@ class Proxy:
                 with proxy._lock:
                     proxy.in_flight += 1
                     proxy.most_in_flight = max(proxy.most_in_flight, proxy.in_flight)
+                self._counted = True
                 try:
                     self._forward_one()
                 finally:
+                    self._answered()
+
+            def _answered(self) -> None:
+                """The request stops counting as in flight: called just before the last bytes of the answer
+                are written (once the client has them it may send its next request at once, before this
+                thread runs again), or at the end."""
+                if getattr(self, "_counted", False):
+                    self._counted = False
                     with proxy._lock:
                         proxy.in_flight -= 1
 
@@ -416,8 +425,11 @@ class Proxy:
                     self.send_header(name, value)
                 bodyless = self.command == "HEAD" or response.status in (204, 304) or 100 <= response.status < 200
                 rechunk = not bodyless and length is None
+                size = int(length) if length is not None and length.strip().isdigit() else None
                 if rechunk:
                     self.send_header("Transfer-Encoding", "chunked")
+                if bodyless or size == 0:
+                    self._answered()
                 self.end_headers()
                 sent = 0
                 if bodyless:
@@ -426,6 +438,8 @@ class Proxy:
                     data = response.read(CHUNK)
                     if not data:
                         break
+                    if size is not None and sent + len(data) >= size and truncate_after is None:
+                        self._answered()
                     if truncate_after is not None and sent + len(data) >= truncate_after:
                         self.wfile.write(data[:truncate_after - sent])
                         self.wfile.flush()
@@ -438,6 +452,7 @@ class Proxy:
                     sent += len(data)
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if rechunk else data)
                 if rechunk:
+                    self._answered()
                     self.wfile.write(b"0\r\n\r\n")
                 if response.will_close:
                     # The registry closed its side; the next request needs a new connection.
