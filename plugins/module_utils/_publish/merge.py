@@ -7,23 +7,24 @@ Registries have no conditional write: two writers that read an index, add to it 
 each replace the other's work. So a merging writer keeps its *contribution* (the entries it adds, per
 platform) where no writer of another platform can overwrite it, in a side tag of the same repository::
 
-    <tag>.merge.<epoch>.<platform key hash>      (12 hex digits each; see side_tag)
+    <tag>.merge.<epoch>.<platform key hash>      (12 hex digits each; see side_prefix, contribution_key)
 
 and rebuilds the index from the index there and *every* contribution of the current epoch:
 
 1. write its contributions (one one-platform OCI index per platform, children already in the repository);
 2. list the side tags of the epoch and read each contribution;
-3. if the index at the tag already lists every contribution (same digests), stop; otherwise write the index
-   composed of the current index and every contribution (contributions replace entries of their platform);
-4. read the tag back and go to 2.
+3. write the index composed of the index at the tag and every contribution (a contribution replaces the
+   entry of its platform);
+4. read the tag back, list and read the contributions again; stop when the index lists every one of them
+   (each descriptor as the contribution states it), else go back to 3 from what is there.
 
-Guarantee (for writers that finish step 4): when the last index write W is done, every contribution whose
-side tag was written before W's writer listed in its final step 2 is in W (else that writer would have
-written again, and W would not be the last write); a contribution written later belongs to a writer V
-that lists after writing it, so V either finds it in the index or writes an index after W. Hence every
-finished writer's contribution is in the final index, whatever the timing. A writer killed after its
-index write and before its read-back can drop contributions of writers that finished inside that window;
-contributions stay, so the next merge into the tag restores them.
+Guarantee (for writers that finish step 4): take the last index write W. Its writer's final step 4 came
+after W, read W and listed the side tags, and stopped, so W lists every contribution written before that
+listing. A contribution written later belongs to a writer V that lists (step 2) after writing it and then
+writes an index (step 3) after W, so W would not be the last write. Hence every finished writer's
+contribution is in the final index, whatever the timing. A writer killed after its index write and before
+its read-back can drop contributions of writers that finished inside that window; contributions stay, so
+the next merge into the tag restores them.
 
 The *epoch* keeps contributions from outliving the index they were made for: it is the value of the
 ``io.archfleet.merge.epoch`` annotation of the index at the tag, or, for an index (or image) written by
@@ -33,7 +34,8 @@ A merge writes the epoch it worked in into the index, so merges keep it, and a w
 
 The protocol is written without I/O (``merge_steps`` is a generator of ``Read``, ``List``, ``Write`` and
 ``Backoff`` steps), so tests/unit/plugins/module_utils/test_merge_protocol.py can run several writers'
-steps in every interleaving against a fake registry; ``Publisher.merge`` runs it against a real one.
+steps in every interleaving up to a preemption bound against a fake registry; ``Publisher.merge`` runs
+it against a real one.
 """
 
 from __future__ import absolute_import, division, print_function
