@@ -84,6 +84,21 @@ def _summary(image):
     return [(s["source"], s["verified"], s["reason"]) for s in image["signatures"]]
 
 
+def rsa_key_files(tmp_path, passphrase=None):
+    """``(signing.pem, signing.pub)`` in ``tmp_path``: a new RSA 2048 key as PKCS#8 (encrypted with ``passphrase``
+    when given) and its public key, as the collection's signing_key and signature_keys take them."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    encryption = (serialization.BestAvailableEncryption(passphrase.encode()) if passphrase
+                  else serialization.NoEncryption())
+    key_file = tmp_path / "signing.pem"
+    key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               encryption))
+    public_pem = tmp_path / "signing.pub"
+    public_pem.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key_file, public_pem
+
+
 def test_signatures_cosign_writes_in_both_forms_verify_and_tampered_ones_do_not(playbook, cosign):
     release_key, release_pub = cosign.generate("release")
     other_key, _other_pub = cosign.generate("other")
@@ -287,13 +302,7 @@ def test_the_audit_verifies_with_audit_signature_keys_and_its_junit_report_names
 def test_docker_manifest_create_signs_what_it_writes_and_cosign_verify_accepts_it(playbook, cosign, tmp_path):
     """signing_key (issue 20, part 2): the index written is signed in cosign's tag scheme (Debian's registry has no
     Referrers API); cosign verify --key accepts it; a re-run writes nothing; check mode says what it would sign."""
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_file = tmp_path / "signing.pem"
-    key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.BestAvailableEncryption(PASSWORD.encode())))
-    public_pem = tmp_path / "signing.pub"
-    public_pem.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+    key_file, public_pem = rsa_key_files(tmp_path, PASSWORD)
     with Registry() as registry:
         h = registry.host
         sources = [f"{h}/publish/app@" + push_image(registry.url, "publish/app", platform=platform,
@@ -366,13 +375,7 @@ def test_on_a_registry_with_the_referrers_api_the_signature_is_a_referrer_cosign
         registry = GgcrRegistry()
     except PeerUnavailable as missing:
         missing_peer(f"ggcr-registry: {missing}")
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_file = tmp_path / "signing.pem"
-    key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-    public_pem = tmp_path / "signing.pub"
-    public_pem.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+    key_file, public_pem = rsa_key_files(tmp_path)
     with registry:
         h = registry.host
         source = f"{h}/api/signed@" + _image(registry, "api/signed", "src")
@@ -393,13 +396,7 @@ def test_signing_recursive_signs_every_platform_once_and_cosign_verifies_a_platf
     """signing_recursive (as cosign sign --recursive): the index and each platform manifest it lists get a signature
     by the key, `cosign verify --key` accepts a platform's digest, docker_manifest_info finds each platform signed,
     a re-run writes nothing, and a platform added later is the only one signed on the next run."""
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_file = tmp_path / "signing.pem"
-    key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-    public_pem = tmp_path / "signing.pub"
-    public_pem.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+    key_file, public_pem = rsa_key_files(tmp_path)
     with Registry() as registry:
         h = registry.host
         sources = [f"{h}/recursive/app@" + push_image(registry.url, "recursive/app", platform=platform,
