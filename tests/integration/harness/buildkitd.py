@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.dockerd import remove_tree
 from harness.goregistry import peer_binary
 
 
@@ -93,11 +94,7 @@ class Buildkitd:
         if self.root is None:
             return
         # Mounts buildkitd left under its root (snapshots of an interrupted build) would keep rmtree from working.
-        with open("/proc/self/mounts", encoding="utf-8") as mounts:
-            points = [line.split()[1] for line in mounts if line.split()[1].startswith(str(self.root) + "/")]
-        for point in sorted(points, key=len, reverse=True):
-            subprocess.run(["umount", "-l", point], check=False, capture_output=True)
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root)
         self.root = None
 
     def __enter__(self) -> "Buildkitd":

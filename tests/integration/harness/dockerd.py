@@ -23,6 +23,17 @@ import time
 from pathlib import Path
 
 
+def remove_tree(root: Path) -> None:
+    """Unmount (lazily, deepest first) whatever a daemon left mounted under ``root``, then delete ``root``."""
+    try:
+        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    except OSError:
+        mounts = []
+    for target in sorted((m for m in mounts if m.startswith(str(root) + "/")), key=len, reverse=True):
+        subprocess.run(["umount", "-l", target], capture_output=True, check=False)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 class DockerdError(RuntimeError):
     pass
 
@@ -131,17 +142,8 @@ class Dockerd:
     def _cleanup(self) -> None:
         if self.root is None:
             return
-        exec_root = self.root / "exec"
-        data_root = self.root / "data"
-        # Leftover mounts under the roots (overlay, netns, shm) would make rmtree fail.
-        for base in (exec_root, data_root):
-            try:
-                mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-            except OSError:
-                mounts = []
-            for target in sorted((m for m in mounts if m.startswith(str(base))), key=len, reverse=True):
-                subprocess.run(["umount", "-l", target], capture_output=True, check=False)
-        shutil.rmtree(self.root, ignore_errors=True)
+        # Leftover mounts under the root (overlay, netns, shm) would make rmtree fail.
+        remove_tree(self.root)
         self.root = None
 
     def __enter__(self) -> "Dockerd":
