@@ -17,13 +17,18 @@ import re
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._concurrency import parallel_map
 from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._options import check_dict_form
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
     ReferenceError,
     parse_reference,
 )
 
-REPOSITORY_KEYS = ("name", "include", "exclude", "limit")
-CATALOG_KEYS = ("registry", "repositories", "exclude_repositories", "include", "exclude", "limit")
+# The dict forms of the repositories and catalog items, checked by check_dict_form. The filters stay raw:
+# _patterns and _limit word their own errors (a string is one pattern; a limit is a count, never a bool).
+TAG_FILTER_SPEC = dict(include=dict(type="raw"), exclude=dict(type="raw"), limit=dict(type="raw"))
+REPOSITORY_SPEC = dict(name=dict(type="str", required=True), **TAG_FILTER_SPEC)
+CATALOG_SPEC = dict(registry=dict(type="str", required=True), repositories=dict(type="raw"),
+                    exclude_repositories=dict(type="raw"), **TAG_FILTER_SPEC)
 # The side tags mode=merge keeps its contributions at (_publish.merge.side_prefix): not releases of their own,
 # so enumeration leaves them out (docs/manifests.md, Concurrent merges).
 MERGE_SIDE_TAG = re.compile(r"\.merge\.[0-9a-f]{12}\.[0-9a-f]{12}\Z")
@@ -109,13 +114,7 @@ def parse_repositories(values):
     parsed = []
     for index, item in enumerate(values or []):
         where = "repositories[%d]" % index
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise OptionError("%s must be a repository reference or a dict with name, include, exclude, limit" % where)
-        unknown = sorted(set(item) - set(REPOSITORY_KEYS))
-        if unknown:
-            raise OptionError("%s has unknown keys %s (allowed: %s)" % (where, unknown, ", ".join(REPOSITORY_KEYS)))
+        item = check_dict_form(item, where, REPOSITORY_SPEC, "name", "a repository reference")
         try:
             ref = parse_reference(item["name"])
         except ReferenceError as exc:
@@ -132,15 +131,11 @@ def parse_catalogs(values):
     parsed = []
     for index, item in enumerate(values or []):
         where = "catalog[%d]" % index
-        if isinstance(item, str):
-            item = {"registry": item}
-        if not isinstance(item, dict) or not isinstance(item.get("registry"), str) or not item["registry"] \
-                or "/" in item["registry"]:
-            raise OptionError("%s must be a registry host (host or host:port) or a dict with registry, repositories, "
-                              "exclude_repositories, include, exclude, limit" % where)
-        unknown = sorted(set(item) - set(CATALOG_KEYS))
-        if unknown:
-            raise OptionError("%s has unknown keys %s (allowed: %s)" % (where, unknown, ", ".join(CATALOG_KEYS)))
+        item = check_dict_form(item, where, CATALOG_SPEC, "registry", "a registry host (host or host:port)")
+        if not item["registry"] or "/" in item["registry"]:
+            raise OptionError("%s must be a registry host (host or host:port), got %r: a catalog lists the "
+                              "repositories of a whole registry (choose them with repositories and "
+                              "exclude_repositories)" % (where, item["registry"]))
         parsed.append((item["registry"], _patterns(item.get("repositories"), where + ".repositories"),
                        _patterns(item.get("exclude_repositories"), where + ".exclude_repositories"),
                        _filter(item, where)))

@@ -58,10 +58,11 @@ def registry_argument_spec(**extra):
     return spec
 
 
-def registry_module(required_one_of=None, **options):
-    """An AnsibleModule with the shared registry options plus ``options``; fails clearly without requests."""
-    module = AnsibleModule(argument_spec=registry_argument_spec(**options), required_one_of=required_one_of,
-                           required_together=REGISTRY_REQUIRED_TOGETHER, supports_check_mode=True)
+def registry_module(options, **rules):
+    """An AnsibleModule with the shared registry options plus ``options`` (an argument spec) and ``rules``
+    (``mutually_exclusive``, ``required_one_of``, ``required_by`` between them); fails clearly without requests."""
+    module = AnsibleModule(argument_spec=registry_argument_spec(**options),
+                           required_together=REGISTRY_REQUIRED_TOGETHER, supports_check_mode=True, **rules)
     if not HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
     return module

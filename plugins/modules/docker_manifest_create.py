@@ -91,9 +91,28 @@ options:
       - Every index is planned (all sources read and checked) before anything is written, so an invalid or
         missing source anywhere writes nothing. Writing then happens per index; each index keeps the
         write-order guarantee, and a failure names the item it belongs to.
+      - Mutually exclusive with O(name), O(sources), O(tags) and O(annotations).
     type: list
     elements: dict
-    default: []
+    suboptions:
+      name:
+        description: The target reference of this index, as O(name).
+        type: str
+        required: true
+      sources:
+        description: The sources of this index, as O(sources).
+        type: list
+        elements: raw
+        default: []
+      tags:
+        description: Extra tags of this index, as O(tags).
+        type: list
+        elements: str
+        default: []
+      annotations:
+        description: Annotations of this index, as O(annotations).
+        type: dict
+        default: {}
   media_type:
     description:
       - V(oci) writes an OCI image index; V(docker) a Docker manifest list v2.
@@ -370,29 +389,16 @@ registry_stats:
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._module import registry_module, run_registry_task
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.batch import Batch
-from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.jobs import parse_jobs
+from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.jobs import (
+    ARGUMENT_RULES,
+    ARGUMENT_SPEC,
+    parse_jobs,
+)
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.signing import Signer, parse_signing_options
 
 
 def main():
-    module = registry_module(
-        name=dict(type="str"),
-        sources=dict(type="list", elements="raw", default=[]),
-        tags=dict(type="list", elements="str", default=[]),
-        indexes=dict(type="list", elements="dict", default=[]),
-        media_type=dict(type="str", choices=["auto", "oci", "docker"], default="auto"),
-        annotations=dict(type="dict", default={}),
-        mode=dict(type="str", choices=["replace", "merge"], default="replace"),
-        attestations=dict(type="str", choices=["keep", "drop"], default="keep"),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
-        delete_manifest=dict(type="bool", default=False),
-        force=dict(type="bool", default=False),
-        force_platform=dict(type="bool", default=False),
-        referrers=dict(type="str", choices=["skip", "copy"], default="skip"),
-        signing_key=dict(type="str", no_log=True),
-        signing_key_passphrase=dict(type="str", no_log=True),
-        signing_recursive=dict(type="bool", default=False),
-    )
+    module = registry_module(ARGUMENT_SPEC, **ARGUMENT_RULES)
 
     def prepare(params):
         return parse_jobs(params), parse_signing_options(params)

@@ -538,8 +538,7 @@ def check_options(params):
 
 
 def main():
-    module = registry_module(
-        required_one_of=[("images", "repositories", "catalog")],
+    module = registry_module(dict(
         images=dict(type="list", elements="str"),
         repositories=dict(type="list", elements="raw"),
         catalog=dict(type="list", elements="raw"),
@@ -553,7 +552,7 @@ def main():
         certificate_identity=dict(type="str"),
         certificate_oidc_issuer=dict(type="str"),
         trusted_root=dict(type="str"),
-    )
+    ), required_one_of=[("images", "repositories", "catalog")])
     run_registry_task(module, check_options, lambda client, prepared: inspect_task(client, prepared, module.params))
 
 

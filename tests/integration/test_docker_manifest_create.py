@@ -422,7 +422,7 @@ def test_batch_with_a_bad_source_writes_nothing(playbook, open_registry):
 
 @pytest.mark.parametrize("args, message", [
     ({"indexes": [{"name": "127.0.0.1:9/a:1", "sources": ["127.0.0.1:9/s:1"]}], "name": "127.0.0.1:9/b:1"},
-     "indexes cannot be combined with name"),
+     "parameters are mutually exclusive: indexes|name"),
     ({"indexes": [{"name": "127.0.0.1:9/a:1", "sources": ["127.0.0.1:9/s:1"]},
                   {"name": "127.0.0.1:9/b:2", "sources": ["127.0.0.1:9/s:1"], "tags": ["1"]},
                   {"name": "127.0.0.1:9/b:1", "sources": ["127.0.0.1:9/s:1"]}]},
@@ -430,10 +430,10 @@ def test_batch_with_a_bad_source_writes_nothing(playbook, open_registry):
     ({"name": "127.0.0.1:9/a:1", "sources": ["127.0.0.1:9/s:1"], "tags": ["1"]},
      "127.0.0.1:9/a:1 is listed twice in 127.0.0.1:9/a:1 (name and tags)"),
     ({"indexes": [{"name": "127.0.0.1:9/a:1", "source": ["127.0.0.1:9/s:1"]}]},
-     "indexes[0] has unknown keys ['source']"),
+     "indexes.source. Supported parameters include: annotations, name, sources, tags."),
     ({"indexes": [{"name": "127.0.0.1:9/a:1", "sources": ["127.0.0.1:9/S:1"]}]},
      "indexes[0].sources[0]: invalid image reference"),
-    ({"sources": ["127.0.0.1:9/s:1"]}, "name is required (or indexes"),
+    ({"sources": ["127.0.0.1:9/s:1"]}, "one of the following is required: name, indexes"),
 ])
 def test_batch_bad_input(playbook, args, message):
     run = playbook(play(create(ignore_errors=True, **args)))

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._options import check_dict_form
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import PlatformError, parse_platform
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
     ReferenceError,
@@ -21,8 +22,49 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Source
 
-SOURCE_KEYS = ("image", "platform", "platforms", "annotations")
-INDEX_KEYS = ("name", "sources", "tags", "annotations")
+# The dict form of a source (the module's ``sources`` and ``indexes[].sources``), checked by check_dict_form.
+# platform and platforms stay raw: parse_platform and parse_platform_list word their own errors.
+SOURCE_SPEC = dict(
+    image=dict(type="str", required=True),
+    platform=dict(type="raw"),
+    platforms=dict(type="raw"),
+    annotations=dict(type="raw"),
+)
+# platform states the platform of a single image; platforms selects entries of an index source.
+SOURCE_RULES = dict(mutually_exclusive=[("platform", "platforms")])
+
+# docker_manifest_create's own options (beside the shared registry options) and the rules between them: the
+# module hands both to AnsibleModule, so an item of indexes with an unknown or missing key, or indexes next to
+# name, is refused by Ansible's validator before parse_jobs runs.
+INDEX_SPEC = dict(
+    name=dict(type="str", required=True),
+    sources=dict(type="list", elements="raw", default=[]),
+    tags=dict(type="list", elements="str", default=[]),
+    annotations=dict(type="dict", default={}),
+)
+ARGUMENT_SPEC = dict(
+    name=dict(type="str"),
+    sources=dict(type="list", elements="raw", default=[]),
+    tags=dict(type="list", elements="str", default=[]),
+    indexes=dict(type="list", elements="dict", options=INDEX_SPEC),
+    media_type=dict(type="str", choices=["auto", "oci", "docker"], default="auto"),
+    annotations=dict(type="dict", default={}),
+    mode=dict(type="str", choices=["replace", "merge"], default="replace"),
+    attestations=dict(type="str", choices=["keep", "drop"], default="keep"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    delete_manifest=dict(type="bool", default=False),
+    force=dict(type="bool", default=False),
+    force_platform=dict(type="bool", default=False),
+    referrers=dict(type="str", choices=["skip", "copy"], default="skip"),
+    signing_key=dict(type="str", no_log=True),
+    signing_key_passphrase=dict(type="str", no_log=True),
+    signing_recursive=dict(type="bool", default=False),
+)
+ARGUMENT_RULES = dict(
+    mutually_exclusive=[("indexes", key) for key in ("name", "sources", "tags", "annotations")],
+    required_one_of=[("name", "indexes")],
+    required_by=dict(signing_key_passphrase="signing_key"),
+)
 
 
 def parse_annotations(value, where):
@@ -54,28 +96,18 @@ def parse_sources(values, where="sources"):
     sources = []
     for index, item in enumerate(values):
         item_where = "%s[%d]" % (where, index)
-        if isinstance(item, str):
-            item = {"image": item}
-        if not isinstance(item, dict):
-            raise OptionError("%s must be a reference string or a dict with image, platform, platforms, annotations; "
-                              "got %s"
-                              % (item_where, type(item).__name__))
-        unknown = sorted(set(item) - set(SOURCE_KEYS))
-        if unknown:
-            raise OptionError("%s has unknown keys %s (allowed: %s)" % (item_where, unknown, ", ".join(SOURCE_KEYS)))
-        if not isinstance(item.get("image"), str):
-            raise OptionError("%s needs 'image', a reference string" % item_where)
+        item = check_dict_form(item, item_where, SOURCE_SPEC, "image", "a reference string", **SOURCE_RULES)
         try:
             ref = parse_reference(item["image"])
         except ReferenceError as exc:
             raise OptionError("%s: %s" % (item_where, exc))
         platform = None
-        if item.get("platform") is not None:
+        if item["platform"] is not None:
             try:
                 platform = parse_platform(item["platform"])
             except PlatformError as exc:
                 raise OptionError("%s: %s" % (item_where, exc))
-        annotations = parse_annotations(item.get("annotations") or {}, item_where + ".annotations")
+        annotations = parse_annotations(item["annotations"] or {}, item_where + ".annotations")
         sources.append(Source(item["image"], ref, platform, annotations,
                               parse_platform_list(item, item_where)))
     return sources
@@ -86,9 +118,6 @@ def parse_platform_list(item, where):
     if item.get("platforms") is None:
         return None
     value = item["platforms"]
-    if item.get("platform") is not None:
-        raise OptionError("%s has both platform and platforms: platform states the platform of a single image, "
-                          "platforms selects entries of an index source; give one" % where)
     if not isinstance(value, list) or not value:
         raise OptionError("%s.platforms must be a non-empty list of platforms (e.g. [linux/amd64, linux/arm64]), "
                           "got %r" % (where, value))
@@ -124,7 +153,7 @@ def refuse_ignored_options(params):
     if params["state"] == "absent":
         ignored = [key for key in ("sources", "tags", "annotations") if params[key]]
         ignored += ["indexes[%d].%s" % (index, key) for index, item in enumerate(params["indexes"] or [])
-                    if isinstance(item, dict) for key in ("sources", "tags", "annotations") if item.get(key)]
+                    for key in ("sources", "tags", "annotations") if item.get(key)]
         if ignored:
             raise OptionError("state=absent deletes the tag name and nothing else, so %s cannot be given with it: "
                               "remove %s (delete each extra tag as a name of its own)"
@@ -135,27 +164,16 @@ def refuse_ignored_options(params):
 
 
 def parse_jobs(params):
-    """The indexes to publish: the top-level options, or each item of ``indexes``."""
+    """The indexes to publish: the top-level options, or each item of ``indexes``.
+
+    ``params`` are the module's, validated against ARGUMENT_SPEC and ARGUMENT_RULES (so exactly one of
+    ``name`` and ``indexes``, and every item of ``indexes`` a dict of INDEX_SPEC).
+    """
     refuse_ignored_options(params)
     if params["indexes"]:
-        clashing = [key for key in ("name", "sources", "tags", "annotations") if params[key]]
-        if clashing:
-            raise OptionError("indexes cannot be combined with %s: give those per item of indexes"
-                              % ", ".join(clashing))
-        items = []
-        for index, item in enumerate(params["indexes"]):
-            where = "indexes[%d]." % index
-            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                raise OptionError("indexes[%d] must be a dict with at least 'name' (a reference string)" % index)
-            unknown = sorted(set(item) - set(INDEX_KEYS))
-            if unknown:
-                raise OptionError("indexes[%d] has unknown keys %s (allowed: %s)"
-                                  % (index, unknown, ", ".join(INDEX_KEYS)))
-            items.append((where, item["name"], item.get("sources") or [], item.get("tags") or [],
-                          item.get("annotations") or {}))
+        items = [("indexes[%d]." % index, item["name"], item["sources"] or [], item["tags"] or [],
+                  item["annotations"] or {}) for index, item in enumerate(params["indexes"])]
     else:
-        if not params["name"]:
-            raise OptionError("name is required (or indexes, to publish several at once)")
         items = [("", params["name"], params["sources"], params["tags"], params["annotations"])]
     jobs = []
     seen = {}

@@ -49,11 +49,12 @@ IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
 
 
 def parse_signing_options(params):
-    """``(private key, PublicKey)`` of ``signing_key`` (PEM text or a file) and its passphrase; None without."""
+    """``(private key, PublicKey)`` of ``signing_key`` (PEM text or a file) and its passphrase; None without.
+
+    A passphrase without a key is refused by the module's argument spec (``required_by``).
+    """
     text, passphrase = params.get("signing_key"), params.get("signing_key_passphrase")
     if not text:
-        if passphrase:
-            raise OptionError("signing_key_passphrase is given without signing_key")
         if params.get("signing_recursive"):
             raise OptionError("signing_recursive signs the platforms with signing_key: give signing_key (or set "
                               "signing_recursive=false)")

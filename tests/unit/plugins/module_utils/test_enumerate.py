@@ -42,17 +42,27 @@ def test_filters_and_limit_keep_the_newest():
     ([{"name": "app:1"}], r"repositories\[0\]: 'app:1' names a tag or digest"),
     ([{"name": "app", "include": ["("]}], r"repositories\[0\].include\[0\]: '\(' is not a valid regular expression"),
     ([{"name": "app", "limit": -1}], r"repositories\[0\].limit must be a number of tags"),
-    ([{"name": "app", "tags": []}], r"repositories\[0\] has unknown keys \['tags'\]"),
-    ([42], r"repositories\[0\] must be a repository reference"),
+    ([{"name": "app", "tags": []}], r"Unsupported parameters: repositories\[0\]\.tags\. Supported parameters include: "
+                                    r"exclude, include, limit, name\."),
+    ([{"include": ["^v"]}], r"missing required arguments: name found in repositories\[0\]"),
+    ([42], r"repositories\[0\] must be a repository reference or a dict with name, include, exclude, limit; got int"),
 ])
 def test_bad_repositories_are_refused(value, message):
     with pytest.raises(OptionError, match=message):
         parse_repositories(value)
 
 
-def test_bad_catalogs_are_refused():
-    with pytest.raises(OptionError, match=r"catalog\[0\] must be a registry host"):
-        parse_catalogs(["registry.example/team"])
+@pytest.mark.parametrize("value, message", [
+    (["registry.example/team"], r"catalog\[0\] must be a registry host \(host or host:port\), got 'registry.example/team'"),
+    ([{"registry": "registry.example", "tags": 1}],
+     r"Unsupported parameters: catalog\[0\]\.tags\. Supported parameters include: exclude, exclude_repositories, "
+     r"include, limit, registry, repositories\."),
+    ([7], r"catalog\[0\] must be a registry host \(host or host:port\) or a dict with registry, repositories, "
+          r"exclude_repositories, include, exclude, limit; got int"),
+])
+def test_bad_catalogs_are_refused(value, message):
+    with pytest.raises(OptionError, match=message):
+        parse_catalogs(value)
 
 
 @pytest.fixture

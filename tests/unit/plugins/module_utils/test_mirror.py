@@ -123,7 +123,7 @@ def test_bad_platforms_values_are_refused_before_any_request():
                            (["linux/sparc42"], "sources\\[0\\].platforms\\[0\\]: invalid platform 'linux/sparc42'")):
         with pytest.raises(OptionError, match=message):
             parse_jobs(params(name=DST + ":1", sources=[{"image": SRC + ":1", "platforms": value}]))
-    with pytest.raises(OptionError, match="has both platform and platforms"):
+    with pytest.raises(OptionError, match=r"parameters are mutually exclusive: platform\|platforms found in sources\[0\]"):
         both = {"image": SRC + ":1", "platform": "linux/amd64", "platforms": ["linux/amd64"]}
         parse_jobs(params(name=DST + ":1", sources=[both]))
 

@@ -4,12 +4,19 @@ import json
 import pytest
 from fake_registry import FakeRegistry
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
 from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError
+from ansible_collections.archfleet.multiarch.plugins.module_utils._module import registry_argument_spec
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index import PlanError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_INDEX, sha256_digest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import parse_reference
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.batch import Batch
-from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.jobs import parse_jobs
+from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.jobs import (
+    ARGUMENT_RULES,
+    ARGUMENT_SPEC,
+    parse_jobs,
+)
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
 
 REG = "registry.example"
@@ -20,11 +27,14 @@ def ref(text):
     return parse_reference(text)
 
 
-def params(**overrides):
-    base = dict(name=None, sources=[], tags=[], indexes=[], media_type="auto", annotations={}, mode="replace",
-                attestations="keep", state="present", force=False, delete_manifest=False, concurrency=4)
-    base.update(overrides)
-    return base
+def params(**options):
+    """docker_manifest_create's params as AnsibleModule makes them: checked against the module's own argument
+    spec and rules (ArgumentSpecValidator, the validator AnsibleModule runs), defaults filled in."""
+    options.setdefault("concurrency", 4)
+    result = ArgumentSpecValidator(registry_argument_spec(**ARGUMENT_SPEC), **ARGUMENT_RULES).validate(options)
+    if result.error_messages:
+        raise OptionError("; ".join(result.error_messages))
+    return result.validated_parameters
 
 
 def publish(registry, check_mode=False, diff=False, **options):
@@ -179,13 +189,27 @@ def test_batch_results_carry_every_index(registry):
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(), "name is required"),
+    # The argument spec's rules (AnsibleModule refuses these before parse_jobs runs).
+    (dict(), "one of the following is required: name, indexes"),
+    (dict(indexes=[{"name": "x/a", "source": ["x/b"]}]),
+     r"indexes.source. Supported parameters include: annotations, name, sources, tags"),
+    (dict(indexes=[{"sources": ["x/b"]}]), "missing required arguments: name found in indexes"),
+    (dict(name="x/app", sources=["x/b"], signing_key_passphrase="pw"),
+     "missing parameter\\(s\\) required by 'signing_key_passphrase': signing_key"),
     (dict(name="x/app", sources=[]), "sources must list at least one image when state=present"),
     (dict(name="x/app@sha256:" + "a" * 64, sources=["x/b"]), "must be a tag, not a digest"),
-    (dict(name="x/app", sources=[{"image": "x/b", "arch": "arm64"}]), r"sources\[0\] has unknown keys \['arch'\]"),
+    (dict(name="x/app", sources=[{"image": "x/b", "arch": "arm64"}]),
+     r"Unsupported parameters: sources\[0\]\.arch\. Supported parameters include: annotations, image, platform, "
+     r"platforms\."),
+    (dict(name="x/app", sources=[{"platform": "linux/arm64"}]), r"missing required arguments: image found in sources\[0\]"),
+    (dict(name="x/app", sources=[42]),
+     r"sources\[0\] must be a reference string or a dict with image, platform, platforms, annotations; got int"),
+    (dict(indexes=[{"name": "x/a", "sources": [{"image": "x/b", "os": "linux"}]}]),
+     r"Unsupported parameters: indexes\[0\]\.sources\[0\]\.os\."),
     (dict(name="x/app", sources=[{"image": "x/b", "platform": "linux/arm46"}]), r"sources\[0\]: invalid platform"),
     (dict(name="x/app", sources=["x/b"], tags=["latest", "bad tag"]), r"tags\[1\]"),
-    (dict(name="x/app", sources=["x/b"], tags=["latest"], indexes=[{"name": "x/c"}]), "cannot be combined"),
+    (dict(name="x/app", sources=["x/b"], tags=["latest"], indexes=[{"name": "x/c"}]),
+     r"parameters are mutually exclusive: indexes\|name, indexes\|sources, indexes\|tags"),
     (dict(indexes=[{"name": "x/a", "sources": ["x/b"]}, {"name": "x/a", "sources": ["x/b"]}]),
      r"x/a:latest is published twice \(by indexes\[0\] and indexes\[1\]\)"),
     (dict(name="x/app", sources=["x/b"], annotations={"a": 1}), "annotation 'a' must be a string, got int 1"),
