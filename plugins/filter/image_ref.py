@@ -68,13 +68,13 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import ReferenceError, parse_reference
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import InvalidReferenceError, parse_reference
 
 
 def image_ref(reference):
     try:
         return parse_reference(reference).to_dict()
-    except ReferenceError as exc:
+    except InvalidReferenceError as exc:
         raise AnsibleFilterError("image_ref: %s" % exc)
 
 

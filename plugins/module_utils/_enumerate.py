@@ -19,7 +19,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._concurrency i
 from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._options import check_dict_form
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
-    ReferenceError,
+    InvalidReferenceError,
     parse_reference,
 )
 
@@ -117,7 +117,7 @@ def parse_repositories(values):
         item = check_dict_form(item, where, REPOSITORY_SPEC, "name", "a repository reference")
         try:
             ref = parse_reference(item["name"])
-        except ReferenceError as exc:
+        except InvalidReferenceError as exc:
             raise OptionError("%s: %s" % (where, exc))
         if ref.tag or ref.digest:
             raise OptionError("%s: %r names a tag or digest; give the repository only (its tags are listed)"

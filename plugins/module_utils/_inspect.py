@@ -29,7 +29,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
     PlatformError,
     format_platform,
-    match_key,
+    platform_key,
     parse_platform,
     platform_matches,
 )
@@ -132,7 +132,7 @@ class ManifestFacts:
         self.verify_children = verify_children
         self.fail_on_error = fail_on_error
         # (text as given, normalised key) for each required platform
-        self.required = [(text, match_key(text)) for text in (required_platforms or [])]
+        self.required = [(text, platform_key(text)) for text in (required_platforms or [])]
 
     def gather(self, refs, concurrency=8):
         """Facts for every reference, in input order. Tokens are fetched per registry up front.
@@ -284,7 +284,7 @@ class ManifestFacts:
         if facts["kind"] == "artifact":     # platforms do not apply to an artifact
             facts["missing_platforms"] = []
             return
-        present = [match_key(entry["platform"]) for entry in facts["manifests"]
+        present = [platform_key(entry["platform"]) for entry in facts["manifests"]
                    if entry.get("platform") and not entry.get("missing") and entry.get("kind") != "artifact"]
         facts["missing_platforms"] = [text for text, key in self.required
                                       if not any(platform_matches(key, have) for have in present)]

@@ -21,7 +21,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 # OptionError lives in _errors (raising it needs no AnsibleModule); _module.OptionError is that same class.
 from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import OptionError, PlanError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.credentials import CredentialError, DockerConfig
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import ReferenceError, parse_reference
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import InvalidReferenceError, parse_reference
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.api import (
     HAS_REQUESTS,
@@ -144,7 +144,7 @@ def parse_references(values, option):
     for index, value in enumerate(values):
         try:
             refs.append(parse_reference(value))
-        except ReferenceError as exc:
+        except InvalidReferenceError as exc:
             raise OptionError("%s[%d]: %s" % (option, index, exc))
     return refs
 

@@ -275,7 +275,7 @@ requested:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
-from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.manager import QemuBinfmt
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.manager import BinfmtTaskError, QemuBinfmt
 
 
 def main():
@@ -292,7 +292,11 @@ def main():
         ),
         supports_check_mode=True,
     )
-    module.exit_json(**QemuBinfmt(module).run())
+    try:
+        result = QemuBinfmt(module).run()
+    except BinfmtTaskError as exc:
+        module.fail_json(msg=str(exc), **exc.result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

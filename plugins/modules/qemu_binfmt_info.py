@@ -146,7 +146,7 @@ platforms:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
-from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.usable import BinfmtReport
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.usable import BinfmtHost
 
 
 def main():
@@ -160,7 +160,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    module.exit_json(**BinfmtReport(module, proc_dir=module.params["binfmt_dir"]).report())
+    module.exit_json(**BinfmtHost(module, proc_dir=module.params["binfmt_dir"]).report())
 
 
 if __name__ == "__main__":

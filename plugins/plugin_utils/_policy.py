@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - reported by require_jmespath
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
     PlatformError,
     format_key,
-    match_key,
+    platform_key,
 )
 
 SEVERITIES = ("error", "warning", "info")
@@ -222,7 +222,7 @@ def _platform_columns(images, require_platforms):
     """
     columns = []
     for text in require_platforms:
-        key = match_key(text)
+        key = platform_key(text)
         if key not in columns:
             columns.append(key)
     for image in images:
@@ -230,7 +230,7 @@ def _platform_columns(images, require_platforms):
             platform = manifest.get("platform")
             if not platform or not platform.get("architecture") or manifest.get("kind") == "artifact":
                 continue
-            key = match_key(platform)
+            key = platform_key(platform)
             if key not in columns:
                 columns.append(key)
     return columns
@@ -242,7 +242,7 @@ def _platform_cells(image, columns, required):
     for manifest in image.get("manifests") or []:
         if (manifest.get("platform") and manifest["platform"].get("architecture")
                 and manifest.get("kind") != "artifact"):
-            by_key.setdefault(match_key(manifest["platform"]), manifest)
+            by_key.setdefault(platform_key(manifest["platform"]), manifest)
     cells = []
     for key in columns:
         manifest = by_key.get(key)
@@ -388,7 +388,7 @@ def audit(images, policies, now, require_platforms=None):
         raise PolicyError("now must be an RFC 3339 timestamp such as 2024-06-01T00:00:00Z, got %r" % (now,))
     require_platforms = plain(list(require_platforms or []), "require_platforms")
     try:
-        required = set(match_key(text) for text in require_platforms)
+        required = set(platform_key(text) for text in require_platforms)
     except PlatformError as exc:
         raise PolicyError("require_platforms: %s" % exc)
     checked = validate_policies(plain(policies, "policies"))

@@ -14,47 +14,41 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import platform
-import shutil
-import tempfile
 
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import hosts, persist
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.usable import BinfmtHost
 
 
-class QemuBinfmt(object):
-    """Plan and apply binfmt_misc registrations; every kernel write goes through here."""
+class BinfmtTaskError(Exception):
+    """qemu_binfmt cannot do what it was asked; ``result`` holds the keys the failed task returns besides
+    its message (``rolled_back``, ``changed``). The module turns it into its one failure."""
+
+    def __init__(self, msg, **result):
+        super(BinfmtTaskError, self).__init__(msg)
+        self.result = result
+
+
+class QemuBinfmt(BinfmtHost):
+    """Plan and apply binfmt_misc registrations; every kernel write goes through here (the reading side,
+    entries and what the CPU runs natively, is BinfmtHost's). Raises BinfmtTaskError; never fails the module."""
 
     def __init__(self, module, proc_dir=binfmt.BINFMT_MISC_DIR, conf_dir=binfmt.PERSISTENT_DIR):
-        self.module = module
-        self.params = module.params
-        self.proc_dir = proc_dir
+        super(QemuBinfmt, self).__init__(module, proc_dir=proc_dir)
         self.conf_dir = conf_dir
         self.boot = persist.BootConfig(module, conf_dir)
-        self.machine = platform.machine()
         self.changed = False
         self.diffs = []
         self.journal = []  # (entry name, entry before this run or None) for each kernel change
-        self._native_checked = {}
-
-    # --- reading --------------------------------------------------------
-    def read_entry(self, name):
-        path = os.path.join(self.proc_dir, name)
-        try:
-            with open(path) as handle:
-                return binfmt.parse_entry(name, handle.read())
-        except (IOError, OSError):
-            return None
 
     # --- preconditions --------------------------------------------------
     def ensure_root(self):
         if os.geteuid() != 0:
-            self.module.fail_json(
-                msg="qemu_binfmt must run as root (use become: true): binfmt_misc and "
-                    "/etc/binfmt.d are writable only by root, and this task runs as uid %d."
-                    % os.geteuid())
+            raise BinfmtTaskError(
+                "qemu_binfmt must run as root (use become: true): binfmt_misc and "
+                "/etc/binfmt.d are writable only by root, and this task runs as uid %d." % os.geteuid())
 
     def ensure_mounted(self):
         if os.path.exists(os.path.join(self.proc_dir, "register")):
@@ -64,9 +58,9 @@ class QemuBinfmt(object):
             if modprobe:
                 self.module.run_command([modprobe, "binfmt_misc"])
         if not os.path.isdir(self.proc_dir):
-            self.module.fail_json(
-                msg="binfmt_misc is unavailable: %s does not exist (a kernel without "
-                    "CONFIG_BINFMT_MISC, or a container without access to /proc/sys)." % self.proc_dir)
+            raise BinfmtTaskError(
+                "binfmt_misc is unavailable: %s does not exist (a kernel without "
+                "CONFIG_BINFMT_MISC, or a container without access to /proc/sys)." % self.proc_dir)
         self.changed = True
         if self.module.check_mode:
             return False
@@ -74,9 +68,9 @@ class QemuBinfmt(object):
             [self.module.get_bin_path("mount", required=True), "-t", "binfmt_misc", "binfmt_misc",
              self.proc_dir])
         if rc != 0 or not os.path.exists(os.path.join(self.proc_dir, "register")):
-            self.module.fail_json(
-                msg="binfmt_misc is unavailable: mounting it on %s failed (%s)."
-                    % (self.proc_dir, (err or out).strip() or "rc=%d" % rc))
+            raise BinfmtTaskError(
+                "binfmt_misc is unavailable: mounting it on %s failed (%s)."
+                % (self.proc_dir, (err or out).strip() or "rc=%d" % rc))
         return True
 
     # --- planning -------------------------------------------------------
@@ -106,19 +100,6 @@ class QemuBinfmt(object):
                 if found:
                     targets.append(target)
         return targets, requested, native
-
-    def runs_natively(self, target):
-        """Whether this host's CPU runs ``target`` itself, so registering an emulator would hijack it."""
-        if target not in hosts.native_targets(self.machine):
-            return False
-        if not hosts.needs_confirmation(self.machine, target):
-            return True
-        if target not in self._native_checked:
-            # An enabled entry means an emulator already runs these binaries: keep managing it.
-            entry = self.read_entry(self.params["name_prefix"] + target)
-            self._native_checked[target] = not (entry and entry["enabled"]) and \
-                self.run_probe(target)[0] == binfmt.PROBE_EXIT_CODE
-        return self._native_checked[target]
 
     def vendor_line(self, target):
         """The emulator package's own registration (Debian/Ubuntu /usr/lib/binfmt.d)."""
@@ -286,26 +267,6 @@ class QemuBinfmt(object):
                 "returns_at_boot": returns}
 
     # --- verifying ------------------------------------------------------
-    def run_probe(self, target):
-        """(exit code, output) of the built-in test program of ``target`` run through the kernel."""
-        program = binfmt.probe_program(target)
-        if program is None:
-            return None, ""
-        workdir = tempfile.mkdtemp(prefix="qemu-binfmt-probe-", dir=self.module.tmpdir)
-        try:
-            path = os.path.join(workdir, "probe-" + target)
-            with open(path, "wb") as handle:
-                handle.write(program)
-            os.chmod(path, 0o755)
-            try:
-                rc, out, err = self.module.run_command([path], handle_exceptions=False)
-            except OSError as exc:
-                # ENOEXEC: no entry matched; EACCES: the temporary directory is noexec.
-                rc, out, err = -1, "", to_native(exc)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        return rc, (err or out).strip() or "no output"
-
     def verify(self, target, entry):
         """True, None (no test program for the target), or raises VerifyError."""
         rc, output = self.run_probe(target)
@@ -364,7 +325,7 @@ class QemuBinfmt(object):
         try:
             targets, requested, native, wanted = self.plan()
         except binfmt.BinfmtError as exc:
-            self.module.fail_json(msg=str(exc))
+            raise BinfmtTaskError(str(exc))
         mounted = self.ensure_mounted()
         status = persist.read_text(os.path.join(self.proc_dir, "status"))
         if status and status.strip() == "disabled":
@@ -374,9 +335,8 @@ class QemuBinfmt(object):
             entries = self.apply_kernel(targets, wanted, mounted)
         except (KernelWriteError, VerifyError, binfmt.BinfmtError) as exc:
             rolled_back = self.rollback()
-            self.module.fail_json(
-                msg="%s%s" % (exc, " Rolled back: %s." % "; ".join(rolled_back) if rolled_back
-                              else " Nothing was changed."),
+            raise BinfmtTaskError(
+                "%s%s" % (exc, " Rolled back: %s." % "; ".join(rolled_back) if rolled_back else " Nothing was changed."),
                 rolled_back=rolled_back, changed=False)
         # The boot configuration follows the kernel only once every entry is in place and verified.
         for target in targets:

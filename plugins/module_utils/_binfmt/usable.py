@@ -15,14 +15,74 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import platform as _host_platform
+import shutil
+import tempfile
+
+from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import hosts
-from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.manager import QemuBinfmt
 
 
-class BinfmtReport(QemuBinfmt):
-    """One report per platform: native, or the entry that emulates it and what it lacks."""
+class BinfmtHost(object):
+    """This host's binfmt_misc entries and what its CPU runs natively; writes nothing.
+
+    ``module`` gives ``params`` (``name_prefix``; for :meth:`report` also ``platforms``, ``containers``,
+    ``binaries``), ``run_command`` and ``tmpdir`` (the probe program); ``proc_dir`` is where binfmt_misc is
+    mounted. qemu_binfmt_info reports with it; qemu_binfmt's QemuBinfmt extends it with the writes.
+    """
+
+    def __init__(self, module, proc_dir=binfmt.BINFMT_MISC_DIR):
+        self.module = module
+        self.params = module.params
+        self.proc_dir = proc_dir
+        self.machine = _host_platform.machine()
+        self._native_checked = {}
+
+    def read_entry(self, name):
+        """The parsed binfmt_misc entry ``name`` (entries.parse_entry), or None when there is none."""
+        path = os.path.join(self.proc_dir, name)
+        try:
+            with open(path) as handle:
+                return binfmt.parse_entry(name, handle.read())
+        except (IOError, OSError):
+            return None
+
+    def runs_natively(self, target):
+        """Whether this host's CPU runs ``target`` itself, so registering an emulator would hijack it."""
+        if target not in hosts.native_targets(self.machine):
+            return False
+        if not hosts.needs_confirmation(self.machine, target):
+            return True
+        if target not in self._native_checked:
+            # An enabled entry means an emulator already runs these binaries: keep managing it.
+            entry = self.read_entry(self.params["name_prefix"] + target)
+            self._native_checked[target] = not (entry and entry["enabled"]) and \
+                self.run_probe(target)[0] == binfmt.PROBE_EXIT_CODE
+        return self._native_checked[target]
+
+    def run_probe(self, target):
+        """(exit code, output) of the built-in test program of ``target`` run through the kernel."""
+        program = binfmt.probe_program(target)
+        if program is None:
+            return None, ""
+        workdir = tempfile.mkdtemp(prefix="qemu-binfmt-probe-", dir=self.module.tmpdir)
+        try:
+            path = os.path.join(workdir, "probe-" + target)
+            with open(path, "wb") as handle:
+                handle.write(program)
+            os.chmod(path, 0o755)
+            try:
+                rc, out, err = self.module.run_command([path], handle_exceptions=False)
+            except OSError as exc:
+                # ENOEXEC: no entry matched; EACCES: the temporary directory is noexec.
+                rc, out, err = -1, "", to_native(exc)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return rc, (err or out).strip() or "no output"
+
+    # --- qemu_binfmt_info's report: one per platform, native or the entry that emulates it and what it lacks
 
     def interpreter_problems(self, interpreter, containers):
         if not interpreter or not os.path.isfile(interpreter):
@@ -83,6 +143,8 @@ class BinfmtReport(QemuBinfmt):
             return None
 
     def report(self):
+        """qemu_binfmt_info's result: ``machine``, ``platforms`` (one report each), ``binaries``, ``usable``,
+        ``problems``."""
         containers = self.params["containers"]
         reports = [self.platform_report(str(p), containers) for p in self.params["platforms"]]
         binaries = dict((path, self.binary_target(path)) for path in self.params.get("binaries") or [])

@@ -28,7 +28,7 @@ import binascii
 import json
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
-    ReferenceError,
+    InvalidReferenceError,
     parse_reference,
     registry_key,
 )
@@ -107,7 +107,7 @@ def same_repository(docker_reference, registry, repository):
     """Whether a payload's docker-reference (``registry/repository``, maybe with a tag) is that repository."""
     try:
         ref = parse_reference(docker_reference)
-    except (ReferenceError, ValueError, TypeError):
+    except (InvalidReferenceError, ValueError, TypeError):
         return False
     return registry_key(ref.registry) == registry_key(registry) and ref.repository == repository
 

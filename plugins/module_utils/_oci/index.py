@@ -270,7 +270,7 @@ def platform_lines(document):
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def known_platforms(document):
+def entries_by_digest(document):
     """``digest -> descriptor`` of the non-reference entries of an existing index (reused on re-runs)."""
     known = {}
     for child in (document or {}).get("manifests") or []:

@@ -39,9 +39,6 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media imp
 REFERENCE_TYPE_ANNOTATION = "vnd.docker.reference.type"
 REFERENCE_DIGEST_ANNOTATION = "vnd.docker.reference.digest"
 ATTESTATION_MANIFEST = "attestation-manifest"
-# The names used before reference entries of every type were recognised.
-ATTESTATION_TYPE_ANNOTATION = REFERENCE_TYPE_ANNOTATION
-ATTESTATION_DIGEST_ANNOTATION = REFERENCE_DIGEST_ANNOTATION
 # The in-toto predicate type of a buildx attestation layer (buildx docs, attestation storage).
 PREDICATE_TYPE_ANNOTATION = "in-toto.io/predicate-type"
 

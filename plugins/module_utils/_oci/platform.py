@@ -227,9 +227,6 @@ def platform_key(platform):
     return (os_name, arch, variant, version or "", tuple(sorted(features or ())))
 
 
-match_key = platform_key
-
-
 def platform_matches(required, platform):
     """Whether ``platform`` satisfies the requirement ``required`` (dicts, strings or keys), as containerd matches.
 

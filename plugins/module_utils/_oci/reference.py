@@ -61,7 +61,7 @@ _DIGEST_ENCODINGS = {
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
-class ReferenceError(ValueError):
+class InvalidReferenceError(ValueError):
     """An image reference or one of its parts is invalid; the message says why."""
 
 
@@ -74,26 +74,26 @@ def builtin_type_name(value):
 
 
 def validate_digest(digest, what="digest"):
-    """Return ``digest`` if it is a valid ``algorithm:hex`` digest, else raise ReferenceError."""
+    """Return ``digest`` if it is a valid ``algorithm:hex`` digest, else raise InvalidReferenceError."""
     if not isinstance(digest, str) or ":" not in digest:
-        raise ReferenceError("invalid %s %r: expected 'sha256:' followed by 64 lowercase hex digits" % (what, digest))
+        raise InvalidReferenceError("invalid %s %r: expected 'sha256:' followed by 64 lowercase hex digits" % (what, digest))
     algorithm, encoded = digest.split(":", 1)
     pattern = _DIGEST_ENCODINGS.get(algorithm)
     if pattern is None:
-        raise ReferenceError("invalid %s %r: unsupported digest algorithm %r (allowed: %s)"
-                             % (what, digest, algorithm, ", ".join(sorted(_DIGEST_ENCODINGS))))
+        raise InvalidReferenceError("invalid %s %r: unsupported digest algorithm %r (allowed: %s)"
+                                    % (what, digest, algorithm, ", ".join(sorted(_DIGEST_ENCODINGS))))
     if not pattern.match(encoded):
         length = 64 if algorithm == "sha256" else 128
-        raise ReferenceError("invalid %s %r: %s needs exactly %d lowercase hex digits"
-                             % (what, digest, algorithm, length))
+        raise InvalidReferenceError("invalid %s %r: %s needs exactly %d lowercase hex digits"
+                                    % (what, digest, algorithm, length))
     return digest
 
 
 def validate_tag(tag):
-    """Return ``tag`` if Docker accepts it as a tag, else raise ReferenceError."""
+    """Return ``tag`` if Docker accepts it as a tag, else raise InvalidReferenceError."""
     if not isinstance(tag, str) or not _TAG_RE.match(tag):
-        raise ReferenceError("invalid tag %r: a tag is 1 to 128 characters of letters, digits, '_', '.' and '-', "
-                             "not starting with '.' or '-'" % (tag,))
+        raise InvalidReferenceError("invalid tag %r: a tag is 1 to 128 characters of letters, digits, '_', '.' and '-', "
+                                    "not starting with '.' or '-'" % (tag,))
     return tag
 
 
@@ -236,17 +236,17 @@ def registry_hostname(registry):
 def parse_reference(text):
     """Parse ``text`` as Docker's ``ParseNormalizedNamed`` does and return an ImageReference.
 
-    Raises ReferenceError with a sentence that names the value and what is wrong.
+    Raises InvalidReferenceError with a sentence that names the value and what is wrong.
     """
     if not isinstance(text, str):
-        raise ReferenceError("invalid image reference %r: expected a string, got %s" % (text, builtin_type_name(text)))
+        raise InvalidReferenceError("invalid image reference %r: expected a string, got %s" % (text, builtin_type_name(text)))
     if text == "":
-        raise ReferenceError("invalid image reference '': the reference is empty")
+        raise InvalidReferenceError("invalid image reference '': the reference is empty")
     if text != text.strip() or any(c.isspace() for c in text):
-        raise ReferenceError("invalid image reference %r: whitespace is not allowed" % (text,))
+        raise InvalidReferenceError("invalid image reference %r: whitespace is not allowed" % (text,))
     if _ANCHORED_IDENTIFIER_RE.match(text):
-        raise ReferenceError("invalid image reference %r: a 64-character hexadecimal string is an image ID, "
-                             "not a repository name" % (text,))
+        raise InvalidReferenceError("invalid image reference %r: a 64-character hexadecimal string is an image ID, "
+                                    "not a repository name" % (text,))
 
     domain, remainder = split_docker_domain(text)
     # Split the remote name from tag and digest to give the lowercase error Docker gives.
@@ -258,21 +258,21 @@ def parse_reference(text):
     if colon != -1:
         remote_name = remote_name[:colon]
     if remote_name.lower() != remote_name:
-        raise ReferenceError("invalid image reference %r: repository name must be lowercase "
-                             "(uppercase is allowed only in the registry host)" % (text,))
+        raise InvalidReferenceError("invalid image reference %r: repository name must be lowercase "
+                                    "(uppercase is allowed only in the registry host)" % (text,))
 
     match = _REFERENCE_RE.match(domain + "/" + remainder)
     if not match:
-        raise ReferenceError("invalid image reference %r: %s" % (text, _explain(domain, remainder)))
+        raise InvalidReferenceError("invalid image reference %r: %s" % (text, _explain(domain, remainder)))
     name, tag, digest = match.group("name"), match.group("tag"), match.group("digest")
     if len(name) > NAME_TOTAL_LENGTH_MAX:
-        raise ReferenceError("invalid image reference %r: repository name is longer than %d characters"
-                             % (text, NAME_TOTAL_LENGTH_MAX))
+        raise InvalidReferenceError("invalid image reference %r: repository name is longer than %d characters"
+                                    % (text, NAME_TOTAL_LENGTH_MAX))
     if digest is not None:
         try:
             validate_digest(digest)
-        except ReferenceError as exc:
-            raise ReferenceError("invalid image reference %r: %s" % (text, exc))
+        except InvalidReferenceError as exc:
+            raise InvalidReferenceError("invalid image reference %r: %s" % (text, exc))
     repository = name[len(domain) + 1:]
     return ImageReference(domain, repository, tag, digest, original=text)
 

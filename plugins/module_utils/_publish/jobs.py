@@ -16,7 +16,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._errors import
 from ansible_collections.archfleet.multiarch.plugins.module_utils._options import check_dict_form
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import PlatformError, parse_platform
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
-    ReferenceError,
+    InvalidReferenceError,
     parse_reference,
     validate_tag,
 )
@@ -99,7 +99,7 @@ def parse_sources(values, where="sources"):
         item = check_dict_form(item, item_where, SOURCE_SPEC, "image", "a reference string", **SOURCE_RULES)
         try:
             ref = parse_reference(item["image"])
-        except ReferenceError as exc:
+        except InvalidReferenceError as exc:
             raise OptionError("%s: %s" % (item_where, exc))
         platform = None
         if item["platform"] is not None:
@@ -132,7 +132,7 @@ def parse_platform_list(item, where):
 def parse_target(name, tags, where=""):
     try:
         target = parse_reference(name)
-    except ReferenceError as exc:
+    except InvalidReferenceError as exc:
         raise OptionError("%sname: %s" % (where, exc))
     if target.digest:
         raise OptionError("%sname %r must be a tag, not a digest: an index is published under a tag" % (where, name))
@@ -143,7 +143,7 @@ def parse_target(name, tags, where=""):
     for index, tag in enumerate(tags):
         try:
             validate_tag(tag)
-        except ReferenceError as exc:
+        except InvalidReferenceError as exc:
             raise OptionError("%stags[%d]: %s" % (where, index, exc))
     return target
 

@@ -27,7 +27,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media imp
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
     format_platform,
-    match_key,
+    platform_key,
     platform_matches,
 )
 
@@ -60,12 +60,12 @@ def filter_entries(source, document):
     Each listed platform must match at least one platform entry (as containerd matches), else PlanError
     naming the platforms the source has.
     """
-    wanted = [(text, match_key(text)) for text in source.platforms_text]
+    wanted = [(text, platform_key(text)) for text in source.platforms_text]
     kept, matched = [], set()
     for child in document.get("manifests") or []:
         if not isinstance(child, dict) or not is_platform_entry(child):
             continue
-        hits = [text for text, key in wanted if platform_matches(key, match_key(child["platform"]))]
+        hits = [text for text, key in wanted if platform_matches(key, platform_key(child["platform"]))]
         if hits:
             kept.append(child)
             matched.update(hits)

@@ -23,9 +23,9 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index imp
     check_duplicates,
     choose_media_type,
     descriptor,
+    entries_by_digest,
     entries_from_image,
     entries_from_index,
-    known_platforms,
     merge_entries,
     same_index,
 )
@@ -130,7 +130,7 @@ class Publisher:
             existing_document_for_reuse = self._image_as_index(existing) if mode == "merge" else None
         else:
             existing_document_for_reuse = existing_document
-        known = {} if self.force else known_platforms(existing_document_for_reuse)
+        known = {} if self.force else entries_by_digest(existing_document_for_reuse)
 
         entries = []
         for resolved in self._map(lambda s: self._resolve(s, known, attestations), sources):

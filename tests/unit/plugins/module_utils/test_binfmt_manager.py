@@ -9,13 +9,10 @@ import os
 import pytest
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
-from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.manager import QemuBinfmt
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.manager import BinfmtTaskError, QemuBinfmt
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.usable import BinfmtHost
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="QemuBinfmt refuses to plan without root")
-
-
-class Failed(Exception):
-    pass
 
 
 class FakeModule:
@@ -29,8 +26,7 @@ class FakeModule:
         self.tmpdir = str(tmp_path)
         self.warnings = []
 
-    def fail_json(self, **result):
-        raise Failed(result["msg"])
+    # No fail_json: _binfmt raises BinfmtTaskError and only the module fails.
 
     def warn(self, text):
         self.warnings.append(text)
@@ -71,7 +67,7 @@ def test_check_mode_plans_the_entry_and_writes_nothing(host):
 
 def test_a_registration_the_kernel_did_not_keep_fails_before_anything_is_persisted(host):
     qemu, _module = manager(host)
-    with pytest.raises(Failed, match="The kernel did not keep entry qemu-aarch64 as registered"):
+    with pytest.raises(BinfmtTaskError, match="The kernel did not keep entry qemu-aarch64 as registered"):
         qemu.run()
     assert (host / "binfmt_misc" / "register").read_text() == binfmt.register_line(
         binfmt.desired_entry("aarch64", str(host / "bin" / "qemu-aarch64-static"), "F"))
@@ -95,6 +91,16 @@ def test_a_missing_emulator_is_refused_before_the_kernel_is_touched(host):
     qemu, _module = manager(host)
     with pytest.raises(binfmt.BinfmtError, match="The emulator for aarch64 is not installed"):
         qemu.wanted_entry("aarch64")
-    with pytest.raises(Failed, match="The emulator for aarch64 is not installed"):
+    with pytest.raises(BinfmtTaskError, match="The emulator for aarch64 is not installed"):
         qemu.run()
     assert (host / "binfmt_misc" / "register").read_text() == ""
+
+
+def test_the_writer_extends_the_read_only_host_and_never_fails_the_module(host):
+    """QemuBinfmt is BinfmtHost plus the writes; failures are BinfmtTaskError (FakeModule has no fail_json)."""
+    assert issubclass(QemuBinfmt, BinfmtHost)
+    assert not [name for name in vars(BinfmtHost) if name.startswith(("write", "apply", "sync", "rollback", "ensure"))]
+    (host / "bin" / "qemu-aarch64-static").unlink()
+    with pytest.raises(BinfmtTaskError) as failed:
+        manager(host)[0].run()
+    assert "The emulator for aarch64 is not installed" in str(failed.value) and failed.value.result == {}

@@ -12,9 +12,9 @@ import pytest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import hosts
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import persist
-from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.manager import QemuBinfmt
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.manager import BinfmtTaskError, QemuBinfmt
 
-from test_binfmt_manager import Failed, FakeModule
+from test_binfmt_manager import FakeModule
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="QemuBinfmt refuses to plan without root")
 
@@ -80,7 +80,7 @@ def register_old(host, target="aarch64", flags="P"):
 def test_failed_verification_restores_the_replaced_entry(host):
     before = register_old(host)
     mgr, _module = manager(host, verify=True, probe_rc={"aarch64": 1})
-    with pytest.raises(Failed) as failed:
+    with pytest.raises(BinfmtTaskError) as failed:
         mgr.run()
     assert kernel(host, "qemu-aarch64") == before
     assert "Rolled back: qemu-aarch64: restored the previous entry" in str(failed.value)
@@ -89,7 +89,7 @@ def test_failed_verification_restores_the_replaced_entry(host):
 
 def test_failed_verification_removes_a_new_entry_and_undoes_the_others(host):
     mgr, _module = manager(host, architectures=["aarch64", "s390x"], verify=True, probe_rc={"s390x": 139})
-    with pytest.raises(Failed) as failed:
+    with pytest.raises(BinfmtTaskError) as failed:
         mgr.run()
     assert kernel(host, "qemu-aarch64") is None and kernel(host, "qemu-s390x") is None
     msg = str(failed.value)
@@ -102,7 +102,7 @@ def test_a_disabled_entry_comes_back_disabled(host):
     manager(host, architectures=["aarch64"], flags="P", persistent=False)[0].write_proc("qemu-aarch64", "0")
     before = kernel(host, "qemu-aarch64")
     mgr, _module = manager(host, verify=True, probe_rc={"aarch64": 1})
-    with pytest.raises(Failed):
+    with pytest.raises(BinfmtTaskError):
         mgr.run()
     assert kernel(host, "qemu-aarch64") == before and before.startswith("disabled")
 
@@ -118,7 +118,7 @@ def test_conflict_fail_changes_nothing_even_after_other_targets(host):
     register_old(host, "s390x")
     before = kernel(host, "qemu-s390x")
     mgr, _module = manager(host, architectures=["aarch64", "s390x"], conflict="fail")
-    with pytest.raises(Failed) as failed:
+    with pytest.raises(BinfmtTaskError) as failed:
         mgr.run()
     assert "Nothing was changed" in str(failed.value)
     assert kernel(host, "qemu-aarch64") is None and kernel(host, "qemu-s390x") == before

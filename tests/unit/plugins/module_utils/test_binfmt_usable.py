@@ -4,12 +4,12 @@ import platform
 import pytest
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
-from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.usable import BinfmtReport
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.usable import BinfmtHost
 
 from test_binfmt_manager import FakeModule
 
 
-class Report(BinfmtReport):
+class Report(BinfmtHost):
     arm_rc = binfmt.PROBE_EXIT_CODE
 
     def run_probe(self, target):

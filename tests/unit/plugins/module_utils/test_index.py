@@ -14,7 +14,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index imp
     descriptor,
     entries_from_image,
     entries_from_index,
-    known_platforms,
+    entries_by_digest,
     merge_entries,
     platform_lines,
     same_index,
@@ -152,7 +152,7 @@ def test_platform_lines_and_known_platforms():
     assert platform_lines(document) == ("linux/amd64: %s\nattestation for %s: %s\n(no platform): %s\n"
                                         "annotation k: v\n" % (digest(1), digest(1), digest(9), digest(5)))
     assert platform_lines(None) == ""
-    assert sorted(known_platforms(document)) == [digest(1), digest(5)]
+    assert sorted(entries_by_digest(document)) == [digest(1), digest(5)]
 
 
 # ---------------------------------------------------------------------- properties

@@ -8,7 +8,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform 
     format_key,
     format_platform,
     host_platform,
-    match_key,
+    platform_key,
     oci_platform,
     parse_platform,
     platform_matches,
@@ -96,7 +96,7 @@ def test_invalid(text, reason):
     ("i386", "linux/386"),
 ])
 def test_equivalent_platforms_match(left, right):
-    assert match_key(left) == match_key(right)
+    assert platform_key(left) == platform_key(right)
 
 
 @pytest.mark.parametrize("left, right", [
@@ -105,14 +105,14 @@ def test_equivalent_platforms_match(left, right):
     ("windows/amd64", "linux/amd64"),
 ])
 def test_different_platforms_differ(left, right):
-    assert match_key(left) != match_key(right)
+    assert platform_key(left) != platform_key(right)
 
 
 def test_match_key_of_index_platform_objects():
-    assert match_key({"os": "linux", "architecture": "arm64", "variant": "v8"}) == ("linux", "arm64", "", "", ())
-    assert match_key({"os": "linux", "architecture": "arm"}) == ("linux", "arm", "v7", "", ())
-    assert match_key({"os": "windows", "architecture": "amd64", "os.version": "10.0.17763.5458",
-                      "os.features": ["win32k"]}) == ("windows", "amd64", "", "10.0.17763.5458", ("win32k",))
+    assert platform_key({"os": "linux", "architecture": "arm64", "variant": "v8"}) == ("linux", "arm64", "", "", ())
+    assert platform_key({"os": "linux", "architecture": "arm"}) == ("linux", "arm", "v7", "", ())
+    assert platform_key({"os": "windows", "architecture": "amd64", "os.version": "10.0.17763.5458",
+                         "os.features": ["win32k"]}) == ("windows", "amd64", "", "10.0.17763.5458", ("win32k",))
 
 
 WINDOWS_2019 = {"os": "windows", "architecture": "amd64", "os.version": "10.0.17763.5458"}
@@ -120,7 +120,7 @@ WINDOWS_2022 = {"os": "windows", "architecture": "amd64", "os.version": "10.0.20
 
 
 def test_windows_versions_are_two_platforms():
-    assert match_key(WINDOWS_2019) != match_key(WINDOWS_2022)
+    assert platform_key(WINDOWS_2019) != platform_key(WINDOWS_2022)
     assert format_platform(WINDOWS_2019) == "windows(10.0.17763.5458)/amd64"
     assert parse_platform("windows(10.0.17763.5458)/amd64")["os_version"] == "10.0.17763.5458"
     assert format_platform({"os": "windows", "architecture": "amd64", "os.features": ["win32k"]}) == \
@@ -150,7 +150,7 @@ def test_requirements_match_as_containerd_matches(required, platform, matches):
     ("i686", "linux/386"), ("linux/armv8l", "linux/arm/v8"),
 ])
 def test_aliases_normalise_identically(alias, canonical):
-    assert match_key(alias) == match_key(canonical)
+    assert platform_key(alias) == platform_key(canonical)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -195,4 +195,4 @@ def test_platform_strings_round_trip(text):
 @given(st.sampled_from(sorted(ALIASES)), st.data())
 def test_aliases_match_their_canonical_platform(text, data):
     alias = data.draw(st.sampled_from(ALIASES[text]))
-    assert match_key(alias) == match_key(text)
+    assert platform_key(alias) == platform_key(text)

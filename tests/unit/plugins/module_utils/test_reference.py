@@ -2,7 +2,7 @@
 import pytest
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
-    ReferenceError,
+    InvalidReferenceError,
     parse_reference,
     validate_digest,
 )
@@ -69,7 +69,7 @@ def test_api_host_for_docker_hub():
     ("a" * 256, "longer than 255"),
 ])
 def test_invalid_references(text, reason):
-    with pytest.raises(ReferenceError) as info:
+    with pytest.raises(InvalidReferenceError) as info:
         parse_reference(text)
     message = str(info.value)
     assert reason in message
@@ -77,7 +77,7 @@ def test_invalid_references(text, reason):
 
 
 def test_non_string_reference():
-    with pytest.raises(ReferenceError, match="expected a string"):
+    with pytest.raises(InvalidReferenceError, match="expected a string"):
         parse_reference(5)
 
 
@@ -88,7 +88,7 @@ def test_valid_digests(digest):
 
 @pytest.mark.parametrize("digest", ["sha256", "sha256:" + "a" * 63, "sha1:" + "a" * 40, "sha256:" + "g" * 64])
 def test_invalid_digests(digest):
-    with pytest.raises(ReferenceError):
+    with pytest.raises(InvalidReferenceError):
         validate_digest(digest)
 
 
@@ -97,7 +97,7 @@ def test_with_tag_and_digest():
     assert ref.with_tag("2").canonical == "ghcr.io/org/app:2"
     assert ref.with_digest(DIGEST).canonical == "ghcr.io/org/app@" + DIGEST
     assert ref.with_digest(DIGEST).manifest_reference == DIGEST
-    with pytest.raises(ReferenceError):
+    with pytest.raises(InvalidReferenceError):
         ref.with_tag("")
 
 
