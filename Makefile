@@ -38,12 +38,28 @@ export PATH := $(VENV)/bin:$(PATH)
         try demo demo-stop bench clean peers registries-table pulp
 
 help:
+	@echo "Without root, with Python only (a virtualenv in .venv, nothing installed on the machine):"
+	@echo "make test-unit  the unit tests (tests/unit); one layer alone: .venv/bin/python -m pytest tests/unit/plugins/module_utils/_oci"
+	@echo "make lint       ansible-lint, production profile"
+	@echo "make docs       the HTML reference (antsibull-docs, Sphinx) into build/docs-site"
+	@echo "make help       this list"
+	@echo "make venv       the pinned virtualenv .venv (requirements-test.txt)"
+	@echo "make collection link the checkout as build/collections/ansible_collections/archfleet/multiarch"
 	@echo "make try        the registry side, changing nothing outside the clone: a registry started from the clone,"
 	@echo "                per-architecture images pushed, the multi-arch tag published, inspected, audited (build/try/)"
+	@echo "make clean      remove build/ and test output"
+	@echo "Installing Debian packages (root or sudo) and starting services on loopback:"
+	@echo "make deps       apt + venv + collection: everything the integration tests need"
+	@echo "make apt        the Debian packages of APT_PACKAGES (tools/apt_install.sh)"
+	@echo "make test       set up, then run every test (unit, integration, version matrix, sanity, lint, docs)"
+	@echo "make test-integration  the integration tests (real registries, dockerd, binfmt_misc; pytest -m selects a part)"
+	@echo "make test-matrix  unit tests and a representative set of integration tests under each ansible-core in MATRIX"
+	@echo "make sanity     ansible-test sanity in a venv of its own (build/sanity-venv)"
+	@echo "make peers      build the Go test partners (tools/peers.sh, cached under ARCHFLEET_CACHE)"
+	@echo "make pulp       build Pulp's venv (tools/pulp_venv.sh, cached under ARCHFLEET_CACHE)"
+	@echo "make registries-table  run tests/integration/test_registries.py and write docs/registries.md's table"
 	@echo "make demo       set up, start a local registry on 127.0.0.1:$(DEMO_PORT), run the demo"
 	@echo "make demo-stop  stop the demo registry and dockerd, remove the emulators the demo registered"
-	@echo "make test       set up, then run every test (unit, integration, version matrix, sanity, lint, docs)"
-	@echo "make test-matrix  unit tests and a representative set of integration tests under each ansible-core in MATRIX"
 	@echo "make bench      run the benchmarks in bench/"
 
 deps: apt venv collection
@@ -72,7 +88,7 @@ test: deps
 	$(MAKE) lint
 	$(MAKE) docs
 
-test-unit: deps
+test-unit: venv collection
 	$(VENV)/bin/python -m pytest -q tests/unit
 
 test-integration: deps peers pulp $(BUILDER_VENV)/.stamp
@@ -170,7 +186,7 @@ $(SANITY_VENV)/.stamp: requirements-test.txt
 sanity: deps $(SANITY_VENV)/.stamp
 	SANITY_VENV=$(SANITY_VENV) tools/sanity.sh
 
-lint: deps
+lint: venv collection
 	cd $(ROOT) && $(VENV)/bin/ansible-lint --profile production --offline
 
 # HTML reference of the modules, filters and roles, built offline with antsibull-docs and Sphinx into
@@ -179,7 +195,7 @@ lint: deps
 # then stay unresolved (Sphinx warns). Broken collection docs fail `make test` through
 # tests/unit/test_collection_docs.py (antsibull-docs lint-collection-docs).
 DOCS_SITE := $(BUILD)/docs-site
-docs: deps
+docs: venv collection
 	rm -rf $(DOCS_SITE)
 	mkdir -p -m 755 $(DOCS_SITE) $(DOCS_SITE)/rst
 	$(VENV)/bin/antsibull-docs sphinx-init --use-current --fail-on-error --no-add-antsibull-docs-version \

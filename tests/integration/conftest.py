@@ -194,8 +194,50 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{report.when}", report)
 
 
+# The real parts of the machine a test needs, as markers, so that one layer runs alone
+# (`pytest -m registry tests/integration`, `pytest -m "not kernel and not dockerd"`). They are given here,
+# from what each test uses, rather than in each file: a test that uses a registry fixture is `registry`;
+# the files below start dockerd, register binfmt_misc entries (root), open Chromium, or run for minutes.
+REAL_PART_MARKERS = {
+    "registry": "starts or uses a registry on loopback (a fixture named *registry*)",
+    "kernel": "reads or writes the kernel's binfmt_misc (root; see the helper rules before running it)",
+    "dockerd": "starts a private dockerd or podman",
+    "browser": "opens a report in headless Chromium",
+    "slow": "runs for minutes (a fresh venv, a whole suite)",
+}
+MARKED_FILES = {
+    "kernel": ("test_qemu_binfmt.py", "test_build_host.py", "test_fleet.py", "test_podman_engine.py", "test_demo.py"),
+    "dockerd": ("test_build_host.py", "test_fleet.py", "test_podman_engine.py", "test_demo.py",
+                "test_docker_manifest_create.py::test_peers_read_and_pull_every_platform"),
+    "browser": ("test_audit_browser.py",),
+    "slow": ("test_first_hour.py",),
+}
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "registry_operation(name): the operation a test_registries test records")
+    for name, meaning in REAL_PART_MARKERS.items():
+        config.addinivalue_line("markers", "%s: %s" % (name, meaning))
+
+
+REGISTRY_HARNESS = ("harness.registry", "harness.goregistry", "harness.pulp", "harness.tokenserver", "harness.proxy")
+
+
+def uses_registry_harness(module) -> bool:
+    """Whether a test file starts registries itself (imports from the registry harness modules)."""
+    return any(getattr(value, "__module__", None) in REGISTRY_HARNESS or getattr(value, "__name__", None) in REGISTRY_HARNESS
+               for value in vars(module).values())
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with the real parts it needs (REAL_PART_MARKERS)."""
+    for item in items:
+        where = "%s::%s" % (item.path.name, item.originalname)
+        if any("registry" in name for name in item.fixturenames) or uses_registry_harness(item.module):
+            item.add_marker(pytest.mark.registry)
+        for marker, files in MARKED_FILES.items():
+            if item.path.name in files or where in files:
+                item.add_marker(getattr(pytest.mark, marker))
 
 
 def pytest_sessionfinish(session):

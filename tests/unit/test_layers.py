@@ -94,3 +94,12 @@ def test_inspection_loads_no_index_assembly_or_publisher():
     """docker_manifest_info's AnsiballZ payload carries only what it runs (PlanError lives in _errors)."""
     loaded = loaded_by(MODULE_UTILS / "_inspect.py")
     assert not [name for name in loaded if name.startswith((PACKAGE + "._oci.index", PACKAGE + "._publish"))]
+
+
+@pytest.mark.parametrize("package", sorted(p.parent.name for p in MODULE_UTILS.glob("*/__init__.py")))
+def test_the_unit_tree_mirrors_the_module_utils_packages(package):
+    """docs/architecture.md: "The unit tree mirrors `plugins/module_utils/`" - each package has its test directory,
+    and the tests in it import that package."""
+    tests = sorted((ROOT / "tests" / "unit" / "plugins" / "module_utils" / package).glob("test_*.py"))
+    assert tests, "no tests/unit/plugins/module_utils/%s/" % package
+    assert all("module_utils.%s" % package in path.read_text() for path in tests)

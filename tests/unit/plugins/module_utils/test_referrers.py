@@ -23,7 +23,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._inspect impor
 from ansible_collections.archfleet.multiarch.plugins.module_utils._supply_chain import parse_referrers_option
 
 from fake_registry import FakeRegistry
-from test_registry_client import PING_OPEN, Script, answer, client_with
+from scripted_registry import PING_OPEN, Script, answer, client_with
 
 SUBJECT = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64

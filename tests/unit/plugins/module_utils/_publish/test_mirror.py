@@ -4,7 +4,7 @@ import json
 import pytest
 from fake_registry import FakeRegistry
 from test_publish import params, ref
-from test_registry_client import answer
+from scripted_registry import answer
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._module import OptionError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index import PlanError

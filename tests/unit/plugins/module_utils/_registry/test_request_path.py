@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_registry_client import DIGEST, MANIFEST, PING_OPEN, REF, Script, answer, client_with, no_credentials
+from scripted_registry import DIGEST, MANIFEST, PING_OPEN, REF, Script, answer, client_with, no_credentials
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import parse_reference
@@ -19,7 +19,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.erro
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.referrers import Referrers
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.transport import Transport
 
-PLUGINS = Path(__file__).resolve().parents[4] / "plugins"
+PLUGINS = Path(__file__).resolve().parents[5] / "plugins"
 BEARER = 'Bearer realm="https://auth.example/token",service="registry.example"'
 MANIFEST_HEADERS = {"Content-Type": MEDIA_OCI_MANIFEST, "Docker-Content-Digest": DIGEST}
 

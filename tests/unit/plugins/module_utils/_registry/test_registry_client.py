@@ -5,11 +5,12 @@ script of ``(method, url-suffix) -> [answers]``; everything above it (``requests
 the auth handler's hooks, the retry loop) runs for real, so retries, challenges, token flows and error
 wording are exercised exactly.
 """
-import io
 import json
 
 import pytest
 import requests
+
+from scripted_registry import DIGEST, MANIFEST, PING_OPEN, REF, Adapter, Script, answer, client_with, no_credentials
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_MANIFEST, sha256_digest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import parse_reference
@@ -22,80 +23,6 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.erro
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.auth import jwt_granted_actions
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.transport import Request, Transport
-
-MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST, "config": {}, "layers": []}).encode()
-DIGEST = sha256_digest(MANIFEST)
-
-
-def answer(status=200, body=b"", headers=None, broken=False):
-    response = requests.Response()
-    response.status_code = status
-    response.headers.update(headers or {})
-    if broken:
-        class Broken(io.BytesIO):
-            def read(self, *args, **kwargs):
-                raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
-        response.raw = Broken(body)
-    else:
-        response.raw = io.BytesIO(body)
-    return response
-
-
-class Adapter(requests.adapters.BaseAdapter):
-    """A ``requests`` transport adapter answering with ``respond(method, url, headers, data, **kwargs)``."""
-
-    def __init__(self, respond=None):
-        super().__init__()
-        self.respond = respond or self
-
-    def send(self, request, **kwargs):
-        response = self.respond(request.method, request.url, headers=request.headers, data=request.body, **kwargs)
-        response.url = request.url
-        response.request = request
-        return response
-
-    def close(self):
-        pass
-
-
-class Script(Adapter):
-    """Answers per ``(METHOD, path)``; each call pops the next answer (the last one repeats).
-
-    ``sent`` records ``(method, path, headers)``; ``hosts`` the ``host[:port]`` of each request.
-    """
-
-    def __init__(self, answers):
-        super().__init__()
-        self.answers = {key: list(value) for key, value in answers.items()}
-        self.sent = []
-        self.hosts = []
-
-    def __call__(self, method, url, headers=None, data=None, **kwargs):
-        host, path = url.split("://", 1)[1].split("/", 1)
-        path = "/" + path
-        self.sent.append((method, path.split("?")[0], dict(headers or {})))
-        self.hosts.append(host)
-        queue = self.answers.get((method, path.split("?")[0]))
-        if queue is None:
-            return answer(404, b'{"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known"}]}')
-        item = queue.pop(0) if len(queue) > 1 else queue[0]
-        if isinstance(item, Exception):
-            raise item
-        return item() if callable(item) else item
-
-
-def no_credentials(registry, strict=False):
-    return None
-
-
-def client_with(script, **options):
-    client = RegistryClient(sleep=lambda seconds: None, **options)
-    client.transport.adapter.inner = script
-    return client
-
-
-PING_OPEN = {("GET", "/v2/"): [lambda: answer(200)]}
-REF = parse_reference("registry.example/team/app:1.0")
 
 
 def test_manifest_get_retries_rate_limits_and_broken_bodies_in_one_loop():
