@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci import jsondoc, manifest, media, platform
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
-    ReferenceError,
+    InvalidReferenceError,
     is_valid_repository,
     is_valid_tag,
     parse_reference,
@@ -44,7 +44,7 @@ repositories = st.lists(component, min_size=1, max_size=4).map("/".join).filter(
 def test_parse_reference_raises_only_reference_error(text):
     try:
         ref = parse_reference(text)
-    except ReferenceError:
+    except InvalidReferenceError:
         return
     assert "\n" not in ref.canonical and " " not in ref.canonical
     assert parse_reference(ref.canonical).canonical == ref.canonical       # idempotent
@@ -74,7 +74,7 @@ def _accepts(function, value):
     try:
         function(value)
         return True
-    except ReferenceError:
+    except InvalidReferenceError:
         return False
 
 
