@@ -55,7 +55,7 @@ def test_unit_lint_and_docs_need_no_root_and_no_apt(tmp_path_factory):
     for target in ("venv", "test-unit", "lint", "docs"):
         start = time.monotonic()
         run = subprocess.run(prefix + ["env", "-i"] + ["%s=%s" % item for item in env.items()]
-                             + ["make", "-s", "-C", str(clone), target], capture_output=True, text=True)
+                             + ["make", "-s", "-C", str(clone), target], capture_output=True, text=True, check=False)
         timings[target] = round(time.monotonic() - start)
         assert run.returncode == 0, "make %s as %s failed:\n%s\n%s" % (target, user, run.stdout[-4000:],
                                                                        run.stderr[-4000:])

@@ -14,7 +14,6 @@ from scripted_registry import DIGEST, MANIFEST, PING_OPEN, REF, Adapter, Script,
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_MANIFEST, sha256_digest
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import parse_reference
-from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.api import RegistryClient
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import (
     RegistryError,
     describe_path,
