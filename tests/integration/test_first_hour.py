@@ -9,6 +9,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,8 +37,15 @@ def as_user():
     return ["runuser", "-u", "nobody", "--"], "nobody"
 
 
-def test_unit_lint_and_docs_need_no_root_and_no_apt(tmp_path_factory):
-    work = tmp_path_factory.mktemp("first-hour")
+@pytest.fixture
+def work():
+    """A directory the unprivileged user can reach (pytest's own tmp_path is under a 0700 directory of root)."""
+    path = Path(tempfile.mkdtemp(prefix="archfleet-first-hour-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_unit_lint_and_docs_need_no_root_and_no_apt(work):
     clone, home = work / "clone", work / "home"
     copy_of_the_clone(clone)
     home.mkdir()
