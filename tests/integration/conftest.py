@@ -8,7 +8,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness import foreign_binaries  # noqa: E402
 from harness.ansible_run import run_playbook  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def binfmt_state():
+    """The kernel's binfmt_misc table for one test module: the lock that keeps every other user of the
+    table out is held, and the entries and /etc/binfmt.d found are put back afterwards."""
+    with foreign_binaries.binfmt_held() as state:
+        yield state
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from harness.dockerd import Dockerd
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the role needs root"),
     pytest.mark.skipif(shutil.which("dockerd") is None, reason="Debian package docker.io is not installed"),
+    pytest.mark.usefixtures("binfmt_state"),  # conftest: holds the binfmt_misc lock, restores the kernel's table
 ]
 
 PROVISION = COLLECTION_ROOT / "playbooks" / "provision.yml"
@@ -30,13 +31,6 @@ TARGETS = ("aarch64", "arm", "s390x", "ppc64le")
 CONTAINER_TARGETS = ("aarch64", "arm")
 INSECURE = "127.0.0.1:5999"
 ROLE = "archfleet.multiarch.build_host : "  # how the callback names role tasks
-
-
-@pytest.fixture(scope="module", autouse=True)
-def binfmt_state():
-    state = fb.BinfmtState.capture()
-    yield state
-    state.restore()
 
 
 @pytest.fixture(scope="module")

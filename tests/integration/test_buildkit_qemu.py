@@ -33,13 +33,6 @@ pytestmark = pytest.mark.parametrize("real_registry", ["distribution-2.8"], indi
 MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm/v7": "armv7l"}
 
 
-@pytest.fixture(scope="module")
-def binfmt_state():
-    state = fb.BinfmtState.capture()
-    yield state
-    state.restore()
-
-
 def machine_of(registry, repository: str, digest: str) -> str:
     """The /etc/machine that the image ``digest`` of ``repository`` holds in its last layer."""
     accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"

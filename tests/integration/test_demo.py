@@ -43,6 +43,7 @@ def qemu_state():
             "files": sorted(p.name for p in binfmt_d.glob("qemu-*.conf")) if binfmt_d.is_dir() else []}
 
 
+@pytest.mark.usefixtures("binfmt_state")  # make demo registers emulators; no other user of binfmt_misc meanwhile
 def test_make_demo_twice(demo_dir):
     before_demo = qemu_state()
     port = free_port()

@@ -136,7 +136,7 @@ class TableRun:
 
 
 @pytest.fixture(scope="module")
-def table_run(open_registry, tmp_path_factory):
+def table_run(open_registry, tmp_path_factory, binfmt_state):  # pylint: disable=unused-argument  # the table is compared before/after
     files = tmp_path_factory.mktemp("error-files")
     write_files(files)
     with Proxy(open_registry) as proxy:

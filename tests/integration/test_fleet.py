@@ -107,7 +107,7 @@ def fleet(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fleet")
     key = ClientKey.generate(tmp / "client")
     hosts = {name: Sshd(tmp / name, key.public_path) for name in ASSIGNMENT}
-    binfmt = fb.BinfmtState.capture()
+    binfmt = fb.BinfmtState.capture()  # holds the binfmt_misc lock until restore()
     # The hosts build foreign platforms under emulation: the emulators must be registered (this
     # test is about the roles, not about registering them; test_build_host covers that).
     fb.ensure_emulators(["aarch64", "arm", "ppc64le", "s390x"])

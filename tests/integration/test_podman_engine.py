@@ -92,13 +92,6 @@ class Podman:
 
 
 @pytest.fixture(scope="module")
-def binfmt_state():
-    state = fb.BinfmtState.capture()
-    yield state
-    state.restore()
-
-
-@pytest.fixture(scope="module")
 def podman():
     engine = Podman()
     try:

@@ -20,20 +20,11 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="binfmt_misc registration needs root"),
     pytest.mark.skipif(not Path("/usr/bin/qemu-aarch64-static").exists(),
                        reason="Debian package qemu-user-static is not installed"),
+    pytest.mark.usefixtures("binfmt_state"),  # conftest: holds the binfmt_misc lock, restores the kernel's table
 ]
 
 TARGETS = ("aarch64", "arm", "s390x", "ppc64le")
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def binfmt_state():
-    """Snapshot the kernel's binfmt_misc entries and /etc/binfmt.d; put them back afterwards."""
-    if not (BINFMT / "register").exists():
-        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], check=True)
-    state = fb.BinfmtState.capture()
-    yield state
-    state.restore()
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.ansible_run import COLLECTION_ROOT
 from harness.registry import free_port
 
@@ -41,6 +43,7 @@ def make_try(home: Path, port: int) -> subprocess.CompletedProcess:
                            f"TRY_PORT={port}"], env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
+@pytest.mark.usefixtures("binfmt_state")  # the kernel's binfmt_misc table is compared before/after
 def test_make_try_publishes_inspects_audits_and_leaves_nothing_behind(tmp_path):
     home = tmp_path / "home"
     home.mkdir()

@@ -10,6 +10,11 @@
   test can ``docker run --platform linux/arm64 --network none TAG uname -m``.
 * ``BinfmtState.capture()`` / ``.restore()`` snapshot and restore every
   binfmt_misc entry and ``/etc/binfmt.d`` file, so tests leave the kernel as found.
+  ``capture()`` first takes an exclusive flock on ``BINFMT_LOCK``, held until
+  ``restore()``: binfmt_misc is one kernel-wide table, and every test and script of
+  the project that changes or relies on it (``tools/arm64_vm.sh`` too) holds that lock,
+  so two of them never run beside each other. ``binfmt_held()`` is the same as a
+  context manager; the ``binfmt_state`` fixture of conftest uses it.
 """
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ TARGETS = {
     "ppc64le": ("ppc64el", "ppc64le", "", "ppc64le"),
 }
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+# Shared with tools/arm64_vm.sh (flock(1) on the same path): one holder of binfmt_misc at a time.
+BINFMT_LOCK = Path(os.environ.get("ARCHFLEET_BINFMT_LOCK", "/run/lock/archfleet-binfmt.lock"))
 BINFMT_D = Path("/etc/binfmt.d")
 
 
@@ -233,18 +240,34 @@ class BinfmtState:
     mounted: bool
     entries: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
+    lock: object = None
 
     @classmethod
     def capture(cls) -> "BinfmtState":
+        """Take the binfmt_misc lock (waits for its holder), then snapshot the entries and /etc/binfmt.d."""
+        BINFMT_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(BINFMT_LOCK, "a", encoding="utf-8")  # pylint: disable=consider-using-with  # held until restore()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (BINFMT_DIR / "register").exists():
+            subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], check=True)
         files = {}
         if BINFMT_D.is_dir():
             # A symlink (a mask such as -> /dev/null) is kept as ("symlink", target).
             files = {p.name: ("symlink", os.readlink(p)) if p.is_symlink() else p.read_bytes()
                      for p in BINFMT_D.iterdir() if p.is_symlink() or p.is_file()}
-        return cls((BINFMT_DIR / "register").exists(), _read_entries(), files)
+        return cls((BINFMT_DIR / "register").exists(), _read_entries(), files, lock)
 
     def restore(self) -> list:
-        """Put back what was captured, touching only entries that differ. Returns the names fixed."""
+        """Put back what was captured, touching only entries that differ, and release the lock.
+        Returns the names fixed."""
+        try:
+            return self._restore()
+        finally:
+            if self.lock is not None:
+                self.lock.close()  # closing the file releases the flock
+                self.lock = None
+
+    def _restore(self) -> list:
         if not (BINFMT_DIR / "register").exists():
             subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], check=True)
         fixed = []
@@ -282,6 +305,16 @@ class BinfmtState:
         if after != self.entries:
             raise RuntimeError(f"binfmt_misc state not restored: {sorted(set(after) ^ set(self.entries))}")
         return fixed
+
+
+@contextmanager
+def binfmt_held():
+    """``with binfmt_held() as state:`` holds the binfmt_misc lock and restores the captured state on exit."""
+    state = BinfmtState.capture()
+    try:
+        yield state
+    finally:
+        state.restore()
 
 
 def remove_entry(name: str) -> None:
