@@ -404,9 +404,9 @@ def main():
         return parse_jobs(params), parse_signing_options(params)
 
     def publish(client, prepared):
-        jobs, signing = prepared
+        (jobs, options), signing = prepared
         signer = Signer(client, *signing, recursive=module.params["signing_recursive"]) if signing else None
-        return Batch(client, jobs, module.params, check_mode=module.check_mode, diff=module._diff, signer=signer).run()
+        return Batch(client, jobs, options, check_mode=module.check_mode, diff=module._diff, signer=signer).run()
 
     run_registry_task(module, prepare, publish, pool_size=module.params["concurrency"] * 2)
 

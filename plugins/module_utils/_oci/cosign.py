@@ -30,7 +30,7 @@ import json
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
     InvalidReferenceError,
     parse_reference,
-    registry_key,
+    same_repository as _same_repository_ref,
 )
 
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -109,7 +109,7 @@ def same_repository(docker_reference, registry, repository):
         ref = parse_reference(docker_reference)
     except (InvalidReferenceError, ValueError, TypeError):
         return False
-    return registry_key(ref.registry) == registry_key(registry) and ref.repository == repository
+    return _same_repository_ref(ref, registry, repository)
 
 
 def check_claims(payload, subject_digest, registry, repository):

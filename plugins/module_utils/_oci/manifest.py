@@ -50,6 +50,25 @@ def is_index(media_type, document=None):
     return bool(document) and media_type is None and "manifests" in document and "layers" not in document
 
 
+def index_entries(document):
+    """The descriptors an index lists (``manifests``), dicts only, in order; [] for None or a non-index.
+
+    OCI image-spec, image-index.md ``manifests``; a Docker manifest list has the same field.
+    """
+    return [entry for entry in (document or {}).get("manifests") or [] if isinstance(entry, dict)]
+
+
+def blob_descriptors(document, copyable=False):
+    """The blob descriptors of an image manifest: its ``config`` first, then its ``layers``, dicts with a digest.
+
+    ``copyable=True`` leaves out foreign layers (descriptors with ``urls``, image-spec descriptor.md), which a
+    registry never holds and a copy must not ask for. OCI image-spec, manifest.md ``config`` and ``layers``.
+    """
+    blobs = [document.get("config")] + list(document.get("layers") or []) if isinstance(document, dict) else []
+    return [blob for blob in blobs if isinstance(blob, dict) and blob.get("digest")
+            and not (copyable and blob.get("urls"))]
+
+
 def is_schema1(media_type, document=None):
     """Docker image manifest schema 1 (``schemaVersion: 1``, signed or not)."""
     if media_type in SCHEMA1_MEDIA_TYPES:

@@ -219,6 +219,11 @@ def registry_key(registry):
     return registry.lower()
 
 
+def same_repository(ref, registry, repository):
+    """Whether ImageReference ``ref`` names ``repository`` of ``registry`` (domains compared by registry_key)."""
+    return registry_key(ref.registry) == registry_key(registry) and ref.repository == repository
+
+
 def is_loopback_registry(registry):
     """Whether a registry domain is on this machine (localhost, 127.0.0.0/8, [::1]), as Docker decides."""
     host = registry_hostname(registry)

@@ -26,9 +26,8 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.erro
 class Batch:
     """The indexes of one task and how to publish them.
 
-    ``options`` holds the module options that apply to every index: ``state``, ``mode``,
-    ``media_type``, ``attestations``, ``force``, ``force_platform``, ``concurrency`` and ``indexes``
-    (whether the batch form was used, which shapes the result).
+    ``jobs`` are ``_publish.jobs.Job`` values and ``options`` the ``PublishOptions`` that apply to every
+    index (both made by ``parse_jobs``).
     """
 
     def __init__(self, client, jobs, options, check_mode=False, diff=False, signer=None):
@@ -38,25 +37,25 @@ class Batch:
         self.options = options
         self.check_mode = check_mode
         self.diff = diff
-        concurrency = options["concurrency"]
+        concurrency = options.concurrency
         self.outer = min(concurrency, len(jobs))
-        contradictions = "allow" if options.get("force_platform") else "warn" if check_mode else "refuse"
+        contradictions = "allow" if options.force_platform else "warn" if check_mode else "refuse"
         self.publishers = [Publisher(client, job.target, job.tags, concurrency,
-                                     options["force"], referrers=options.get("referrers") or "skip",
+                                     options.force, referrers=options.referrers,
                                      contradictions=contradictions)
                            for job in jobs]
 
     def run(self):
         """The module result (without ``registry_stats``): one index's fields, or ``indexes`` for a batch."""
         pairs = list(zip(self.jobs, self.publishers))
-        if self.options["state"] == "absent":
+        if self.options.state == "absent":
             results = parallel_map(lambda pair: labelled(pair[0], self.absent, pair[1]), pairs, self.outer)
         else:
             results = self.present(pairs)
         for result, publisher in zip(results, self.publishers):
             result["name"] = publisher.target.canonical
             result["tags"] = [publisher.target.canonical] + [r.canonical for r in publisher.extra_tags]
-        if not self.options["indexes"]:
+        if not self.options.batch:
             output = results[0]
         else:
             output = {"changed": any(r["changed"] for r in results), "indexes": results}
@@ -71,38 +70,38 @@ class Batch:
         """Plan every index first (reads only), then write: a bad source anywhere writes nothing."""
         options = self.options
         authorize(self.client, [(job.target, job.sources) for job in self.jobs])
-        plans = parallel_map(lambda pair: labelled(pair[0], pair[1].plan, pair[0].sources, options["mode"],
-                                                   options["media_type"], pair[0].annotations,
-                                                   options["attestations"]),
+        plans = parallel_map(lambda pair: labelled(pair[0], pair[1].plan, pair[0].sources, options.mode,
+                                                   options.media_type, pair[0].annotations,
+                                                   options.attestations),
                              pairs, self.outer)
         if self.signer is not None:
-            for (job, publisher), plan in zip(pairs, plans):
-                plan.signature = labelled(job, self.signer.plan, publisher.target, plan.digest, plan.document)
+            plans = [plan.replace(signature=labelled(job, self.signer.plan, publisher.target, plan.digest,
+                                                     plan.document))
+                     for (job, publisher), plan in zip(pairs, plans)]
         for (job, publisher), plan in zip(pairs, plans):
-            if plan.changed or (getattr(plan, "signature", None) or {}).get("sign"):
+            if plan.changed or (plan.signature or {}).get("sign"):
                 labelled(job, publisher.ensure_push_permission)
         if not self.check_mode:
             planned = plans
             plans = parallel_map(lambda item: labelled(item[0][0], self.write, item[0], item[1]),
                                  list(zip(pairs, plans)), self.outer)
-            for (job, publisher), before, plan in zip(pairs, planned, plans):
-                signature = getattr(before, "signature", None)
+            for index, ((job, publisher), before, plan) in enumerate(zip(pairs, planned, plans)):
+                signature = before.signature
                 if signature is not None and signature["digest"] != plan.digest:   # a merge was redone
                     signature = labelled(job, self.signer.plan, publisher.target, plan.digest, plan.document)
-                plan.signature = signature
+                plans[index] = plan = plan.replace(signature=signature)
                 if (signature or {}).get("sign"):
-                    labelled(job, self.signer.apply, publisher.target, plan.signature, plan.media_type,
-                             len(plan.body))
+                    labelled(job, self.signer.apply, publisher.target, signature, plan.media_type, len(plan.body))
         return [self.result_of(publisher, plan) for publisher, plan in zip(self.publishers, plans)]
 
     def write(self, pair, plan):
         """Apply ``plan``; a merge writes its index through the merge protocol (Publisher.merge)."""
         job, publisher = pair
-        merge = self.options["mode"] == "merge" and plan.changed
+        merge = self.options.mode == "merge" and plan.changed
         publisher.apply(plan, write_tags=not merge)
         if not merge:
             return plan
-        return publisher.merge(plan, job.annotations, self.options["media_type"])
+        return publisher.merge(plan, job.annotations, self.options.media_type)
 
     def result_of(self, publisher, plan):
         result = {
@@ -111,16 +110,16 @@ class Batch:
             "media_type": plan.media_type,
             "manifest": plan.document,
             "platforms": index_facts(plan.document)["platforms"],
-            "written_tags": [r.canonical for r in plan.written_tags],
+            "written_tags": [r.canonical for r in plan.tags_to_write],
             "copied": publisher.copied,
         }
         if publisher.referrer_copy is not None:
-            result["referrers_copied"] = copied_facts(getattr(plan, "referrers", None) or [])
+            result["referrers_copied"] = copied_facts(plan.referrers)
         if plan.rewrites:
             result["merge_rewrites"] = plan.rewrites
         if plan.side_tags:
             result["merge_side_tags"] = [publisher.target.with_tag(tag).canonical for tag in plan.side_tags]
-        signature = getattr(plan, "signature", None)
+        signature = plan.signature
         if signature is not None:
             result["signature"] = {"digest": signature["digest"], "key_id": signature["key_id"],
                                    "signed": signature.get("index_sign", signature["sign"]), "form": signature["form"]}
@@ -147,8 +146,8 @@ class Batch:
         return result
 
     def absent(self, publisher):
-        deleter = Deleter(self.client, publisher.target, delete_manifest=self.options.get("delete_manifest", False),
-                          force=self.options["force"], concurrency=publisher.concurrency)
+        deleter = Deleter(self.client, publisher.target, delete_manifest=self.options.delete_manifest,
+                          force=self.options.force, concurrency=publisher.concurrency)
         return deleter.run(check_mode=self.check_mode, diff=self.diff)
 
 

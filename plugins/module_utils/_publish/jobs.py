@@ -4,7 +4,8 @@
 """The indexes a docker_manifest_create task asks for, checked before any request (no I/O).
 
 :func:`parse_jobs` turns the module options (``name``/``sources``/``tags``/``annotations``, or each
-item of ``indexes``) into :class:`Job` objects; every invalid value raises OptionError naming the
+item of ``indexes``) into :class:`Job` objects, each with its :class:`Source` list, and the options that
+apply to all of them into one :class:`PublishOptions`; every invalid value raises OptionError naming the
 option path (``indexes[1].sources[0]``), the value and what is allowed.
 """
 
@@ -20,7 +21,6 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference
     parse_reference,
     validate_tag,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Source
 
 # The dict form of a source (the module's ``sources`` and ``indexes[].sources``), checked by check_dict_form.
 # platform and platforms stay raw: parse_platform and parse_platform_list word their own errors.
@@ -65,6 +65,49 @@ ARGUMENT_RULES = dict(
     required_one_of=[("name", "indexes")],
     required_by=dict(signing_key_passphrase="signing_key"),
 )
+
+
+class Source:
+    """A source as the user gave it: ``origin`` (the text), ``ref`` (ImageReference), ``platform`` (a parsed
+    platform dict stating the platform of a single image, or None), ``annotations`` (dict of str) and
+    ``platforms`` (the platform texts to take from an index source, or None: all of them)."""
+
+    __slots__ = ("origin", "ref", "platform", "annotations", "platforms")
+
+    def __init__(self, origin, ref, platform=None, annotations=None, platforms=None):
+        self.origin = origin
+        self.ref = ref
+        self.platform = platform
+        self.annotations = annotations or {}
+        self.platforms = platforms
+
+
+class PublishOptions:
+    """The docker_manifest_create options that apply to every index of a task, checked (a value, made once by
+    :func:`parse_jobs`): ``state``, ``mode``, ``media_type``, ``attestations``, ``referrers`` (strings, the
+    module's choices), ``force``, ``force_platform``, ``delete_manifest`` (bools), ``concurrency`` (int >= 1)
+    and ``batch`` (whether ``indexes`` was used, which shapes the result)."""
+
+    __slots__ = ("state", "mode", "media_type", "attestations", "referrers", "force", "force_platform",
+                 "delete_manifest", "concurrency", "batch")
+
+    def __init__(self, **values):
+        for name in self.__slots__:
+            object.__setattr__(self, name, values.pop(name))
+        if values:
+            raise TypeError("PublishOptions has no field %s" % ", ".join(sorted(values)))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("PublishOptions is a value: %s cannot be set" % name)
+
+    @classmethod
+    def from_params(cls, params):
+        """The options of validated module ``params`` (ARGUMENT_SPEC plus the shared ``concurrency``)."""
+        return cls(state=params["state"], mode=params["mode"], media_type=params["media_type"],
+                   attestations=params["attestations"], referrers=params.get("referrers") or "skip",
+                   force=bool(params["force"]), force_platform=bool(params.get("force_platform")),
+                   delete_manifest=bool(params.get("delete_manifest")),
+                   concurrency=max(1, int(params.get("concurrency") or 1)), batch=bool(params["indexes"]))
 
 
 def parse_annotations(value, where):
@@ -164,10 +207,11 @@ def refuse_ignored_options(params):
 
 
 def parse_jobs(params):
-    """The indexes to publish: the top-level options, or each item of ``indexes``.
+    """``(jobs, options)``: the indexes to publish (the top-level options, or each item of ``indexes``, as
+    :class:`Job` objects in order) and the :class:`PublishOptions` shared by all of them.
 
     ``params`` are the module's, validated against ARGUMENT_SPEC and ARGUMENT_RULES (so exactly one of
-    ``name`` and ``indexes``, and every item of ``indexes`` a dict of INDEX_SPEC).
+    ``name`` and ``indexes``, and every item of ``indexes`` a dict of INDEX_SPEC). Raises OptionError.
     """
     refuse_ignored_options(params)
     if params["indexes"]:
@@ -194,4 +238,4 @@ def parse_jobs(params):
                                   % (tag_ref.canonical, seen[tag_ref.canonical], job.label))
             seen[tag_ref.canonical] = job.label
         jobs.append(job)
-    return jobs
+    return jobs, PublishOptions.from_params(params)

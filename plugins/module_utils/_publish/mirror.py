@@ -60,7 +60,7 @@ def filter_entries(source, document):
     Each listed platform must match at least one platform entry (as containerd matches), else PlanError
     naming the platforms the source has.
     """
-    wanted = [(text, platform_key(text)) for text in source.platforms_text]
+    wanted = [(text, platform_key(text)) for text in source.platforms]
     kept, matched = [], set()
     for child in document.get("manifests") or []:
         if not isinstance(child, dict) or not is_platform_entry(child):

@@ -16,6 +16,7 @@ import random
 import threading
 import time
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._backoff import BackoffIterator
 from ansible_collections.archfleet.multiarch.plugins.module_utils._concurrency import parallel_map
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index import (
     PlanError,
@@ -31,6 +32,8 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.index imp
 )
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import (
     MAX_INDEX_NESTING,
+    blob_descriptors,
+    index_entries,
     is_image_manifest,
     is_index,
     is_schema1,
@@ -42,7 +45,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform 
     platform_key,
     stated_contradicts_config,
 )
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key, same_repository
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import IMAGE_MEDIA_TYPES
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish import merge as merging
@@ -51,55 +54,56 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.refer
 
 
 # mode=merge (Publisher.merge): how often other writers may undo this run's index write before it fails, the
-# back-off before each rewrite (a random time up to MERGE_BACKOFF * 2 ** undone seconds, "full jitter", at most
-# MERGE_BACKOFF_CAP), and how often one step that met a server error or no answer is tried.
+# back-off before each rewrite (BackoffIterator with full jitter: a random time up to MERGE_BACKOFF * 2 ** undone
+# seconds, at most MERGE_BACKOFF_CAP), and how often one step that met a server error or no answer is tried.
 MERGE_ATTEMPTS = 10
 MERGE_STEP_TRIES = 5
 MERGE_BACKOFF = 0.2
 MERGE_BACKOFF_CAP = 5.0
 
 
-class Source:
-    """A source as the user gave it: reference, optional platform override and annotations."""
-
-    __slots__ = ("origin", "ref", "platform", "annotations", "platforms", "platforms_text")
-
-    def __init__(self, origin, ref, platform=None, annotations=None, platforms=None):
-        self.origin = origin
-        self.ref = ref
-        self.platform = platform          # parsed platform dict, or None
-        self.annotations = annotations or {}
-        self.platforms_text = platforms   # platforms to take from an index source (texts), or None: all
-        self.platforms = platforms
-
-
 class Plan:
-    """What the module would write: the index, its digest, and which tags must move."""
+    """What publishing one index writes, complete when made (a value: change it with ``replace``).
 
-    def __init__(self, document, body, digest, media_type, entries, existing, existing_document, tags_to_write,
-                 before_document=None):
-        self.before_document = before_document if before_document is not None else existing_document
-        self.document = document
-        self.body = body
-        self.digest = digest
-        self.media_type = media_type
-        self.entries = entries
-        self.existing = existing                    # ManifestResponse of the main tag, or None
-        self.existing_document = existing_document
-        self.tags_to_write = tags_to_write          # ImageReferences (main tag first) that must be written
-        self.rewrites = 0                           # index writes done again after other writers (Publisher.merge)
-        self.tags_written = None                    # set by Publisher.merge: the tags it wrote
-        self.side_tags = []                         # set by Publisher.merge: the contributions it wrote
-        self.own_entries = []                       # the entries this run adds (mode=merge contributes them)
+    * ``document``, ``body``, ``digest``, ``media_type``: the index to be at the tag (OCI image-spec
+      image-index.md, or a Docker manifest list v2 schema 2).
+    * ``entries``: every ``_oci.index.Entry`` it lists; ``own_entries``: the ones this run adds (a merge
+      contributes only these; for a replace they are ``entries``).
+    * ``existing``: the ManifestResponse at the main tag, or None; ``existing_document`` its JSON;
+      ``before_document`` the index it is compared with in the diff (a single image there as a one-entry index).
+    * ``tags_to_write``: the ImageReferences (main tag first) this plan writes: planned, and after
+      ``Publisher.merge`` the ones it wrote (never the side tags); the one name for written tags.
+    * ``referrers``: the referrers to copy (``ReferrerCopy.plan``), ``[]`` when none or ``referrers=skip``.
+    * ``signature``: the signing plan (``_publish.signing.Signer.plan``), or None without ``signing_key``.
+    * ``rewrites``: index writes done again after other writers; ``side_tags``: merge contributions written.
+    """
 
-    @property
-    def written_tags(self):
-        """The tags this plan's run wrote (for a merge, the tag and the extra tags, not the side tags)."""
-        return self.tags_written if self.tags_written is not None else self.tags_to_write
+    __slots__ = ("document", "body", "digest", "media_type", "entries", "own_entries", "existing",
+                 "existing_document", "before_document", "tags_to_write", "referrers", "signature", "rewrites",
+                 "side_tags")
+
+    def __init__(self, document, body, digest, media_type, entries, own_entries, existing, existing_document,
+                 before_document, tags_to_write, referrers=(), signature=None, rewrites=0, side_tags=()):
+        values = dict(document=document, body=body, digest=digest, media_type=media_type, entries=list(entries),
+                      own_entries=list(own_entries), existing=existing, existing_document=existing_document,
+                      before_document=before_document, tags_to_write=list(tags_to_write),
+                      referrers=list(referrers), signature=signature, rewrites=rewrites, side_tags=list(side_tags))
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a Plan is a value: make another with plan.replace(%s=...)" % name)
+
+    def replace(self, **changes):
+        """A copy of this plan with ``changes`` (field name -> value); unknown names raise TypeError."""
+        values = dict((name, getattr(self, name)) for name in self.__slots__)
+        values.update(changes)
+        return Plan(**values)
 
     @property
     def changed(self):
-        return bool(self.tags_to_write) or bool(getattr(self, "referrers", None))
+        """Whether applying the plan writes anything (tags or referrers; signatures are the signer's)."""
+        return bool(self.tags_to_write) or bool(self.referrers)
 
 
 class Publisher:
@@ -169,12 +173,11 @@ class Publisher:
             current = self.client.head_manifest(tag_ref, what="checking tag")
             if current is None or current.digest != digest:
                 tags_to_write.append(tag_ref)
-        plan = Plan(document, body, digest, document.get("mediaType") or chosen, entries, existing,
-                    existing_document, tags_to_write, before_document=existing_document_for_reuse)
-        plan.own_entries = own_entries
+        referrers = []
         if self.referrer_copy is not None:
-            plan.referrers = self.referrer_copy.plan(digest if whole is not None else None, entries)
-        return plan
+            referrers = self.referrer_copy.plan(digest if whole is not None else None, entries)
+        return Plan(document, body, digest, document.get("mediaType") or chosen, entries, own_entries, existing,
+                    existing_document, existing_document_for_reuse, tags_to_write, referrers)
 
     def merge(self, plan, annotations=None, media_type="auto", attempts=MERGE_ATTEMPTS, sleep=time.sleep,
               jitter=random.random):
@@ -183,8 +186,8 @@ class Publisher:
         Runs ``merging.merge_steps`` against the registry: the run's entries go to its side tags, the index is
         composed of the index at the tag and every contribution of the epoch, written, read back and written
         again while contributions are missing (after a back-off, see MERGE_BACKOFF). The extra tags are then
-        moved to the index read back last. Sets on ``plan`` (and returns it): ``document``, ``body``,
-        ``digest``, ``media_type`` of that index, ``rewrites``, ``side_tags`` and ``tags_written``.
+        moved to the index read back last. Returns ``plan`` with ``document``, ``body``, ``digest``,
+        ``media_type`` of that index, ``rewrites``, ``side_tags`` and ``tags_to_write`` (the tags written).
 
         Raises RegistryError ``CONFLICT`` after ``attempts`` rewrites; other registry errors pass.
         """
@@ -199,24 +202,25 @@ class Publisher:
             while True:
                 answer = self._merge_step(steps.send(answer), sleep, jitter)
         except StopIteration as done:
-            current, plan.rewrites, plan.side_tags = tuple(done.value)   # merge_steps returns a 3-tuple
+            current, rewrites, side_tags = tuple(done.value)   # merge_steps returns a 3-tuple
         except merging.MergeConflict as exc:
             raise RegistryError("merging into %s: %s; side tags %s keep this run's entries for the next merge"
                                 % (self.target.canonical, exc, ", ".join(exc.side_tags)), code="CONFLICT")
         final = current.response
-        plan.document, plan.body, plan.digest, plan.media_type = final.json(), final.body, final.digest, final.media_type
-        plan.tags_written = [self.target]
+        written = [self.target]
         for tag_ref in self.extra_tags:
             there = self.client.head_manifest(tag_ref, what="checking tag")
-            if there is None or there.digest != plan.digest:
-                self.client.put_manifest(tag_ref, plan.body, plan.media_type, what="writing index")
-                plan.tags_written.append(tag_ref)
-        return plan
+            if there is None or there.digest != final.digest:
+                self.client.put_manifest(tag_ref, final.body, final.media_type, what="writing index")
+                written.append(tag_ref)
+        return plan.replace(document=final.json(), body=final.body, digest=final.digest, media_type=final.media_type,
+                            rewrites=rewrites, side_tags=side_tags, tags_to_write=written)
 
     def _merge_step(self, step, sleep, jitter):
         """Do one step of the merge protocol against the registry; a server error or no answer is tried again."""
+        backoff = BackoffIterator(MERGE_BACKOFF, MERGE_BACKOFF_CAP, jitter="full", random=jitter)
         if isinstance(step, merging.Backoff):
-            sleep(min(MERGE_BACKOFF_CAP, MERGE_BACKOFF * 2 ** step.undone) * jitter())
+            sleep(backoff.delay_for(step.undone))
             return None
         for attempt in range(1, MERGE_STEP_TRIES + 1):
             try:
@@ -225,7 +229,7 @@ class Publisher:
                 # A registry on filesystem storage can answer 500 while another PUT rewrites the tag.
                 if not _transient(exc) or attempt == MERGE_STEP_TRIES:
                     raise
-            sleep(min(MERGE_BACKOFF_CAP, MERGE_BACKOFF * 2 ** attempt) * jitter())
+            sleep(backoff.delay_for(attempt))
 
     def _merge_request(self, step):
         if isinstance(step, merging.List):
@@ -367,9 +371,9 @@ class Publisher:
         if not plan.changed:
             return
         # Children of the index at the tag already exist in the target repository.
-        present = set(c.get("digest") for c in (plan.existing_document or {}).get("manifests") or []
-                      if isinstance(c, dict))
-        missing = [e for e in plan.entries if e.digest not in present and not self._same_repository(e.source_ref)]
+        present = set(c.get("digest") for c in index_entries(plan.existing_document))
+        missing = [e for e in plan.entries if e.digest not in present
+                   and not same_repository(e.source_ref, self.target.registry, self.target.repository)]
         # A first publish into a new repository: one tag-list request says no child can be there,
         # instead of one HEAD per child (the writes that follow are idempotent either way).
         check = plan.existing is not None or len(missing) < 2 or self.client.repository_exists(self.target)
@@ -384,20 +388,16 @@ class Publisher:
                 indexes.append((source_ref, manifest))
                 continue
             images.append((source_ref, manifest))
-            for blob in [document.get("config") or {}] + list(document.get("layers") or []):
-                if blob.get("digest") and not blob.get("urls"):
-                    blobs.setdefault(blob["digest"], source_ref)
+            for blob in blob_descriptors(document, copyable=True):
+                blobs.setdefault(blob["digest"], source_ref)
         self._map(lambda item: self._ensure_blob(item[1], item[0]), list(blobs.items()))
         for wave in (images, indexes):
             self._map(lambda item: self._put_child(*item), wave)
-        if getattr(plan, "referrers", None):
+        if plan.referrers:
             # Before the tags: a refused referrer write leaves the tags as they were.
             self.referrer_copy.apply(plan.referrers, self._ensure_blob)
         for tag_ref in plan.tags_to_write if write_tags else ():
             self.client.put_manifest(tag_ref, plan.body, plan.media_type, what="writing index")
-
-    def _same_repository(self, ref):
-        return registry_key(ref.registry) == registry_key(self.target.registry) and ref.repository == self.target.repository
 
     def _children_to_copy(self, source_ref, digest, check=True, depth=1):
         """``[(source_ref, manifest)]`` for ``digest`` and, for a nested index, its children; [] if present.
@@ -419,7 +419,7 @@ class Publisher:
         found = []
         document = manifest.json()
         if is_index(manifest.media_type, document):
-            for child in document.get("manifests") or []:
+            for child in index_entries(document):
                 found.extend(self._children_to_copy(source_ref, child["digest"], check, depth + 1))
         found.append((source_ref, manifest))
         return found

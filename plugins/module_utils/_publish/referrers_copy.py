@@ -16,7 +16,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import blob_descriptors
+from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import same_repository
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.referrers import referrer_descriptor
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.errors import RegistryError
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.referrers import Referrers
@@ -27,9 +28,6 @@ class ReferrerCopy:
         self.client = client
         self.target = target
         self.reader = Referrers(client)
-
-    def _same_repository(self, ref):
-        return registry_key(ref.registry) == registry_key(self.target.registry) and ref.repository == self.target.repository
 
     def plan(self, index_digest, entries):
         """``[{source_ref, subject, fact}]``: the referrers the target lacks (reads only)."""
@@ -43,7 +41,7 @@ class ReferrerCopy:
                 subjects.append((entry.source_ref, entry.digest))
         planned = []
         for source_ref, subject in subjects:
-            if self._same_repository(source_ref):
+            if same_repository(source_ref, self.target.registry, self.target.repository):
                 continue
             wanted = self.reader.list(source_ref, subject)
             if not wanted:
@@ -63,9 +61,8 @@ class ReferrerCopy:
                 raise RegistryError("referrer %s of %s is listed but missing from %s"
                                     % (fact["digest"], item["subject"], source_ref.name), code="MANIFEST_UNKNOWN")
             document = manifest.json()
-            for blob in [document.get("config") or {}] + list(document.get("layers") or []):
-                if blob.get("digest") and not blob.get("urls"):
-                    ensure_blob(source_ref, blob["digest"])
+            for blob in blob_descriptors(document, copyable=True):
+                ensure_blob(source_ref, blob["digest"])
             if fact.get("tag"):
                 self.client.put_manifest(self.target.with_tag(fact["tag"]), manifest.body, manifest.media_type,
                                          what="writing cosign tag")

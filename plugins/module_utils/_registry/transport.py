@@ -38,6 +38,7 @@ except ImportError:  # pragma: no cover - reported by the modules through missin
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
     TRANSPORT_ERRORS = REFUSED_ANSWERS = ()
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._backoff import BackoffIterator
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import registry_key
 from ansible_collections.archfleet.multiarch.plugins.module_utils._registry.auth import (
     Authenticator,
@@ -73,8 +74,9 @@ USER_AGENT = "archfleet.multiarch (ansible; python-requests)"
 def retry_delay(attempt, headers=None, base=0.5, cap=MAX_RETRY_DELAY, jitter=random.random):
     """Seconds (float) to wait before retry number ``attempt`` (1-based).
 
-    ``Retry-After`` (seconds or an HTTP date) wins when present; otherwise exponential backoff
-    ``base * 2**(attempt-1)`` with up to 25 % jitter. Never more than ``cap``.
+    ``Retry-After`` (seconds or an HTTP date) wins when present; otherwise the collection's back-off
+    schedule (``_backoff.BackoffIterator``): ``base * 2**(attempt-1)`` with up to 25 % added jitter. Never
+    more than ``cap``.
     """
     value = None
     if headers:
@@ -83,8 +85,7 @@ def retry_delay(attempt, headers=None, base=0.5, cap=MAX_RETRY_DELAY, jitter=ran
         seconds = parse_retry_after(value)
         if seconds is not None:
             return min(max(seconds, 0.0), cap)
-    delay = base * (2 ** (attempt - 1))
-    return min(delay * (1 + 0.25 * jitter()), cap)
+    return BackoffIterator(base, cap, jitter=0.25, random=jitter).delay_for(attempt - 1)
 
 
 def parse_retry_after(value, now=None):

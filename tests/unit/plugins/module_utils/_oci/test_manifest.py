@@ -75,3 +75,20 @@ def test_parse_image_config_returns_the_object():
 def test_parse_image_config_refuses_anything_but_a_json_object(blob, words):
     with pytest.raises(ValueError, match=re.escape(words)):
         parse_image_config(blob)
+
+
+def test_index_entries_are_the_dict_descriptors_in_order():
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import index_entries
+    first, second = {"digest": "sha256:" + "a" * 64}, {"digest": "sha256:" + "b" * 64}
+    assert index_entries({"manifests": [first, "junk", second]}) == [first, second]
+    assert index_entries(None) == [] and index_entries({"layers": []}) == [] and index_entries({"manifests": None}) == []
+
+
+def test_blob_descriptors_are_config_then_layers_and_copyable_ones_leave_foreign_layers_out():
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.manifest import blob_descriptors
+    config, layer = {"digest": "sha256:" + "c" * 64}, {"digest": "sha256:" + "1" * 64}
+    foreign = {"digest": "sha256:" + "2" * 64, "urls": ["https://mcr.microsoft.com/layer"]}
+    document = {"config": config, "layers": [layer, foreign, {"size": 3}]}
+    assert blob_descriptors(document) == [config, layer, foreign]
+    assert blob_descriptors(document, copyable=True) == [config, layer]
+    assert blob_descriptors({"manifests": []}) == [] and blob_descriptors(None) == []

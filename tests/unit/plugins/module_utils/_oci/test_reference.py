@@ -108,3 +108,14 @@ def test_with_tag_and_digest():
 def test_loopback(text, loopback):
     # 127.1.2.3 without a port has no '.'-free first component issue: it is a domain.
     assert parse_reference(text).is_loopback() == (loopback or text.startswith("127."))
+
+
+def test_same_repository_compares_registry_names_case_insensitively_and_repositories_exactly():
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import (
+        parse_reference as parse,
+        same_repository,
+    )
+    ref = parse("Registry.Example:5000/team/app:1.0")
+    assert same_repository(ref, "registry.example:5000", "team/app")
+    assert not same_repository(ref, "registry.example:5001", "team/app")
+    assert not same_repository(ref, "registry.example:5000", "team/app2")

@@ -80,7 +80,7 @@ def source():
 def run(registry, check_mode=False, **options):
     options = params(**options)
     options.setdefault("referrers", "skip")
-    return Batch(registry, parse_jobs(options), options, check_mode=check_mode).run()
+    return Batch(registry, *parse_jobs(options), check_mode=check_mode).run()
 
 
 def test_an_index_taken_whole_keeps_its_bytes_and_digest(source):
@@ -130,7 +130,7 @@ def test_bad_platforms_values_are_refused_before_any_request():
 
 def test_referrers_are_copied_into_the_tag_schema_once(source):
     options = params(name=DST + ":1", sources=[SRC + ":1"], referrers="copy")
-    result = Batch(source, parse_jobs(options), options, check_mode=True, diff=True).run()
+    result = Batch(source, *parse_jobs(options), check_mode=True, diff=True).run()
     assert result["changed"] is True and source.writes() == []
     assert sorted(c["subject"] for c in result["referrers_copied"]) == sorted(source.referrers)
     for digest in source.referrers.values():
@@ -153,9 +153,9 @@ def test_referrers_are_copied_into_the_tag_schema_once(source):
 
 
 def test_whole_source_needs_exactly_one_untouched_index_source():
-    jobs = parse_jobs(params(name=DST + ":1", sources=[SRC + ":1", SRC + ":2"]))
+    jobs, _ = parse_jobs(params(name=DST + ":1", sources=[SRC + ":1", SRC + ":2"]))
     assert whole_source(jobs[0].sources, {}, "replace", "auto", {}, "keep", None) is None
-    one = parse_jobs(params(name=DST + ":1", sources=[SRC + ":1"]))[0].sources
+    one = parse_jobs(params(name=DST + ":1", sources=[SRC + ":1"]))[0][0].sources
     index = type("Manifest", (), {"media_type": "application/vnd.oci.image.index.v1+json"})()
     found = {id(one[0]): index}
     assert whole_source(one, found, "replace", "auto", {}, "keep", None) is index
@@ -177,5 +177,5 @@ def test_a_docker_list_holding_oci_manifests_is_not_written_whole_as_docker():
     fake.add_manifest(ref(SRC + ":odd"), document, tag="odd")
     options = params(name=DST + ":1", sources=[SRC + ":odd"], media_type="docker")
     with pytest.raises(PlanError, match="media_type=docker needs Docker v2 image manifests"):
-        Batch(fake, parse_jobs(options), options).run()
+        Batch(fake, *parse_jobs(options)).run()
     assert not [call for call in fake.calls if call[0] == "put_manifest"]

@@ -39,7 +39,7 @@ def params(**options):
 
 def publish(registry, check_mode=False, diff=False, **options):
     options = params(**options)
-    return Batch(registry, parse_jobs(options), options, check_mode=check_mode, diff=diff).run()
+    return Batch(registry, *parse_jobs(options), check_mode=check_mode, diff=diff).run()
 
 
 @pytest.fixture
@@ -228,7 +228,8 @@ def test_bad_options_are_refused_before_any_request(options, message):
 
 
 def test_an_index_with_the_same_entries_written_by_another_tool_is_left_unless_forced(registry):
-    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.jobs import Source
     first = publish(registry, name=REG + "/team/app:1.0", sources=SOURCES)
     stored = registry.repo(ref(REG + "/team/app")).manifests[first["digest"]][1]
     other_bytes = json.dumps(json.loads(stored)).encode()  # same document, other whitespace
@@ -254,7 +255,8 @@ def merge_planned(registry):
     Returns ``(target, stale, publisher, plan)``; ``stale`` is the digest the tag held before the merge (what
     a concurrent writer that read it early writes back).
     """
-    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher, Source
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.jobs import Source
     publish(registry, name=REG + "/team/app:1.0", sources=SOURCES[:1])
     target = ref(REG + "/team/app:1.0")
     stale = registry.repo(target).tags["1.0"]
@@ -287,7 +289,7 @@ def architectures(registry, target):
 def test_a_merge_writes_its_contribution_to_a_side_tag_then_the_index(registry):
     target, _stale, publisher, plan = merge_planned(registry)
     final = publisher.merge(plan, sleep=lambda seconds: None)
-    assert final.rewrites == 0 and [r.canonical for r in final.written_tags] == [REG + "/team/app:1.0"]
+    assert final.rewrites == 0 and [r.canonical for r in final.tags_to_write] == [REG + "/team/app:1.0"]
     (side_tag,) = final.side_tags
     assert side_tag.startswith("1.0.merge.") and len(side_tag) == len("1.0.merge.") + 25
     contribution = json.loads(registry.repo(target).manifests[registry.repo(target).tags[side_tag]][1])
