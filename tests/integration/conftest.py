@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import foreign_binaries  # noqa: E402
 from harness.ansible_run import run_playbook  # noqa: E402
+from harness.suite import REAL_REGISTRIES, REGISTRY_VARIANTS, start_real_registry  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -29,24 +30,6 @@ def playbook():
 # --- registries --------------------------------------------------------------------------
 from harness.images import seed_fixtures  # noqa: E402
 from harness.registry import Registry  # noqa: E402
-
-REGISTRY_VARIANTS = {
-    "open": {},
-    "htpasswd": {"auth": "htpasswd"},
-    "token": {"auth": "token"},
-    "tls-htpasswd": {"auth": "htpasswd", "tls": True},
-}
-
-
-def registry_options(registry, **extra):
-    """Module options that reach ``registry``: credentials and the CA of its TLS variant."""
-    options = {}
-    if registry.auth:
-        options.update(username=registry.username, password=registry.password)
-    if registry.tls:
-        options["ca_path"] = str(registry.ca_path)
-    options.update(extra)
-    return options
 
 
 @pytest.fixture(scope="session", params=sorted(REGISTRY_VARIANTS))
@@ -79,83 +62,11 @@ def token_registry():
 
 
 # --- real registries: one suite on each (test_registries.py) -------------------------------------
-import os  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Callable  # noqa: E402
-
 from harness.compat import CompatLog, Operation  # noqa: E402
-from harness.goregistry import DistributionRegistry, GgcrRegistry, PeerUnavailable, peer_binary  # noqa: E402
-from harness.pulp import PulpRegistry  # noqa: E402
-
-
-def pulp_registry(auth=None, **variant):
-    """Pulp (pulpcore + pulp-container, harness.pulp) for the suite: Basic auth, or its own token service for
-    ``auth="token"``. Pulp takes no push without credentials, so it has no open variant."""
-    if variant:
-        raise ValueError(f"the harness runs Pulp without TLS; no variant {variant}")
-    return PulpRegistry(auth="token" if auth == "token" else "basic")
 
 
 COMPAT_JSON = Path(__file__).resolve().parents[2] / "build" / "registry-compat.json"
 COMPAT = CompatLog()
-
-
-@dataclass(frozen=True)
-class RealRegistry:
-    """How to run one implementation: ``factory(**Registry variant kwargs)`` returns a started registry with the
-    surface of harness.registry.Registry (a context manager, ``host``, ``url``, ``auth_tuple``, ``verify``,
-    ``access_log()``...) and a ``version`` (shown in docs/registries.md).
-
-    ``token``: it takes ``auth="token"`` (harness.tokenserver); ``pushes``: seed_fixtures can push to it;
-    ``docker_cli``: the docker CLI can push a manifest list to it (else the list is pushed by the harness).
-    """
-
-    factory: Callable
-    token: bool = False
-    pushes: bool = True
-    docker_cli: bool = True
-
-
-# The registration point: one line per implementation (e.g. harness.pulp's, when it lands).
-REAL_REGISTRIES = {
-    "distribution-2.8": RealRegistry(Registry, token=True),
-    "distribution-3": RealRegistry(DistributionRegistry, token=True),
-    # docker CLI 20.10's manifest push fails when a blob mount is answered 202 (an upload), as ggcr does.
-    "ggcr": RealRegistry(GgcrRegistry, docker_cli=False),
-    # the registry of Satellite and Private Automation Hub; Basic auth (no open variant), its own tokens
-    "pulp": RealRegistry(pulp_registry, token=True),
-}
-
-
-def missing_peer(reason: str):
-    """A test partner that cannot be built here: a skip naming it, or a failure when ARCHFLEET_REQUIRE_PEERS=1
-    (as .ci/run sets). Never returns."""
-    if os.environ.get("ARCHFLEET_REQUIRE_PEERS") == "1":
-        pytest.fail(f"{reason} (ARCHFLEET_REQUIRE_PEERS=1: a missing peer is a failure)", pytrace=False)
-    pytest.skip(reason)
-
-
-def peer_or_skip(name: str) -> str:
-    """The binary of peer ``name`` (harness.goregistry.peer_binary), or missing_peer naming it."""
-    try:
-        return peer_binary(name)
-    except PeerUnavailable as missing:
-        reason = f"{name}: {missing}"
-    missing_peer(reason)
-
-
-def start_real_registry(implementation: str, **variant):
-    """A started registry of ``implementation``; a peer that cannot be built here is missing_peer."""
-    reason = None
-    try:
-        registry = REAL_REGISTRIES[implementation].factory(**variant)
-    except PeerUnavailable as missing:
-        registry, reason = None, f"{implementation}: {missing}"
-    if registry is None:
-        missing_peer(reason)
-    registry.implementation = implementation
-    registry.variant = "token" if variant.get("auth") == "token" else "open"
-    return registry
 
 
 @pytest.fixture(scope="session", params=list(REAL_REGISTRIES))
@@ -185,10 +96,10 @@ def compat(request, real_registry):
     report = getattr(request.node, "rep_call", None)
     if report is None or report.skipped:
         return
-    operation.finish(report.passed, "" if report.passed else failure_line(report))
+    operation.finish(report.passed, "" if report.passed else _failure_line(report))
 
 
-def failure_line(report) -> str:
+def _failure_line(report) -> str:
     """The first line of a failed test's error (its assertion or exception message)."""
     crash = getattr(report.longrepr, "reprcrash", None)
     text = crash.message if crash is not None else report.longreprtext
@@ -232,7 +143,7 @@ def pytest_configure(config):
 REGISTRY_HARNESS = ("harness.registry", "harness.goregistry", "harness.pulp", "harness.tokenserver", "harness.proxy")
 
 
-def uses_registry_harness(module) -> bool:
+def _uses_registry_harness(module) -> bool:
     """Whether a test file starts registries itself (imports from the registry harness modules)."""
     return any(getattr(value, "__module__", None) in REGISTRY_HARNESS or getattr(value, "__name__", None) in REGISTRY_HARNESS
                for value in vars(module).values())
@@ -242,7 +153,7 @@ def pytest_collection_modifyitems(config, items):
     """Mark each test with the real parts it needs (REAL_PART_MARKERS)."""
     for item in items:
         where = "%s::%s" % (item.path.name, item.originalname)
-        if any("registry" in name for name in item.fixturenames) or uses_registry_harness(item.module):
+        if any("registry" in name for name in item.fixturenames) or _uses_registry_harness(item.module):
             item.add_marker(pytest.mark.registry)
         for marker, files in MARKED_FILES.items():
             if item.path.name in files or where in files:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.ansible_run import COLLECTION_ROOT
+from harness.suite import dpkg_installed
 
 SCRIPT = COLLECTION_ROOT / "tools" / "apt_install.sh"
 pytestmark = [
@@ -34,12 +35,7 @@ def run_script(tmp_path, *packages):
     return subprocess.run([str(SCRIPT), *packages], capture_output=True, text=True, env=env, timeout=600, check=False)
 
 
-def installed(package):
-    proc = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False)
-    return "install ok installed" in proc.stdout
-
-
-@pytest.mark.skipif(installed("sl"), reason="the test simulates installing sl, which is installed here")
+@pytest.mark.skipif(dpkg_installed("sl"), reason="the test simulates installing sl, which is installed here")
 def test_index_failure_is_reported_and_the_install_goes_on(tmp_path):
     # coreutils is installed (skipped); sl is not (its install is simulated).
     proc = run_script(tmp_path, "coreutils", "sl")

@@ -19,6 +19,7 @@ import pytest
 from harness import foreign_binaries as fb
 from harness.ansible_run import COLLECTION_ROOT
 from harness.dockerd import Dockerd
+from harness.suite import dpkg_installed
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the role needs root"),
@@ -69,9 +70,7 @@ def test_role_provisions_localhost_and_is_idempotent(playbook, daemon):
 
     # Packages are installed.
     for package in ("docker.io", "qemu-user-static", "python3-requests"):
-        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
-                                capture_output=True, text=True, check=False).stdout
-        assert status == "install ok installed", package
+        assert dpkg_installed(package), package
 
     # Emulators registered persistently, and verified by the role itself.
     registered = first.result(ROLE + "Register the emulators for the build platforms with binfmt_misc")

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import peer_or_skip
+from harness.suite import peer_or_skip
 from harness.buildkitd import Buildkitd
 from harness.goregistry import peer_version
 from harness.images import DOCKER_LIST, OCI_INDEX, sha256_digest

@@ -8,7 +8,6 @@ through the fault proxy, as Debian's registry stores neither.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import subprocess
 
@@ -18,14 +17,11 @@ from harness.ansible_run import play, task
 from harness.corpus import WINDOWS_2022, build_corpus, head_without_length, schema1_answer
 from harness.images import DOCKER_CLI, docker_cli_env, push_image, skopeo_args
 from harness.proxy import Proxy
+from harness.suite import unique
 
 SHAPES = ["buildx", "reference-types", "windows", "nested", "duplicates", "optional-fields", "empty"]
 REPUBLISHED = [s for s in SHAPES if s != "empty"]
-_counter = itertools.count()
 
-
-def unique(name):
-    return f"{name}-{next(_counter)}"
 
 
 def raw_manifest(registry, reference):

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from conftest import peer_or_skip
+from harness.suite import peer_or_skip
 from harness.ansible_run import play, task
 from harness.images import push_image
 from harness.registry import Registry

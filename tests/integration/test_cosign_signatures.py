@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness.ansible_run import play, task
-from conftest import missing_peer, peer_or_skip
+from harness.suite import missing_peer, peer_or_skip
 from harness.goregistry import GgcrRegistry, PeerUnavailable
 from harness.images import OCI_MANIFEST, PushClient, encode_json, push_image, push_index, sha256_digest
 from harness.registry import Registry

@@ -2,26 +2,20 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import subprocess
 
 import pytest
 
-from conftest import registry_options
+from harness.suite import registry_options, unique
 from harness.ansible_run import play, task
 from harness.dockerd import Dockerd
 from harness.images import MULTI_PLATFORMS, docker_cli_env, push_image, push_index, skopeo_args
 from harness.proxy import Proxy
 from harness.registry import Registry
 
-_counter = itertools.count()
 DOCKER_CLI = "/usr/bin/docker"
 
-
-def unique(name):
-    """A repository name no other test uses (registries are shared by the session)."""
-    return f"{name}-{next(_counter)}"
 
 
 def manifest_digest(registry, reference):

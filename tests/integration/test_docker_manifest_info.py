@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import REGISTRY_VARIANTS, registry_options
+from harness.suite import REGISTRY_VARIANTS, registry_options
 from harness.ansible_run import play, task
 from harness.images import skopeo_args
 from harness.proxy import Proxy

@@ -8,7 +8,6 @@ either the old index or the complete new one, with every child present.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
@@ -22,6 +21,7 @@ import requests
 from harness.ansible_run import play, run_playbook, task
 from harness.images import ALL_MANIFEST_TYPES, PushClient, push_image, push_index, sha256_digest
 from harness.proxy import Fault, Proxy, ProxyRequest
+from harness.suite import unique
 
 TAG = "1"
 RETRIES = 2              # module option: at most two retries per request
@@ -37,11 +37,7 @@ TOO_MANY_REQUESTS = json.dumps({"errors": [{"code": "TOOMANYREQUESTS", "message"
 NEW_SOURCES = ("fixtures/single:amd64", "fixtures/single:arm64")
 S390X_SOURCE = "fixtures/docker-single:arm64"      # published as linux/s390x (force_platform: its config says arm64)
 
-_counter = itertools.count()
 
-
-def unique(name):
-    return f"{name}-{next(_counter)}"
 
 
 def flip_last_byte(body: bytes) -> bytes:

@@ -21,6 +21,7 @@ from harness.images import (ALL_MANIFEST_TYPES, IN_TOTO, MULTI_PLATFORMS, OCI_IN
                             push_image, seed_fixtures, skopeo_args)
 from harness.proxy import Fault, Proxy
 from harness.registry import Registry
+from harness.suite import skopeo_raw
 
 DEBIAN_DOCKER = "/usr/bin/docker"
 NEWER_DOCKER = "/usr/local/bin/docker"
@@ -37,13 +38,6 @@ VARIANTS = {
 
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def skopeo_raw(registry: Registry, ref: str) -> bytes:
-    result = subprocess.run(["skopeo", "inspect", "--raw", *skopeo_args(registry), f"docker://{registry.host}/{ref}"],
-                            capture_output=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout
 
 
 def docker_inspect(registry: Registry, ref: str, docker: str = DEBIAN_DOCKER) -> dict:
@@ -73,9 +67,9 @@ def test_variant_starts_seeds_and_interoperates(variant):
 
         seeded = seed_fixtures(registry)
 
-        raw_index = skopeo_raw(registry, "fixtures/multi:latest")
+        raw_index = skopeo_raw(registry, f"{registry.host}/fixtures/multi:latest")
         assert sha256(raw_index) == seeded["multi"]["digest"]
-        raw_list = skopeo_raw(registry, "fixtures/dockerlist:latest")
+        raw_list = skopeo_raw(registry, f"{registry.host}/fixtures/dockerlist:latest")
         assert sha256(raw_list) == seeded["dockerlist"]["digest"]
 
         listed = docker_inspect(registry, "fixtures/dockerlist:latest")

@@ -18,6 +18,7 @@ from harness.images import skopeo_args
 from harness.proxy import Fault, Proxy
 from harness.referrers import ReferrersApi, build_supply_chain
 from harness.registry import Registry
+from harness.suite import skopeo_raw
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +32,6 @@ def source():
 def target():
     with Registry() as registry:
         yield registry
-
-
-def skopeo_raw(registry, reference):
-    return subprocess.run(["skopeo", "inspect", "--raw", *skopeo_args(registry), f"docker://{reference}"],
-                          capture_output=True, check=True).stdout
 
 
 @pytest.mark.parametrize("api", [False, True], ids=["tag-schema-target", "api-target"])

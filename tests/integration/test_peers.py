@@ -17,7 +17,7 @@ The docker CLI with buildx and buildkitd, and cosign, are not partners here yet 
 """
 from __future__ import annotations
 
-import itertools
+import functools
 import json
 import os
 import subprocess
@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import peer_or_skip, registry_options
+from harness import suite
+from harness.suite import peer_or_skip, registry_options
 from harness.ansible_run import play, task
 from harness.goregistry import peer_version
 from harness.images import DOCKER_LIST, OCI_INDEX, PushClient, platform_string, push_image, sha256_digest
@@ -38,13 +39,10 @@ from harness.referrers import SIGNATURE_TYPE, SIMPLESIGNING, push_artifact, push
 # registries run the collection's own suite (test_registries.py).
 pytestmark = pytest.mark.parametrize("real_registry", ["distribution-2.8", "ggcr"], indirect=True)
 
-_counter = itertools.count()
+unique = functools.partial(suite.unique, namespace="peers")  # every repository under peers/
 TWO = ["linux/amd64", "linux/arm64"]
 ARTIFACT_TYPE = "application/vnd.archfleet.test-report.v1+json"
 
-
-def unique(name: str) -> str:
-    return f"peers/{name}-{next(_counter)}"
 
 
 def op(title: str, module: str, registry, **args) -> dict:

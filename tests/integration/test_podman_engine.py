@@ -34,6 +34,7 @@ from harness.ansible_run import COLLECTION_ROOT
 from harness.dockerd import Dockerd
 from harness.images import ALL_MANIFEST_TYPES
 from harness.registry import Registry
+from harness.suite import dpkg_installed
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="podman here runs as root, and binfmt_misc needs root"),
@@ -131,9 +132,7 @@ def test_build_host_with_podman_registers_emulation_and_runs_a_foreign_container
     first = playbook(PROVISION, extra_vars=extra)
     assert first.rc == 0, first.output
     for package in ("podman", "buildah", "qemu-user-static"):
-        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
-                                capture_output=True, text=True, check=False).stdout
-        assert status == "install ok installed", package
+        assert dpkg_installed(package), package
     assert first.result(ROLE_HOST + "Register the emulators for the build platforms with binfmt_misc")["changed"]
     runs = first.result(ROLE_HOST + "Run a container of each verification platform")["results"]
     assert [(r["cmd"][0], r["stdout"]) for r in runs] == [("podman", "aarch64")]

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from conftest import registry_options
+from harness.suite import registry_options
 from harness.ansible_run import play, task
 from harness.images import (ALL_MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST, PushClient, encode_json, push_image,
                             seed_fixtures, sha256_digest)

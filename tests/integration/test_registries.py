@@ -12,7 +12,7 @@ records the operation as unsupported.
 """
 from __future__ import annotations
 
-import itertools
+import functools
 import json
 import re
 import time
@@ -20,20 +20,17 @@ import time
 import pytest
 import requests
 
-from conftest import REAL_REGISTRIES, registry_options, start_real_registry
+from harness import suite
+from harness.suite import REAL_REGISTRIES, registry_options, start_real_registry
 from harness.ansible_run import play, task
 from harness.images import ALL_MANIFEST_TYPES, HARNESS_USER_AGENT, MULTI_PLATFORMS, OCI_INDEX, PushClient, \
     push_image, push_index, sha256_digest
 from harness.proxy import Proxy
 from harness.referrers import SBOM_TYPE, SIGNATURE_TYPE, SIMPLESIGNING, push_artifact, push_tag_schema
 
-_counter = itertools.count()
+unique = functools.partial(suite.unique, namespace="compat")  # every repository under compat/
 NO_SUCH_DIGEST = "sha256:" + "0" * 64
 
-
-def unique(name: str) -> str:
-    """A repository no other test uses (each registry lives for the whole session)."""
-    return f"compat/{name}-{next(_counter)}"
 
 
 def run_task(playbook, module: str, **args) -> dict:

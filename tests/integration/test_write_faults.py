@@ -6,7 +6,6 @@ missing children, a deleted tag never points at the throw-away manifest).
 """
 from __future__ import annotations
 
-import itertools
 import json
 import os
 
@@ -17,12 +16,9 @@ from harness.ansible_run import play, task
 from harness.images import ALL_MANIFEST_TYPES, push_image, push_index, sha256_digest
 from harness.proxy import Fault, Proxy
 from harness.registry import Registry
+from harness.suite import unique
 
-_counter = itertools.count()
 
-
-def unique(name):
-    return f"{name}-{next(_counter)}"
 
 
 def at_tag(registry, repository, tag):
