@@ -60,7 +60,7 @@ help:
 	@echo "make registries-table  run tests/integration/test_registries.py and write docs/registries.md's table"
 	@echo "make demo       set up, start a local registry on 127.0.0.1:$(DEMO_PORT), run the demo"
 	@echo "make demo-stop  stop the demo registry and dockerd, remove the emulators the demo registered"
-	@echo "make bench      run the benchmarks in bench/"
+	@echo "make bench      run every benchmark in bench/ (BENCH=name,... runs only those)"
 
 deps: apt venv collection
 
@@ -243,7 +243,7 @@ demo-stop:
 	 else echo "nothing to stop"; fi
 
 bench: deps
-	$(VENV)/bin/python bench/run.py
+	BENCH="$(BENCH)" $(VENV)/bin/python bench/run.py
 
 clean:
 	rm -rf $(BUILD) tests/output .pytest_cache

@@ -8,9 +8,17 @@ path under callgrind; set BENCH_REQUEST_PATH_OLD to a checkout of an older tree 
 this one). The inspect, enumerate and publish benchmarks run crane and regctl (tools/peers.sh) as
 contenders, one process after another and ``xargs -P 16``, in the same run (bench/cli_peers.py); a peer
 that cannot be built is named in the output and the rest runs. Every bench/bench_*.py is listed in
-BENCHMARKS or, with the reason, in RUN_ON_THEIR_OWN (tests/unit/test_bench_run.py checks it).
+BENCHMARKS or in RUN_ON_THEIR_OWN (tests/unit/test_bench_run.py checks it): `make bench` runs them all,
+the second kind after the first, each as its own script (``python bench/<name>.py``: stress runs and fleets
+that are not one comparison and print their own report). ``BENCH=name,name`` (make bench BENCH=...) runs
+only the benchmarks named.
 """
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import bench_create
 import bench_enumerate
@@ -29,21 +37,35 @@ BENCHMARKS = (("docker_manifest_info", bench_info, "info"),
               ("referrers: request counts", bench_referrers, "referrers"),
               ("request path CPU (callgrind)", bench_request_path, "request_path"))
 
-# bench/bench_*.py that `make bench` does not run, each with the reason and how to run it (named in the output).
+# bench/bench_*.py that `make bench` runs as scripts of their own, after BENCHMARKS, each with what it is.
 RUN_ON_THEIR_OWN = {
     "bench_concurrent_merges": "a stress run of mode=merge (16 ansible-playbook writers x 20 rounds, about 25 minutes "
-                               "on 2 cores), not a comparison: .venv/bin/python bench/bench_concurrent_merges.py",
+                               "on 2 cores), not a comparison",
 }
 
 
 def main() -> None:
+    chosen = set(filter(None, os.environ.get("BENCH", "").split(",")))
+    known = {entry[1].__name__ for entry in BENCHMARKS} | set(RUN_ON_THEIR_OWN)
+    if chosen - known:
+        sys.exit("BENCH names %s; the benchmarks are %s" % (sorted(chosen - known), ", ".join(sorted(known))))
     sections = []
     for title, benchmark, name in BENCHMARKS:
+        if chosen and benchmark.__name__ not in chosen:
+            continue
         results = benchmark.run()
         path = write_results(name, results)
         sections.append(f"## {title}\n\n{benchmark.markdown(results)}\n\n(results: {path})")
-    sections += [f"Not run by make bench: bench/{name}.py, {reason}" for name, reason in RUN_ON_THEIR_OWN.items()]
-    print("\n\n".join(sections))
+    print("\n\n".join(sections), flush=True)
+    failed = []
+    for name, what in RUN_ON_THEIR_OWN.items():
+        if chosen and name not in chosen:
+            continue
+        print(f"\n## bench/{name}.py: {what}\n", flush=True)
+        if subprocess.run([sys.executable, str(Path(__file__).resolve().parent / f"{name}.py")], check=False).returncode:
+            failed.append(name)
+    if failed:
+        sys.exit("failed: %s" % ", ".join(failed))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""`make bench` runs every benchmark: bench/run.py's BENCHMARKS lists each bench/bench_*.py (or
-RUN_ON_THEIR_OWN names it with the reason), each listed one has ``run()`` and ``markdown()``; and the
+"""`make bench` runs every benchmark: bench/run.py's BENCHMARKS lists each bench/bench_*.py or
+RUN_ON_THEIR_OWN names it (run as its own script after the others), each in BENCHMARKS has ``run()`` and
+``markdown()`` and each of the others runs as a script; and the
 plumbing of the peer contenders (bench/cli_peers.py) that needs no registry: byte-exact splitting of
 concatenated manifests, the network floor, the publish command lines.
 No timings are asserted here: the benchmarks report figures, they do not pass or fail on them."""
@@ -32,6 +33,11 @@ def test_run_lists_every_benchmark():
     apart = {key.value for key in _assigned("RUN_ON_THEIR_OWN").keys}
     assert not _listed() & apart
     assert _listed() | apart == {path.stem for path in BENCH.glob("bench_*.py")}
+
+
+def test_the_benchmarks_run_on_their_own_are_scripts():
+    for key in _assigned("RUN_ON_THEIR_OWN").keys:
+        assert 'if __name__ == "__main__":' in (BENCH / f"{key.value}.py").read_text(), key.value
 
 
 def test_every_listed_benchmark_has_run_and_markdown():
