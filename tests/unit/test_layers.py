@@ -43,13 +43,15 @@ def loaded_by(path):
 
 @pytest.mark.parametrize("path", PURE, ids=lambda p: str(p.relative_to(MODULE_UTILS)))
 def test_pure_layer_imports_no_io(path):
+    """docs/architecture.md: "The pure layer imports nothing that does I/O, directly or transitively." """
     bad = [name for name in loaded_by(path) if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)]
     assert bad == [], "%s imports I/O code transitively: %s" % (path.name, bad)
 
 
 @pytest.mark.parametrize("relative", ["_errors.py", "_enumerate.py", "_publish/jobs.py"])
 def test_option_errors_need_no_ansible_module(relative):
-    """OptionError lives in _errors.py (no imports); the option parsers that raise it load no AnsibleModule."""
+    """docs/architecture.md: "The option parsers that raise OptionError load no AnsibleModule." (OptionError
+    lives in _errors.py, which imports nothing.)"""
     bad = [name for name in loaded_by(MODULE_UTILS / relative)
            if name == "ansible.module_utils.basic" or name == PACKAGE + "._module"]
     assert bad == []
@@ -57,6 +59,7 @@ def test_option_errors_need_no_ansible_module(relative):
 
 @pytest.mark.parametrize("path", sorted(MODULE_UTILS.rglob("*.py")), ids=lambda p: str(p.relative_to(MODULE_UTILS)))
 def test_module_utils_files_stay_small(path):
+    """docs/architecture.md: "No module_utils file is over 500 lines." """
     assert len(path.read_text().splitlines()) <= 500
 
 
@@ -74,10 +77,12 @@ def code_lines(path):
 
 @pytest.mark.parametrize("path", sorted((ROOT / "plugins" / "modules").glob("*.py")), ids=lambda p: p.name)
 def test_modules_are_thin(path):
+    """docs/architecture.md: "No module's code, its documentation strings aside, is over 250 lines." """
     assert code_lines(path) <= 250
 
 
 def test_every_module_utils_file_is_imported_by_a_unit_test():
+    """docs/architecture.md: "Every module_utils file is imported by a unit test." """
     tests = "\n".join(p.read_text() for p in (ROOT / "tests" / "unit").rglob("*.py"))
     missing = []
     for path in sorted(MODULE_UTILS.rglob("*.py")):
@@ -91,14 +96,15 @@ def test_every_module_utils_file_is_imported_by_a_unit_test():
 
 
 def test_inspection_loads_no_index_assembly_or_publisher():
-    """docker_manifest_info's AnsiballZ payload carries only what it runs (PlanError lives in _errors)."""
+    """docs/architecture.md: "Inspection loads neither index assembly nor the publisher." (docker_manifest_info's
+    AnsiballZ payload carries only what it runs; PlanError lives in _errors.)"""
     loaded = loaded_by(MODULE_UTILS / "_inspect.py")
     assert not [name for name in loaded if name.startswith((PACKAGE + "._oci.index", PACKAGE + "._publish"))]
 
 
 @pytest.mark.parametrize("package", sorted(p.parent.name for p in MODULE_UTILS.glob("*/__init__.py")))
 def test_the_unit_tree_mirrors_the_module_utils_packages(package):
-    """docs/architecture.md: "The unit tree mirrors `plugins/module_utils/`" - each package has its test directory,
+    """docs/architecture.md: "The unit tree mirrors `plugins/module_utils/`." Each package has its test directory,
     and the tests in it import that package."""
     tests = sorted((ROOT / "tests" / "unit" / "plugins" / "module_utils" / package).glob("test_*.py"))
     assert tests, "no tests/unit/plugins/module_utils/%s/" % package

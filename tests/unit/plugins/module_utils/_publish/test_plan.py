@@ -29,6 +29,7 @@ def registry():
 
 
 def test_a_plan_is_complete_when_made_and_cannot_be_changed(registry):
+    """docs/architecture.md: "A Plan is complete when made and never changed afterwards." """
     plan = planned(registry, name=REG + "/team/app:1.0", sources=SOURCES, tags=["latest"])
     assert [r.canonical for r in plan.tags_to_write] == [REG + "/team/app:1.0", REG + "/team/app:latest"]
     assert plan.referrers == [] and plan.signature is None and plan.rewrites == 0 and plan.side_tags == []
@@ -49,6 +50,8 @@ def test_nothing_to_write_is_an_unchanged_plan(registry):
 
 
 def test_publish_options_are_one_value_made_by_parse_jobs():
+    """docs/architecture.md: "The options shared by every index of a task are one `PublishOptions`, made by
+    `parse_jobs`." """
     jobs, options = parse_jobs(params(name=REG + "/team/app:1.0", sources=SOURCES, mode="merge"))
     assert isinstance(options, PublishOptions) and isinstance(jobs[0].sources[0], Source)
     assert (options.mode, options.state, options.media_type, options.referrers, options.batch) == (
@@ -64,6 +67,8 @@ def test_publish_options_are_one_value_made_by_parse_jobs():
 
 
 def test_images_are_written_before_the_indexes_that_list_them():
+    """docs/architecture.md: "Child images are written before the indexes that list them, referrers before the
+    tags, and the main tag before the extra tags." (a nested index source: images, its inner index, tags)"""
     fake = FakeRegistry()
     source = ref(SRC + ":nested")
     amd64, amd64_size = fake.add_image(source, "amd64", tag=None)
@@ -83,6 +88,8 @@ def test_images_are_written_before_the_indexes_that_list_them():
 
 
 def test_referrers_are_written_before_every_tag(source):  # noqa: F811  # pylint: disable=redefined-outer-name
+    """docs/architecture.md: "Child images are written before the indexes that list them, referrers before the
+    tags, and the main tag before the extra tags." (referrers: copy with two extra tags)"""
     run(source, name=DST + ":1", sources=[SRC + ":1"], tags=["latest", "stable"], referrers="copy")
     puts = [call[1] for call in source.calls if call[0] == "put_manifest"]
     requests = [call for call in source.calls if call[0] == "request" and call[1] == "PUT"]

@@ -180,6 +180,7 @@ def test_pages_follow_absolute_and_relative_links_with_unquoted_rel():
 
 # --- one way to the wire -------------------------------------------------------------------------------
 def test_nothing_reaches_the_wire_outside_transport_request():
+    """docs/architecture.md: "Every request reaches the wire through `Transport.request`." """
     transport = Transport(no_credentials, sleep=lambda s: None)
     transport.adapter.inner = Script(PING_OPEN)
     with pytest.raises(RuntimeError, match="outside Transport.request"):
@@ -194,7 +195,7 @@ def _calls(path):
 
 
 def test_no_module_sends_a_request_another_way():
-    """Only transport.py may call the session (one place); nothing else imports requests' senders."""
+    """docs/architecture.md: "Only `transport.py` calls the session." Nothing else calls requests' senders."""
     senders = {"request", "get", "head", "post", "put", "patch", "delete", "send", "urlopen"}
     for path in sorted(PLUGINS.rglob("*.py")):
         for attr, owner in _calls(path):
