@@ -77,7 +77,7 @@ from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform 
 
 def platform(text):
     try:
-        return parse_platform(text)
+        return parse_platform(text).as_dict()
     except PlatformError as exc:
         raise AnsibleFilterError("platform: %s" % exc)
 

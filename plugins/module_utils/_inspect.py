@@ -228,7 +228,7 @@ class ManifestFacts:
                 "digest": manifest.digest,
                 "size": manifest.size,
                 "media_type": manifest.media_type,
-                "platform": platform,
+                "platform": platform.as_dict(),
                 "platform_string": format_platform(platform),
                 "annotations": dict(document.get("annotations") or {}),
             }

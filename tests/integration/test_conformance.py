@@ -23,7 +23,6 @@ SHAPES = ["buildx", "reference-types", "windows", "nested", "duplicates", "optio
 REPUBLISHED = [s for s in SHAPES if s != "empty"]
 
 
-
 def raw_manifest(registry, reference):
     proc = subprocess.run(["skopeo", "inspect", "--raw", *skopeo_args(registry), f"docker://{reference}"],
                           capture_output=True, check=True)

@@ -17,7 +17,6 @@ from harness.registry import Registry
 DOCKER_CLI = "/usr/bin/docker"
 
 
-
 def manifest_digest(registry, reference):
     """Digest of what ``reference`` points at, read with skopeo (None when it does not exist)."""
     proc = subprocess.run(["skopeo", "inspect", "--raw", *skopeo_args(registry), f"docker://{reference}"],

@@ -38,8 +38,6 @@ NEW_SOURCES = ("fixtures/single:amd64", "fixtures/single:arm64")
 S390X_SOURCE = "fixtures/docker-single:arm64"      # published as linux/s390x (force_platform: its config says arm64)
 
 
-
-
 def flip_last_byte(body: bytes) -> bytes:
     """Same length, other bytes: what a corrupting cache or a malicious mirror would serve."""
     return body[:-1] + bytes([body[-1] ^ 0x01])

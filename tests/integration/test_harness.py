@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from harness.images import (ALL_MANIFEST_TYPES, IN_TOTO, MULTI_PLATFORMS, OCI_INDEX, PushClient, docker_cli_env,
-                            push_image, seed_fixtures, skopeo_args)
+                            push_image, seed_fixtures)
 from harness.proxy import Fault, Proxy
 from harness.registry import Registry
 from harness.suite import skopeo_raw

@@ -44,7 +44,6 @@ TWO = ["linux/amd64", "linux/arm64"]
 ARTIFACT_TYPE = "application/vnd.archfleet.test-report.v1+json"
 
 
-
 def op(title: str, module: str, registry, **args) -> dict:
     """A task of ``module`` with the credentials ``registry`` needs."""
     return task(title, module, **registry_options(registry, **args))

@@ -32,7 +32,6 @@ unique = functools.partial(suite.unique, namespace="compat")  # every repository
 NO_SUCH_DIGEST = "sha256:" + "0" * 64
 
 
-
 def run_task(playbook, module: str, **args) -> dict:
     """The result of one task of ``module`` (failures are returned, not raised)."""
     run = playbook(play(task("op", module, ignore_errors=True, **args)))

@@ -16,9 +16,6 @@ from harness.ansible_run import play, task
 from harness.images import ALL_MANIFEST_TYPES, push_image, push_index, sha256_digest
 from harness.proxy import Fault, Proxy
 from harness.registry import Registry
-from harness.suite import unique
-
-
 
 
 def at_tag(registry, repository, tag):

@@ -122,7 +122,7 @@ def describe_descriptor(descriptor):
         "digest": descriptor.get("digest"),
         "size": descriptor.get("size"),
         "media_type": descriptor.get("mediaType"),
-        "platform": from_oci(platform) if platform else None,
+        "platform": from_oci(platform).as_dict() if platform else None,
         "platform_string": format_platform(platform) if platform else None,
         "annotations": dict(descriptor.get("annotations") or {}),
     }
@@ -230,7 +230,8 @@ def parse_image_config(data):
 
 
 def platform_from_config(config):
-    """The platform dict an image config states (architecture, os, variant, os.version, os.features)."""
+    """The :class:`_oci.platform.Platform` an image config states (its architecture, os, variant, os.version
+    and os.features; OCI image-spec config.md)."""
     return from_oci({
         "architecture": config.get("architecture"),
         "os": config.get("os"),

@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import platform as _host_platform
 import re
+from collections.abc import Mapping
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.reference import builtin_type_name
 
@@ -40,6 +41,77 @@ UNKNOWN_PLATFORM = ("unknown", "unknown")
 
 class PlatformError(ValueError):
     """A platform string is invalid; the message says why and what is allowed."""
+
+
+class Platform(Mapping):
+    """A platform, frozen: ``os``, ``architecture``, ``variant`` (str or None), ``os_version`` (str or None) and
+    ``os_features`` (a tuple of str), as written (``platform_key`` normalises for comparing).
+
+    The one form of a platform inside the collection. Two edges convert: ``oci()`` and ``Platform.from_oci``
+    to and from the OCI ``platform`` object of an index entry or image config (OCI image-spec image-index.md:
+    ``os.version``, ``os.features``, keys left out when unset); and reading it as a mapping, the facts form the
+    modules and the ``platform`` filter return (keys ``os``, ``architecture``, ``variant``, ``os_version``,
+    ``os_features``, the features as a list): ``dict(platform)`` or ``as_dict()``. Equal to another Platform
+    or to such a dict with the same fields; hashable.
+    """
+
+    __slots__ = ("os", "architecture", "variant", "os_version", "os_features")
+
+    def __init__(self, os, architecture, variant=None, os_version=None, os_features=()):  # pylint: disable=redefined-outer-name
+        for name, value in (("os", os), ("architecture", architecture), ("variant", variant or None),
+                            ("os_version", os_version or None), ("os_features", tuple(os_features or ()))):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a Platform cannot be changed (%s)" % name)
+
+    @classmethod
+    def from_oci(cls, platform):
+        """The Platform of an OCI/Docker ``platform`` object (a dict; None or {} give an empty platform)."""
+        platform = platform or {}
+        return cls(platform.get("os"), platform.get("architecture"), platform.get("variant"),
+                   platform.get("os.version"), platform.get("os.features"))
+
+    def oci(self):
+        """The OCI ``platform`` object (a new dict, only the keys that are set)."""
+        return oci_platform(self)
+
+    def key(self):
+        """``platform_key(self)``: the normalised identity."""
+        return platform_key(self)
+
+    def as_dict(self):
+        """The facts form: a new dict with os, architecture, variant, os_version and os_features (a list)."""
+        return dict(self)
+
+    def __getitem__(self, name):
+        if name not in self.__slots__:
+            raise KeyError(name)
+        value = getattr(self, name)
+        return list(value) if name == "os_features" else value
+
+    def __iter__(self):
+        return iter(self.__slots__)
+
+    def __len__(self):
+        return len(self.__slots__)
+
+    def __hash__(self):
+        return hash(tuple(getattr(self, name) for name in self.__slots__))
+
+    def __eq__(self, other):
+        if isinstance(other, Platform):
+            return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+        return Mapping.__eq__(self, other)
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __str__(self):
+        return format_platform(self)
+
+    def __repr__(self):
+        return "Platform(%r)" % format_platform(self)
 
 
 def normalize_os(os_name):
@@ -123,22 +195,15 @@ def host_platform():
     arch, variant = normalize_arch(_host_platform.machine(), "")
     if arch == "arm" and variant == "v7":
         variant = ""
-    return {"os": normalize_os(_host_platform.system()) or "linux", "architecture": arch, "variant": variant or None,
-            "os_version": None, "os_features": []}
+    return Platform(normalize_os(_host_platform.system()) or "linux", arch, variant)
 
 
 def _platform(os_name, arch, variant, os_version=None, os_features=None):
-    return {
-        "os": os_name,
-        "architecture": arch,
-        "variant": variant or None,
-        "os_version": os_version or None,
-        "os_features": list(os_features or []),
-    }
+    return Platform(os_name, arch, variant, os_version, os_features)
 
 
 def parse_platform(text):
-    """Parse a platform specifier into a dict with os, architecture, variant, os_version, os_features.
+    """Parse a platform specifier into a :class:`Platform`. Raises PlatformError naming the text and what is allowed.
 
     Mirrors containerd ``platforms.Parse``: a single component is an OS (the architecture then
     defaults to the host's) or an architecture (the OS is ``linux``); ``arm`` means ``arm/v7``
@@ -215,16 +280,25 @@ def platform_key(platform):
     Two index entries are the same platform when their keys are equal: ``arm64`` == ``arm64/v8``,
     ``arm`` == ``arm/v7``, ``amd64/v1`` == ``amd64``, aliases resolved; ``os.version`` and
     ``os.features`` (OCI image-spec, image-index.md) are part of the identity, so Windows images
-    of two OS versions are two platforms. ``platform`` is a dict (an index ``platform`` object or the
-    result of parse_platform) or a string.
+    of two OS versions are two platforms. ``platform`` is anything :func:`as_platform` takes.
     """
-    if isinstance(platform, str):
-        platform = parse_platform(platform)
-    os_name = normalize_os(platform.get("os"))
-    arch, variant = normalize_arch(platform.get("architecture"), platform.get("variant"))
-    version = platform.get("os_version") if "os_version" in platform else platform.get("os.version")
-    features = platform.get("os_features") if "os_features" in platform else platform.get("os.features")
-    return (os_name, arch, variant, version or "", tuple(sorted(features or ())))
+    platform = as_platform(platform)
+    arch, variant = normalize_arch(platform.architecture, platform.variant)
+    return (normalize_os(platform.os), arch, variant, platform.os_version or "", tuple(sorted(platform.os_features)))
+
+
+def as_platform(value):
+    """``value`` as a :class:`Platform`: a Platform, a platform string (parse_platform, may raise PlatformError),
+    an OCI ``platform`` object, or a dict in the facts form (``os_version``/``os_features`` keys)."""
+    if isinstance(value, Platform):
+        return value
+    if isinstance(value, str):
+        return parse_platform(value)
+    value = value or {}
+    if "os_version" in value or "os_features" in value:
+        return Platform(value.get("os"), value.get("architecture"), value.get("variant"), value.get("os_version"),
+                        value.get("os_features"))
+    return Platform.from_oci(value)
 
 
 def platform_matches(required, platform):
@@ -250,17 +324,17 @@ def _os_text(os_name, version, features):
 
 
 def format_platform(platform):
-    """``os[(os.version[+feature...])]/arch[/variant]`` from a platform dict, as written (not normalised).
+    """``os[(os.version[+feature...])]/arch[/variant]`` of a platform (anything :func:`as_platform` takes), as
+    written (not normalised).
 
     The OS version and features are written as containerd's ``FormatAll`` writes them, so the text
     parses back (parse_platform) to the same platform.
     """
-    version = platform.get("os_version") if "os_version" in platform else platform.get("os.version")
-    features = platform.get("os_features") if "os_features" in platform else platform.get("os.features")
-    text = "%s/%s" % (_os_text(platform.get("os") or "unknown", version, features),
-                      platform.get("architecture") or "unknown")
-    if platform.get("variant"):
-        text += "/" + platform["variant"]
+    platform = as_platform(platform)
+    text = "%s/%s" % (_os_text(platform.os or "unknown", platform.os_version, platform.os_features),
+                      platform.architecture or "unknown")
+    if platform.variant:
+        text += "/" + platform.variant
     return text
 
 
@@ -272,22 +346,22 @@ def format_key(key):
 
 
 def oci_platform(platform):
-    """A platform dict in the OCI ``platform`` object form (only the keys that are set)."""
-    result = {"architecture": platform["architecture"], "os": platform["os"]}
-    if platform.get("os_version"):
-        result["os.version"] = platform["os_version"]
-    if platform.get("os_features"):
-        result["os.features"] = list(platform["os_features"])
-    if platform.get("variant"):
-        result["variant"] = platform["variant"]
+    """The OCI ``platform`` object of a platform (anything :func:`as_platform` takes): a new dict with only the
+    keys that are set (OCI image-spec image-index.md)."""
+    platform = as_platform(platform)
+    result = {"architecture": platform.architecture, "os": platform.os}
+    if platform.os_version:
+        result["os.version"] = platform.os_version
+    if platform.os_features:
+        result["os.features"] = list(platform.os_features)
+    if platform.variant:
+        result["variant"] = platform.variant
     return result
 
 
 def from_oci(platform):
-    """The dict form used by this collection from an OCI/Docker ``platform`` object."""
-    platform = platform or {}
-    return _platform(platform.get("os"), platform.get("architecture"), platform.get("variant"),
-                     platform.get("os.version"), platform.get("os.features"))
+    """The :class:`Platform` of an OCI/Docker ``platform`` object (``Platform.from_oci``)."""
+    return Platform.from_oci(platform)
 
 
 def is_unknown(platform):
@@ -298,7 +372,7 @@ def is_unknown(platform):
 def stated_contradicts_config(stated, config_platform):
     """Whether a platform stated for an image (``sources[].platform``) contradicts the one its config states.
 
-    ``stated`` is a parse_platform dict, ``config_platform`` the dict of platform_from_config. The OS and the
+    ``stated`` is a Platform (parse_platform), ``config_platform`` the Platform of platform_from_config. The OS and the
     architecture must agree (normalised: ``aarch64`` is ``arm64``); the variant only when the config states
     one, since stating the variant a config leaves out (``arm/v7`` for a config that says ``arm``) is what a
     platform override is for. A config that states no OS or architecture contradicts nothing.

@@ -191,7 +191,7 @@ class Publisher:
 
         Raises RegistryError ``CONFLICT`` after ``attempts`` rewrites; other registry errors pass.
         """
-        current = None
+        current, rewrites, side_tags = None, 0, []
         if plan.existing is not None:
             current = merging.Current(plan.existing.digest, plan.before_document, plan.existing)
         compose = merging.composer(self.target, annotations, media_type)

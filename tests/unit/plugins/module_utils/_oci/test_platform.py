@@ -196,3 +196,32 @@ def test_platform_strings_round_trip(text):
 def test_aliases_match_their_canonical_platform(text, data):
     alias = data.draw(st.sampled_from(ALIASES[text]))
     assert platform_key(alias) == platform_key(text)
+
+
+def test_a_platform_is_one_frozen_value_with_two_edges():
+    """The collection's one form of a platform: the OCI object and the facts dict are only its edges."""
+    import json
+
+    from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import (
+        Platform,
+        as_platform,
+        parse_platform as parse,
+    )
+    windows = parse("windows(10.0.20348.2340+win32k)/amd64")
+    assert isinstance(windows, Platform)
+    assert (windows.os, windows.architecture, windows.variant) == ("windows", "amd64", None)
+    assert windows.os_version == "10.0.20348.2340" and windows.os_features == ("win32k",)
+    with pytest.raises(AttributeError):
+        windows.architecture = "arm64"
+    oci = windows.oci()
+    assert oci == {"architecture": "amd64", "os": "windows", "os.version": "10.0.20348.2340",
+                   "os.features": ["win32k"]}
+    assert Platform.from_oci(oci) == windows and hash(Platform.from_oci(oci)) == hash(windows)
+    facts = windows.as_dict()
+    expected = {"os": "windows", "architecture": "amd64", "variant": None, "os_version": "10.0.20348.2340",
+                "os_features": ["win32k"]}
+    assert json.loads(json.dumps(facts)) == facts == expected
+    assert windows == facts and as_platform(facts) == windows and as_platform(oci) == windows
+    assert as_platform("linux/arm64/v8") == parse("linux/arm64/v8") != parse("linux/arm64")
+    assert str(parse("linux/arm/v7")) == "linux/arm/v7" and parse("arm64").key() == ("linux", "arm64", "", "", ())
+    assert {parse("linux/amd64"), parse("linux/amd64")} == {parse("linux/amd64")}

@@ -42,8 +42,10 @@ class TagSchemaRegistry(FakeRegistry):
         return answer(404, b"404 page not found\n")
 
 
-@pytest.fixture
-def source():
+def mirror_source():
+    """A TagSchemaRegistry holding SRC:1, a buildx-style index (amd64, arm64, s390x and an attestation) in compact
+    bytes, with a cosign signature of the index and an SPDX SBOM of amd64 in the tag schema (the ``source``
+    fixture of _publish/conftest.py)."""
     fake = TagSchemaRegistry()
     base = ref(SRC + ":1")
     entries = []
@@ -153,7 +155,7 @@ def test_referrers_are_copied_into_the_tag_schema_once(source):
 
 
 def test_whole_source_needs_exactly_one_untouched_index_source():
-    jobs, _ = parse_jobs(params(name=DST + ":1", sources=[SRC + ":1", SRC + ":2"]))
+    jobs = parse_jobs(params(name=DST + ":1", sources=[SRC + ":1", SRC + ":2"]))[0]
     assert whole_source(jobs[0].sources, {}, "replace", "auto", {}, "keep", None) is None
     one = parse_jobs(params(name=DST + ":1", sources=[SRC + ":1"]))[0][0].sources
     index = type("Manifest", (), {"media_type": "application/vnd.oci.image.index.v1+json"})()

@@ -7,16 +7,15 @@ then the indexes that list them, then the referrers, and the tags last.
 import pytest
 from fake_registry import FakeRegistry
 from test_mirror import DST, SRC, run
-from test_mirror import source as source  # noqa: F401  # pylint: disable=useless-import-alias  # the fixture
 from test_publish import REG, SOURCES, params, publish, ref
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.media import MEDIA_OCI_INDEX
 from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.jobs import PublishOptions, Source, parse_jobs
-from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Plan, Publisher
+from ansible_collections.archfleet.multiarch.plugins.module_utils._publish.publisher import Publisher
 
 
 def planned(registry, **options):
-    jobs, _ = parse_jobs(params(**options))
+    jobs = parse_jobs(params(**options))[0]
     return Publisher(registry, jobs[0].target, jobs[0].tags).plan(jobs[0].sources)
 
 
@@ -87,7 +86,7 @@ def test_images_are_written_before_the_indexes_that_list_them():
     assert result["written_tags"] == [DST + ":1", DST + ":latest"]
 
 
-def test_referrers_are_written_before_every_tag(source):  # noqa: F811  # pylint: disable=redefined-outer-name
+def test_referrers_are_written_before_every_tag(source):
     """docs/architecture.md: "Child images are written before the indexes that list them, referrers before the
     tags, and the main tag before the extra tags." (referrers: copy with two extra tags)"""
     run(source, name=DST + ":1", sources=[SRC + ":1"], tags=["latest", "stable"], referrers="copy")
