@@ -98,3 +98,10 @@ def test_referrers_are_written_before_every_tag(source):
     tag_calls = [i for i, call in enumerate(source.calls) if call[0] == "put_manifest" and call[1] in
                  (DST + ":1", DST + ":latest", DST + ":stable")]
     assert max(referrer_puts) < min(tag_calls) and first_tag == len(puts) - 3
+
+
+def test_no_code_reads_a_plan_field_that_might_not_be_there():
+    """Every field is set when a Plan is made, so nothing reads one with getattr and a default."""
+    from pathlib import Path
+    plugins = Path(__file__).resolve().parents[5] / "plugins"
+    assert [str(p) for p in plugins.rglob("*.py") if "getattr(plan" in p.read_text()] == []
