@@ -36,7 +36,9 @@ options:
   architectures:
     description:
       - Architectures to manage, as QEMU target names (V(aarch64), V(arm), V(ppc64le), V(s390x),
-        V(riscv64), V(mips64el), V(i386), V(x86_64), ...) or Docker platform names
+        V(riscv64), V(mips64el), V(i386), V(x86_64), and every other target Debian's C(qemu-user-static) installs or
+        QEMU's C(qemu-binfmt-conf.sh) knows, V(aarch64_be), V(microblazeel), V(nios2) and V(or1k) included; V(i486)
+        is V(i386)) or Docker platform names
         (V(arm64), V(linux/arm64), V(arm/v7), V(386), V(amd64), V(ppc64le), V(mips64le), ...).
         Aliases that map to the same QEMU target are managed once.
       - V(all) means every target whose emulator is installed (with O(state=present)) or every
@@ -56,6 +58,11 @@ options:
       - binfmt_misc flags, a combination of V(P) (preserve argv[0]), V(O) (open the binary),
         V(C) (credentials of the binary, implies V(O)) and V(F) (open the interpreter at
         registration time, so it works inside containers and chroots).
+      - Without V(F) the kernel looks the emulator up by its path at each run, inside each container and chroot,
+        where it does not exist; the task then warns once, naming the entries that containers cannot use.
+      - With V(F) the emulator must be a statically linked ELF file. A dynamically linked one (C(qemu-user)) or a
+        wrapper script is refused, naming what it would look up inside each container (the loader and
+        libraries, or the script's own interpreter), since it cannot run there.
       - By default the flags of the emulator package's own registration line are used
         (Debian and Ubuntu C(qemu-user-static) ship V(POF) with a C(-binfmt-P) wrapper in
         C(/usr/libexec/qemu-binfmt)), always with V(F) added; without such a line the default

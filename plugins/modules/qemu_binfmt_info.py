@@ -19,8 +19,17 @@ description:
     usable.
   - A usable entry is enabled, has flag V(F) when O(containers=true) (without it the kernel looks for the
     emulator inside every container, and builds fail late with C(no such file or directory)), and has an
-    interpreter that exists and, for containers, is statically linked. RV(platforms[].problems) names each missing
-    property.
+    interpreter that exists and, for containers, is a statically linked ELF file. A dynamically linked emulator
+    (C(qemu-user)) or a wrapper script cannot run in a container even with V(F), since the kernel opens the file but the
+    loader and libraries, or the script's own interpreter, are looked up inside the container.
+    RV(platforms[].problems) names each missing property.
+  - What runs decides as well as what reads. For each emulated platform with a built-in test program (V(aarch64),
+    V(arm), V(i386), V(x86_64), V(ppc64le), V(s390x), V(riscv64)) the program is run through the kernel and, as
+    root with O(containers=true), chrooted into a directory that holds nothing but it (what a container without the
+    emulator sees); an entry that reads as usable but does not run is not usable.
+  - Where binfmt_misc is not mounted on O(binfmt_dir) in the task's mount namespace (a task under C(unshare -m),
+    some containers), the kernel still runs its entries, so the test program decides, and RV(platforms[].source) and
+    RV(platforms[].evidence) say so. Only when nothing runs (or there is no test program) is the platform refused.
   - Changes nothing. Use M(archfleet.multiarch.qemu_binfmt) to register the emulators.
 author:
   - archfleet maintainers (@archfleet)
@@ -138,9 +147,31 @@ platforms:
       description: Whether it runs (natively, or through a usable entry).
       type: bool
     problems:
-      description: What the entry lacks (missing, disabled, no flag F, interpreter missing or dynamic).
+      description: What the entry lacks (missing, disabled, no flag F, interpreter missing, dynamic or a script), or
+        what did not run.
       type: list
       elements: str
+    source:
+      description:
+        - Where the answer comes from. V(cpu) (native), V(binfmt_misc) (the entry read from O(binfmt_dir)),
+          V(test_program) (binfmt_misc is not mounted there; the test program run through the kernel decided),
+          V(none) (neither could be read nor run); null when no QEMU emulator exists for the platform.
+      type: str
+      sample: test_program
+    evidence:
+      description: One sentence saying what was read or run.
+      type: str
+      sample: "binfmt_misc is not mounted on /proc/sys/fs/binfmt_misc in this task's mount namespace, so entry
+        qemu-s390x cannot be read; a s390x test program ran through the kernel (exit 42), also in an empty root
+        (as in a container without the emulator)"
+    ran:
+      description: Whether the platform's test program exited with 42 when run through the kernel; null when not run
+        (native, no test program, or the entry already reads as unusable).
+      type: bool
+    ran_in_empty_root:
+      description: Whether it also ran chrooted into a directory holding nothing but it, as in a container without the
+        emulator; null when not tried (needs root and O(containers=true)).
+      type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -234,9 +234,6 @@ BAD_INPUTS = {
     "unknown-platform": (
         lambda fleet, port: {"host2": {"build_images_platforms": ["linux/arm/v7", "linux/arm46"]}},
         ["Build host host2: invalid platform 'linux/arm46'"]),
-    "no-emulation": (
-        lambda fleet, port: {"host3": {"build_images_binfmt_dir": no_emulation_dir(fleet)}},
-        ["Build host host3 (x86_64) cannot run platform linux/s390x: binfmt_misc is not mounted on "]),
     "missing-context": (
         lambda fleet, port: {"host1": {"build_images_context": "/nonexistent/context"}},
         ["Build host host1: the build context /nonexistent/context (build_images_context) does not exist"]),
@@ -279,6 +276,25 @@ def test_an_entry_without_flag_f_is_refused_before_building(fleet, playbook):
         assert fleet.proxy.writes == 0 and fleet.manifest("bad-no-flag-f").status_code == 404
     finally:
         fb.remove_entry("qemu-s390x")
+        fb.ensure_emulators(["s390x"])
+
+
+def test_no_emulation_where_binfmt_misc_is_not_mounted_is_refused_by_what_runs(fleet, playbook):
+    """binfmt_misc not mounted where the check looks (build_images_binfmt_dir: an empty directory) AND no s390x entry in
+    the kernel: the s390x test program does not run, so host3 is refused, saying both. (With the kernel's entry in
+    place the same empty directory is no refusal: the test program runs; see test_qemu_binfmt_info.py.)"""
+    fb.remove_entry("qemu-s390x")
+    try:
+        fleet.proxy.reset()
+        empty = no_emulation_dir(fleet)
+        run = fleet.run(playbook, fleet.inventory("bad-no-emulation", host3={"build_images_binfmt_dir": empty}))
+        assert run.rc != 0, run.output
+        assert (f"Build host host3 (x86_64) cannot run platform linux/s390x: binfmt_misc is not mounted on {empty} in "
+                "this task's mount namespace, so entry qemu-s390x cannot be read, and a s390x test program does not run "
+                "here ([Errno 8] Exec format error") in run.output, run.output
+        assert "TASK [archfleet.multiarch.build_images : Build each platform]" not in run.output
+        assert fleet.proxy.writes == 0 and fleet.manifest("bad-no-emulation").status_code == 404
+    finally:
         fb.ensure_emulators(["s390x"])
 
 

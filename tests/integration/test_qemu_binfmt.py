@@ -203,7 +203,8 @@ def test_dynamic_emulator_refused_with_flag_f(playbook, tmp_path):
     dynamic.write_bytes(Path("/bin/true").read_bytes())
     dynamic.chmod(0o755)
     msg = failure_msg(playbook(play({"architectures": ["aarch64"], "emulator_dir": str(tmp_path)})))
-    assert msg.startswith(f"The emulator {dynamic} for aarch64 is dynamically linked, but flag F")
+    assert msg.startswith(f"The emulator for aarch64 cannot serve containers, which flag F is for: {dynamic} is "
+                          "dynamically linked: the kernel opens it at registration, but its loader /lib"), msg
 
 
 def interpreter_wrapper(tmp_path: Path, script: str) -> dict:

@@ -1,6 +1,6 @@
 """The architecture as tests (docs/architecture.md): what each layer may import, sizes, test coverage.
 
-* The pure layer (``module_utils/_oci``, ``_binfmt/entries.py`` and ``_binfmt/hosts.py``) imports nothing that
+* The pure layer (``module_utils/_oci``, ``_binfmt/elf.py``, ``entries.py`` and ``hosts.py``) imports nothing that
   does I/O, directly or transitively: no requests/urllib3, sockets, HTTP, subprocesses, Ansible's
   module runtime, nor the registry client. Checked in a fresh interpreter, so nothing else is loaded.
 * ``_errors.py`` and the option parsers that raise its OptionError (``_enumerate``, ``_publish.jobs``)
@@ -22,7 +22,7 @@ PACKAGE = "ansible_collections.archfleet.multiarch.plugins.module_utils"
 COLLECTIONS = ROOT / "build" / "collections"
 
 PURE = sorted([p for p in (MODULE_UTILS / "_oci").glob("*.py") if p.name != "__init__.py"]
-              + [MODULE_UTILS / "_binfmt" / "entries.py", MODULE_UTILS / "_binfmt" / "hosts.py"])
+              + [MODULE_UTILS / "_binfmt" / name for name in ("elf.py", "entries.py", "hosts.py")])
 FORBIDDEN = ("requests", "urllib3", "socket", "ssl", "http.client", "urllib.request", "subprocess",
              "ansible.module_utils.basic", PACKAGE + "._registry", PACKAGE + "._module", PACKAGE + "._publish",
              PACKAGE + "._inspect")

@@ -12,7 +12,6 @@ from __future__ import absolute_import, annotations, division, print_function
 __metaclass__ = type
 
 import re
-import struct
 
 from ansible_collections.archfleet.multiarch.plugins.module_utils._oci.platform import PlatformError, parse_platform
 
@@ -43,10 +42,15 @@ _MIPS_MASK_TAIL = "\\x00" * 19 + "\\x20"
 # QEMU target -> (magic, mask, family). The bytes are those of Debian's
 # /usr/lib/binfmt.d/qemu-<target>.conf (qemu-user-static 7.2), which follow
 # QEMU's scripts/qemu-binfmt-conf.sh; i386 and x86_64 (not shipped on amd64
-# hosts) come from qemu-binfmt-conf.sh. ``family`` is QEMU's notion of "the
-# same CPU family": a host never registers emulators of its own family.
+# hosts), aarch64_be, microblazeel and or1k (Debian installs their emulators but
+# no binfmt.d line) come from qemu-binfmt-conf.sh, in Debian's mask style. nios2
+# (qemu-nios2-static, in no script) is EM_ALTERA_NIOS2 (113) of the ELF machine
+# list (glibc's elf.h). qemu-binfmt-conf.sh's i486 is the alias i486 -> i386 below.
+# ``family`` is QEMU's notion of "the same CPU family": a host never registers
+# emulators of its own family.
 QEMU_TARGETS = {
     "aarch64": (_HDR64_LE + "\\x02\\x00\\xb7\\x00", _MASK_LE, "arm"),
+    "aarch64_be": (_HDR64_BE + "\\x00\\x02\\x00\\xb7", _MASK_BE, "armeb"),
     "alpha": (_HDR64_LE + "\\x02\\x00\\x26\\x90", _MASK_LE, "alpha"),
     "arm": (_HDR32_LE + "\\x02\\x00\\x28\\x00", _MASK_LE, "arm"),
     "armeb": (_HDR32_BE + "\\x00\\x02\\x00\\x28", _MASK_BE, "armeb"),
@@ -61,6 +65,7 @@ QEMU_TARGETS = {
     ),
     "m68k": (_HDR32_BE + "\\x00\\x02\\x00\\x04", _MASK_BE, "m68k"),
     "microblaze": (_HDR32_BE + "\\x00\\x02\\xba\\xab", _MASK_BE, "microblaze"),
+    "microblazeel": (_HDR32_LE + "\\x02\\x00\\xab\\xba", _MASK_LE, "microblazeel"),
     "mips": (
         _HDR32_BE + "\\x00\\x02\\x00\\x08" + _MIPS_TAIL0,
         "\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xfe\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff"
@@ -95,6 +100,8 @@ QEMU_TARGETS = {
         "\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xfe\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff",
         "mips",
     ),
+    "nios2": (_HDR32_LE + "\\x02\\x00\\x71\\x00", _MASK_LE, "nios2"),
+    "or1k": (_HDR32_BE + "\\x00\\x02\\x00\\x5c", _MASK_BE, "or1k"),
     "ppc": (_HDR32_BE + "\\x00\\x02\\x00\\x14", _MASK_BE_FC, "ppc"),
     "ppc64": (_HDR64_BE + "\\x00\\x02\\x00\\x15", _MASK_BE_FC, "ppc"),
     "ppc64le": (
@@ -411,86 +418,3 @@ def describe(entry):
         return ""
     return "".join("%s: %s\n" % (k, entry.get(k)) for k in
                    ("name", "enabled", "interpreter", "flags", "offset", "magic", "mask"))
-
-
-# --- ELF inspection -------------------------------------------------------
-
-def elf_is_static(data):
-    """True if the ELF image in ``data`` has no PT_INTERP (static or static-pie).
-
-    ``data`` must hold the ELF header and program headers (the first 64 KiB
-    is plenty). Returns None when ``data`` is not an ELF file.
-    """
-    if len(data) < 52 or data[:4] != b"\x7fELF":
-        return None
-    is64 = data[4] == 2
-    endian = "<" if data[5] == 1 else ">"
-    if is64:
-        phoff, = struct.unpack_from(endian + "Q", data, 32)
-        phentsize, phnum = struct.unpack_from(endian + "HH", data, 54)
-    else:
-        phoff, = struct.unpack_from(endian + "I", data, 28)
-        phentsize, phnum = struct.unpack_from(endian + "HH", data, 42)
-    for index in range(phnum):
-        start = phoff + index * phentsize
-        if start + 4 > len(data):
-            break
-        p_type, = struct.unpack_from(endian + "I", data, start)
-        if p_type == 3:  # PT_INTERP
-            return False
-    return True
-
-
-# --- Probe programs ---------------------------------------------------------
-# Tiny static programs that only call exit(PROBE_EXIT_CODE): running one
-# through the kernel proves that the registration and the emulator work,
-# without any download. (machine, class, endianness, e_flags, code)
-PROBE_EXIT_CODE = 42
-_PROBES = {
-    # movz x0,#42; movz x8,#93 (exit); svc #0
-    "aarch64": (183, 64, "<", 0, struct.pack("<3I", 0xD2800540, 0xD2800BA8, 0xD4000001)),
-    # mov r0,#42; mov r7,#1 (exit); svc #0   (EABI5)
-    "arm": (40, 32, "<", 0x05000000, struct.pack("<3I", 0xE3A0002A, 0xE3A07001, 0xEF000000)),
-    # mov ebx,42; mov eax,1 (exit); int 0x80
-    "i386": (3, 32, "<", 0, b"\xbb\x2a\x00\x00\x00\xb8\x01\x00\x00\x00\xcd\x80"),
-    # mov edi,42; mov eax,60 (exit); syscall
-    "x86_64": (62, 64, "<", 0, b"\xbf\x2a\x00\x00\x00\xb8\x3c\x00\x00\x00\x0f\x05"),
-    # li r3,42; li r0,1 (exit); sc   (ELFv2 ABI, entry is code)
-    "ppc64le": (21, 64, "<", 2, struct.pack("<3I", 0x3860002A, 0x38000001, 0x44000002)),
-    # lghi %r2,42; svc 1 (exit)
-    "s390x": (22, 64, ">", 0, b"\xa7\x29\x00\x2a\x0a\x01"),
-    # li a0,42; li a7,93 (exit); ecall
-    "riscv64": (243, 64, "<", 0x5, struct.pack("<3I", 0x02A00513, 0x05D00893, 0x00000073)),
-}
-_PROBE_BASE = 0x400000
-
-
-def probe_targets():
-    return sorted(_PROBES)
-
-
-def probe_program(target):
-    """Bytes of a static ELF executable for ``target`` that exits with PROBE_EXIT_CODE.
-
-    Returns None for targets without a probe.
-    """
-    if target not in _PROBES:
-        return None
-    machine, bits, endian, e_flags, code = _PROBES[target]
-    data_byte = 1 if endian == "<" else 2
-    ident = b"\x7fELF" + bytes([2 if bits == 64 else 1, data_byte, 1, 0]) + b"\x00" * 8
-    if bits == 64:
-        ehsize, phentsize = 64, 56
-        entry = _PROBE_BASE + ehsize + phentsize
-        size = ehsize + phentsize + len(code)
-        header = ident + struct.pack(endian + "HHIQQQIHHHHHH", 2, machine, 1, entry, ehsize, 0,
-                                     e_flags, ehsize, phentsize, 1, 64, 0, 0)
-        phdr = struct.pack(endian + "IIQQQQQQ", 1, 5, 0, _PROBE_BASE, _PROBE_BASE, size, size, 0x1000)
-    else:
-        ehsize, phentsize = 52, 32
-        entry = _PROBE_BASE + ehsize + phentsize
-        size = ehsize + phentsize + len(code)
-        header = ident + struct.pack(endian + "HHIIIIIHHHHHH", 2, machine, 1, entry, ehsize, 0,
-                                     e_flags, ehsize, phentsize, 1, 40, 0, 0)
-        phdr = struct.pack(endian + "IIIIIIII", 1, 0, _PROBE_BASE, _PROBE_BASE, size, size, 5, 0x1000)
-    return header + phdr + code

@@ -6,7 +6,7 @@
 Reads and writes the kernel's binfmt_misc (``/proc/sys/fs/binfmt_misc``, see the kernel's
 ``admin-guide/binfmt-misc.rst``) and ``/etc/binfmt.d`` (systemd's ``binfmt.d(5)``). Every interpreter
 is resolved and checked before the kernel is touched, so a bad option changes nothing. The line
-formats, targets and probe programs are pure code in ``_binfmt.entries``.
+formats and targets are pure code in ``_binfmt.entries``, the ELF checks and test programs in ``_binfmt.elf``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,6 +17,7 @@ import os
 
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import elf
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import hosts, persist
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt.usable import BinfmtHost
@@ -140,12 +141,12 @@ class QemuBinfmt(BinfmtHost):
                 "The emulator %s for %s is not an executable file." % (interpreter, target))
         if "F" in flags:
             with open(interpreter, "rb") as handle:
-                static = binfmt.elf_is_static(handle.read(65536))
-            if static is False:
+                problem = elf.container_problem(interpreter, handle.read(65536))
+            if problem:
                 raise binfmt.BinfmtError(
-                    "The emulator %s for %s is dynamically linked, but flag F needs a statically "
-                    "linked one (install %s, or leave F out of flags)."
-                    % (interpreter, target, binfmt.EMULATOR_PACKAGE))
+                    "The emulator for %s cannot serve containers, which flag F is for: %s, so it cannot run there. "
+                    "Install %s (statically linked emulators), or leave F out of flags."
+                    % (target, problem, binfmt.EMULATOR_PACKAGE))
 
     def wanted_entry(self, target):
         flags, interpreter = self.default_flags(target)
@@ -272,12 +273,23 @@ class QemuBinfmt(BinfmtHost):
         rc, output = self.run_probe(target)
         if rc is None:
             return None
-        if rc != binfmt.PROBE_EXIT_CODE:
+        if rc != elf.PROBE_EXIT_CODE:
             raise VerifyError(
                 "Emulation of %s does not work: a %s test program run through binfmt_misc entry %s "
                 "ended with %d instead of exiting with %d (%s)." % (
-                    target, target, entry["name"], rc, binfmt.PROBE_EXIT_CODE, output))
+                    target, target, entry["name"], rc, elf.PROBE_EXIT_CODE, output))
         return True
+
+    def warn_without_flag_f(self, targets, wanted):
+        """One warning naming the entries of this task registered without flag F: containers cannot use them."""
+        names = [wanted[t]["name"] for t in targets if t in wanted and "F" not in wanted[t]["flags"]]
+        if names:
+            self.module.warn(
+                "binfmt_misc %s %s %s registered without flag F (fix binary): the kernel looks for the emulator by its "
+                "path inside each container and chroot, where it does not exist, so containers (docker run --platform, "
+                "docker build) cannot use %s; add F to flags for container builds." % (
+                    "entries" if len(names) > 1 else "entry", ", ".join(names),
+                    "are" if len(names) > 1 else "is", "them" if len(names) > 1 else "it"))
 
     # --- the task -------------------------------------------------------
     def plan(self):
@@ -338,6 +350,7 @@ class QemuBinfmt(BinfmtHost):
             raise BinfmtTaskError(
                 "%s%s" % (exc, " Rolled back: %s." % "; ".join(rolled_back) if rolled_back else " Nothing was changed."),
                 rolled_back=rolled_back, changed=False)
+        self.warn_without_flag_f(targets, wanted)
         # The boot configuration follows the kernel only once every entry is in place and verified.
         for target in targets:
             if self.params["state"] == "present":

@@ -3,11 +3,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Can this host run a platform, natively or through a usable binfmt_misc entry? (qemu_binfmt_info)
 
-Read-only: reads binfmt_misc entries and the head of their interpreters, and on aarch64 runs the
-built-in 32-bit ARM test program to learn whether the CPU runs arm itself. A usable entry for
-builds in containers is enabled, has flag F (the kernel opens the interpreter at registration, so
-a container without the emulator in its file system can still use it) and a statically linked
-interpreter; each missing property is named.
+Read-only. It reads binfmt_misc entries and the head of their interpreters, and it runs the built-in test
+program of each emulated platform (``_binfmt.elf``): through the kernel as the task runs, and, as root, chrooted
+into a directory that holds nothing but that program, which is what a container without the emulator sees.
+A usable entry for builds in containers is enabled, has flag F (the kernel opens the interpreter at
+registration, so a container without the emulator in its file system can still use it) and a statically linked
+ELF interpreter (not a dynamic one, not a script); each missing property is named. Where binfmt_misc is not
+mounted in the task's mount namespace (``unshare -m``, some containers) the entries cannot be read, but the
+kernel still runs them: then what runs decides, and the report says so (``source``, ``evidence``). On aarch64 the
+arm test program, run without an emulator, tells whether the CPU runs 32-bit arm itself.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,6 +25,7 @@ import tempfile
 
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import elf
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import hosts
 
@@ -59,22 +64,28 @@ class BinfmtHost(object):
             # An enabled entry means an emulator already runs these binaries: keep managing it.
             entry = self.read_entry(self.params["name_prefix"] + target)
             self._native_checked[target] = not (entry and entry["enabled"]) and \
-                self.run_probe(target)[0] == binfmt.PROBE_EXIT_CODE
+                self.run_probe(target)[0] == elf.PROBE_EXIT_CODE
         return self._native_checked[target]
 
-    def run_probe(self, target):
-        """(exit code, output) of the built-in test program of ``target`` run through the kernel."""
-        program = binfmt.probe_program(target)
+    def run_probe(self, target, empty_root=False):
+        """(exit code, output) of the built-in test program of ``target`` run through the kernel, or (None, "")
+        when there is none. With ``empty_root`` it runs chrooted into a directory that holds only the program (the
+        ``chroot`` command; needs root): what a container without the emulator sees."""
+        program = elf.probe_program(target)
         if program is None:
             return None, ""
         workdir = tempfile.mkdtemp(prefix="qemu-binfmt-probe-", dir=self.module.tmpdir)
         try:
-            path = os.path.join(workdir, "probe-" + target)
+            name = "probe-" + target
+            path = os.path.join(workdir, name)
             with open(path, "wb") as handle:
                 handle.write(program)
             os.chmod(path, 0o755)
+            argv = [path]
+            if empty_root:
+                argv = [self.module.get_bin_path("chroot") or "chroot", workdir, "/" + name]
             try:
-                rc, out, err = self.module.run_command([path], handle_exceptions=False)
+                rc, out, err = self.module.run_command(argv, handle_exceptions=False)
             except OSError as exc:
                 # ENOEXEC: no entry matched; EACCES: the temporary directory is noexec.
                 rc, out, err = -1, "", to_native(exc)
@@ -91,17 +102,19 @@ class BinfmtHost(object):
             return []
         try:
             with open(interpreter, "rb") as handle:
-                static = binfmt.elf_is_static(handle.read(65536))
+                problem = elf.container_problem(interpreter, handle.read(65536))
         except (IOError, OSError) as exc:
             return ["its interpreter %s cannot be read (%s)" % (interpreter, exc)]
-        if static is False:
-            return ["its interpreter %s is dynamically linked, so it cannot run inside a container "
-                    "(install %s)" % (interpreter, binfmt.EMULATOR_PACKAGE)]
+        if problem:
+            return ["its interpreter %s, so it cannot run there (register a statically linked emulator: install %s)"
+                    % (problem, binfmt.EMULATOR_PACKAGE)]
         return []
 
+    def mounted(self):
+        return os.path.exists(os.path.join(self.proc_dir, "register"))
+
     def entry_problems(self, name, containers):
-        if not os.path.exists(os.path.join(self.proc_dir, "register")):
-            return ["binfmt_misc is not mounted on %s" % self.proc_dir]
+        """What the entry ``name`` read from binfmt_misc lacks (binfmt_misc must be mounted on proc_dir)."""
         entry = self.read_entry(name)
         if entry is None:
             return ["there is no binfmt_misc entry %s/%s" % (self.proc_dir, name)]
@@ -115,9 +128,64 @@ class BinfmtHost(object):
             problems.append("binfmt_misc is disabled host-wide (%s/status)" % self.proc_dir)
         return problems + self.interpreter_problems(entry["interpreter"], containers and "F" in entry["flags"])
 
+    def run_test_program(self, target, containers):
+        """What the test program of ``target`` does here: {ran, ran_in_empty_root, output}; None where not run."""
+        rc, output = self.run_probe(target)
+        found = {"ran": None if rc is None else rc == elf.PROBE_EXIT_CODE, "ran_in_empty_root": None,
+                 "output": output, "rc": rc}
+        if found["ran"] and containers and os.geteuid() == 0:
+            rc, output = self.run_probe(target, empty_root=True)
+            found.update(ran_in_empty_root=rc == elf.PROBE_EXIT_CODE, output=output, rc=rc)
+        return found
+
+    def emulation(self, target, name, containers):
+        """The report keys of an emulated platform: problems, source, evidence, ran, ran_in_empty_root."""
+        if self.mounted():
+            problems = self.entry_problems(name, containers)
+            found = {"ran": None, "ran_in_empty_root": None} if problems else self.run_test_program(target, containers)
+            evidence = "read from %s/%s" % (self.proc_dir, name)
+            if found["ran"]:
+                evidence += "; a %s test program ran through it (exit %d)%s" % (
+                    target, elf.PROBE_EXIT_CODE, ", also in an empty root" if found["ran_in_empty_root"] else "")
+            if found["ran"] is False:
+                problems = ["entry %s reads as usable, but a %s test program run through it ended with %s instead of "
+                            "exiting with %d (%s)" % (name, target, found["rc"], elf.PROBE_EXIT_CODE, found["output"])]
+            elif found["ran_in_empty_root"] is False:
+                problems = ["entry %s reads as usable, but a %s test program does not run in an empty root, as in a "
+                            "container without the emulator (%s)" % (name, target, found["output"])]
+            return self._emulation(problems, "binfmt_misc", evidence, found)
+        where = ("binfmt_misc is not mounted on %s in this task's mount namespace, so entry %s cannot be read"
+                 % (self.proc_dir, name))
+        found = self.run_test_program(target, containers)
+        if found["ran"] is None:
+            return self._emulation(["%s, and there is no built-in test program for %s to run instead (mount binfmt_misc "
+                                    "there, or set binfmt_dir to where it is mounted)" % (where, target)],
+                                   "none", where, found)
+        if not found["ran"]:
+            return self._emulation(["%s, and a %s test program does not run here (%s): no emulator for %s is "
+                                    "registered in this host's kernel" % (where, target, found["output"], target)],
+                                   "test_program", where, found)
+        evidence = "%s; a %s test program ran through the kernel (exit %d)" % (where, target, elf.PROBE_EXIT_CODE)
+        problems = []
+        if found["ran_in_empty_root"]:
+            evidence += ", also in an empty root (as in a container without the emulator)"
+        elif found["ran_in_empty_root"] is False:
+            problems = ["%s; a %s test program runs through the kernel here, but not in an empty root, as in a "
+                        "container without the emulator (%s): the entry lacks flag F, or its interpreter is not a "
+                        "statically linked ELF file" % (where, target, found["output"])]
+        elif containers:
+            evidence += "; whether it runs in containers (flag F, a static interpreter) is unchecked: that test needs root"
+        return self._emulation(problems, "test_program", evidence, found)
+
+    @staticmethod
+    def _emulation(problems, source, evidence, found):
+        return {"problems": problems, "source": source, "evidence": evidence, "ran": found["ran"],
+                "ran_in_empty_root": found["ran_in_empty_root"]}
+
     def platform_report(self, platform, containers):
         report = {"platform": platform, "target": None, "native": False, "native_reason": None,
-                  "entry": None, "problems": []}
+                  "entry": None, "problems": [], "source": None, "evidence": None, "ran": None,
+                  "ran_in_empty_root": None}
         try:
             target = binfmt.resolve_architecture(platform)
         except binfmt.BinfmtError:
@@ -126,10 +194,11 @@ class BinfmtHost(object):
             return report
         report["target"] = target
         if self.runs_natively(target):
-            report.update(native=True, native_reason=hosts.native_reason(self.machine, target), usable=True)
+            report.update(native=True, native_reason=hosts.native_reason(self.machine, target), usable=True,
+                          source="cpu", evidence=hosts.native_reason(self.machine, target))
             return report
         report["entry"] = self.params["name_prefix"] + target
-        report["problems"] = self.entry_problems(report["entry"], containers)
+        report.update(self.emulation(target, report["entry"], containers))
         report["usable"] = not report["problems"]
         return report
 

@@ -6,6 +6,7 @@ import struct
 
 import pytest
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import elf
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
 
 AARCH64_READBACK = """enabled
@@ -147,16 +148,70 @@ def _elf64(phdr_types):
 
 
 def test_elf_is_static():
-    assert binfmt.elf_is_static(_elf64([1, 1])) is True
-    assert binfmt.elf_is_static(_elf64([6, 3, 1])) is False  # PT_INTERP
-    assert binfmt.elf_is_static(b"#!/bin/sh\n" + b"\x00" * 64) is None
+    assert elf.elf_is_static(_elf64([1, 1])) is True
+    assert elf.elf_is_static(_elf64([6, 3, 1])) is False  # PT_INTERP
+    assert elf.elf_is_static(b"#!/bin/sh\n" + b"\x00" * 64) is None
 
 
-@pytest.mark.parametrize("target", binfmt.probe_targets())
+@pytest.mark.parametrize("target", elf.probe_targets())
 def test_probe_programs_match_their_own_registration(target):
-    program = binfmt.probe_program(target)
+    program = elf.probe_program(target)
     magic, mask = binfmt.target_magic(target)
     assert all(program[i] & mask[i] == magic[i] & mask[i] for i in range(len(magic)))
-    assert binfmt.elf_is_static(program) is True
+    assert elf.elf_is_static(program) is True
     assert target in binfmt.UNAME_MACHINE
-    assert binfmt.probe_program("alpha") is None
+    assert elf.probe_program("alpha") is None
+
+
+# What Debian 12's qemu-user-static (1:7.2+dfsg-7) installs: /usr/bin/qemu-<target>-static, and for most of them
+# /usr/lib/binfmt.d/qemu-<target>.conf (not aarch64_be, microblazeel, nios2, or1k; nor the amd64 host's own family,
+# i386 and x86_64). Listed from the package on a Debian 12 amd64 machine (dpkg -L qemu-user-static).
+DEBIAN_QEMU_USER_STATIC = (
+    "aarch64 aarch64_be alpha arm armeb cris hexagon hppa i386 loongarch64 m68k microblaze microblazeel mips mips64 "
+    "mips64el mipsel mipsn32 mipsn32el nios2 or1k ppc ppc64 ppc64le riscv32 riscv64 s390x sh4 sh4eb sparc "
+    "sparc32plus sparc64 x86_64 xtensa xtensaeb").split()
+# qemu_target_list of QEMU's scripts/qemu-binfmt-conf.sh (QEMU 7.2 to 9.x); its i486 runs qemu-i386.
+QEMU_BINFMT_CONF_SH = (
+    "i386 i486 alpha arm armeb sparc sparc32plus sparc64 ppc ppc64 ppc64le m68k mips mipsel mipsn32 mipsn32el mips64 "
+    "mips64el sh4 sh4eb s390x aarch64 aarch64_be hppa riscv32 riscv64 xtensa xtensaeb microblaze microblazeel or1k "
+    "x86_64 hexagon loongarch64").split()
+
+
+def installed_debian_targets():
+    """The targets of the qemu-user-static installed on this machine (empty without it)."""
+    names = [p[len("/usr/bin/qemu-"):-len("-static")] for p in glob.glob("/usr/bin/qemu-*-static")]
+    names += [p[len("/usr/lib/binfmt.d/qemu-"):-len(".conf")] for p in glob.glob("/usr/lib/binfmt.d/qemu-*.conf")]
+    return sorted(set(names))
+
+
+@pytest.mark.parametrize("name", sorted(set(DEBIAN_QEMU_USER_STATIC + QEMU_BINFMT_CONF_SH + installed_debian_targets())))
+def test_every_target_debian_and_qemu_install_is_accepted_by_name(name):
+    target = binfmt.resolve_architecture(name)
+    assert target == ("i386" if name == "i486" else name)
+    magic, mask = binfmt.target_magic(target)
+    assert len(magic) == len(mask) >= 20
+
+
+def test_the_installed_qemu_user_static_is_the_listed_one():
+    installed = installed_debian_targets()
+    if not installed:
+        pytest.skip("no qemu-user-static on this machine")
+    assert set(installed) <= set(DEBIAN_QEMU_USER_STATIC), installed
+
+
+@pytest.mark.parametrize("target, machine, big_endian, bits", [
+    ("aarch64_be", 183, True, 64), ("microblazeel", 0xBAAB, False, 32), ("or1k", 92, True, 32), ("nios2", 113, False, 32),
+])
+def test_the_targets_beyond_debian_binfmt_d_match_their_elf_machine(target, machine, big_endian, bits):
+    """e_machine, class and byte order of the targets whose bytes come from qemu-binfmt-conf.sh or elf.h."""
+    magic, mask = binfmt.target_magic(target)
+    assert magic[4] == (2 if bits == 64 else 1) and magic[5] == (2 if big_endian else 1)
+    assert struct.unpack(">H" if big_endian else "<H", magic[18:20])[0] == machine and mask[18:20] == b"\xff\xff"
+
+
+def test_an_unknown_name_is_refused_with_every_allowed_target():
+    with pytest.raises(binfmt.BinfmtError) as refused:
+        binfmt.resolve_architecture("vax")
+    message = str(refused.value)
+    assert message.startswith("Unknown architecture 'vax': use a QEMU target (aarch64, aarch64_be, alpha, ")
+    assert all(target in message for target in DEBIAN_QEMU_USER_STATIC)

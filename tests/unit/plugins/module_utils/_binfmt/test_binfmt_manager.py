@@ -104,3 +104,42 @@ def test_the_writer_extends_the_read_only_host_and_never_fails_the_module(host):
     with pytest.raises(BinfmtTaskError) as failed:
         manager(host)[0].run()
     assert "The emulator for aarch64 is not installed" in str(failed.value) and failed.value.result == {}
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("script", "is a script (#!/bin/sh): the kernel opens the script at registration, but its own interpreter /bin/sh, "
+               "and what the script runs, are looked up inside each container, so it cannot run there."),
+    ("dynamic", "is dynamically linked: the kernel opens it at registration, but its loader /lib"),
+])
+def test_an_emulator_containers_cannot_run_is_refused_with_flag_f(host, kind, words):
+    emulator = host / "bin" / "qemu-aarch64-static"
+    if kind == "script":
+        emulator.write_text('#!/bin/sh\nexec /usr/bin/qemu-aarch64-static "$@"\n')
+    else:
+        emulator.write_bytes(open("/bin/true", "rb").read())
+    with pytest.raises(BinfmtTaskError) as failed:
+        manager(host, check_mode=True)[0].run()
+    message = str(failed.value)
+    assert message.startswith("The emulator for aarch64 cannot serve containers, which flag F is for: %s " % emulator)
+    assert words in message and message.endswith("Install qemu-user-static (statically linked emulators), or leave F "
+                                                 "out of flags.")
+    # Without F the kernel looks the emulator up by path at each run: a script or a dynamic emulator works outside
+    # containers, so it is registered, with the warning that containers cannot use it.
+    qemu, module = manager(host, check_mode=True, flags="P")
+    assert qemu.run()["entries"]["aarch64"]["flags"] == "P"
+    assert len(module.warnings) == 1 and "qemu-aarch64 is registered without flag F" in module.warnings[0]
+
+
+def test_entries_without_flag_f_get_one_warning_naming_them(host):
+    for target in ("arm", "s390x"):
+        (host / "bin" / ("qemu-%s-static" % target)).write_bytes((host / "bin" / "qemu-aarch64-static").read_bytes())
+        (host / "bin" / ("qemu-%s-static" % target)).chmod(0o755)
+    qemu, module = manager(host, check_mode=True, flags="", architectures=["aarch64", "arm", "s390x"])
+    qemu.run()
+    assert module.warnings == [
+        "binfmt_misc entries qemu-aarch64, qemu-arm, qemu-s390x are registered without flag F (fix binary): the kernel "
+        "looks for the emulator by its path inside each container and chroot, where it does not exist, so containers "
+        "(docker run --platform, docker build) cannot use them; add F to flags for container builds."]
+    qemu, module = manager(host, check_mode=True, flags="F")
+    qemu.run()
+    assert module.warnings == []

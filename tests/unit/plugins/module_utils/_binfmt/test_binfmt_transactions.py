@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import elf
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import entries as binfmt
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import hosts
 from ansible_collections.archfleet.multiarch.plugins.module_utils._binfmt import persist
@@ -41,7 +42,7 @@ class KernelDir(QemuBinfmt):
                 handle.write("\n".join(lines) + "\n")
 
     def run_probe(self, target):
-        return self.probe_rc.get(target, binfmt.PROBE_EXIT_CODE), "probe output"
+        return self.probe_rc.get(target, elf.PROBE_EXIT_CODE), "probe output"
 
 
 @pytest.fixture
