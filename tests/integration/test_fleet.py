@@ -189,7 +189,7 @@ def test_check_mode_on_a_new_tag_predicts_and_writes_nothing(fleet, playbook):
     # And the real run that --check predicted succeeds (checking each image's architecture before pushing).
     real = fleet.run(playbook, fleet.inventory(tag), build_images_verify_architecture=True)
     assert real.rc == 0, real.output
-    checked = real.result("archfleet.multiarch.publish_manifests : Check that each image is of its platform", "host3")
+    checked = real.result("archfleet.multiarch.build_images : Check that each image is of its platform", "host3")
     assert [r["item"]["platform"] for r in checked["results"]] == ["linux/s390x"], checked
     assert fleet.manifest(tag).status_code == 200
 
@@ -325,3 +325,62 @@ def test_images_of_the_wrong_architecture_are_not_published(fleet, playbook):
     assert run.rc != 0, run.output
     assert "Nothing pushed: linux/arm64" in run.output and "is not a linux/arm64 image" in run.output, run.output
     assert fleet.proxy.writes == 0, fleet.proxy.log
+
+
+FAILING_STEP = 'RUN echo "this build fails on purpose" >&2; exit 3\n'
+MISSING = {
+    # host2 is down: its inventory port is one nothing listens on.
+    "host-down": (lambda fleet: {"host2": {"ansible_port": free_port()}}, "host2", ["linux/arm/v7", "linux/ppc64le"]),
+    # host3's build fails: a RUN step of its Dockerfile exits 3 (under s390x emulation).
+    "build-fails": (lambda fleet: {"host3": {"build_images_dockerfile": failing_dockerfile(fleet)}}, "host3",
+                    ["linux/s390x"]),
+}
+PARTIAL_WARNING = ("archfleet.multiarch.publish_manifests : Warn that the release leaves platforms out "
+                   "(publish_manifests_allow_partial_release)")
+
+
+def failing_dockerfile(fleet) -> str:
+    """A Dockerfile in the fleet's context that passes every check and fails in its last RUN step."""
+    path = fleet.context / "Dockerfile.fails"
+    path.write_text(fb.BUSYBOX_DOCKERFILE + FAILING_STEP)
+    return path.name
+
+
+@pytest.mark.parametrize("case", sorted(MISSING))
+def test_a_missing_host_stops_the_release_and_nothing_is_written(fleet, playbook, case):
+    """A host down, or a host whose build fails: the other hosts hold their pushes, the publish step names the
+    missing platforms, and the registry sees no write at all."""
+    overrides, host, platforms = MISSING[case]
+    tag = "missing-" + case
+    fleet.proxy.reset()
+    run = fleet.run(playbook, fleet.inventory(tag, **overrides(fleet)))
+    assert run.rc != 0, run.output
+    text = " ".join(run.output.split())
+    assert (f"Nothing published: {', '.join(platforms)} {'is' if len(platforms) == 1 else 'are'} missing: build "
+            f"host(s) {host} reported no per-platform digests") in text, run.output
+    assert " held their pushes of " in text and "Set publish_manifests_allow_partial_release to true" in text
+    assert fleet.proxy.writes == 0, fleet.proxy.log
+    assert fleet.manifest(tag).status_code == 404
+    if case == "build-fails":
+        assert "this build fails on purpose" in run.output
+
+
+@pytest.mark.parametrize("case", sorted(MISSING))
+def test_a_partial_release_publishes_what_exists_and_says_what_it_left_out(fleet, playbook, case):
+    overrides, host, platforms = MISSING[case]
+    tag = "partial-" + case
+    fleet.proxy.reset()
+    run = fleet.run(playbook, fleet.inventory(tag, **overrides(fleet)), publish_manifests_allow_partial_release=True)
+    # The run still fails (a host did), but the release of what exists is published and checked.
+    assert run.rc in (2, 4), run.output
+    expected = sorted(p for assigned in ASSIGNMENT.values() for p in assigned if p not in platforms)
+    response = fleet.manifest(tag)
+    assert response.status_code == 200, run.output
+    assert sorted("/".join(filter(None, (m["platform"]["os"], m["platform"]["architecture"],
+                                         m["platform"].get("variant")))) for m in response.json()["manifests"]) == expected
+    warning = run.result(PARTIAL_WARNING)["msg"]
+    assert f"is published without {', '.join(platforms)} (build host(s) {host} reported no per-platform digests)" in (
+        warning), warning
+    left_out = run.result("archfleet.multiarch.publish_manifests : Read what the build hosts reported, and what the "
+                          "release lacks")["ansible_facts"]["publish_manifests_left_out"]
+    assert left_out == {"platforms": platforms, "hosts": [host]}

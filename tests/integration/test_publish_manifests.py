@@ -88,3 +88,36 @@ def test_role_signs_the_index_with_a_vaulted_style_key_and_rerun_does_not_sign_a
     assert again.result(PUBLISH)["signature"]["signed"] is False and again.result(PUBLISH)["changed"] is False
     assert not any(p["signed"] for p in again.result(PUBLISH)["signature"]["platforms"])
     assert passphrase not in first.output + again.output
+
+
+def test_a_host_that_reported_nothing_stops_the_release_unless_partial_is_allowed(playbook, open_registry, tmp_path):
+    """A third build host that reported no digests (it failed or was unreachable): its platforms are named and
+    nothing is written; with publish_manifests_allow_partial_release the two platforms that exist are published and
+    publish_manifests_left_out says what was left out. The fleet with real hosts down is in test_fleet.py."""
+    target = f"{open_registry.host}/apps/role-partial:1.0"
+    path = inventory(tmp_path, open_registry)
+    document = json.loads(open(path).read())
+    document["all"]["hosts"]["builder-s390x"] = {"build_images_platforms": ["s390x", "linux/ppc64el"]}
+    with open(path, "w") as handle:
+        handle.write(json.dumps(document))
+    step = {"name": "publish", "ansible.builtin.include_role": {"name": "archfleet.multiarch.publish_manifests"}}
+    logged = len(open_registry.access_log())
+    refused = playbook(play(step, hosts="all", vars={"publish_manifests_name": target}), inventory=path)
+    assert refused.rc != 0, refused.output
+    assert ("Nothing published: linux/ppc64le, linux/s390x are missing: build host(s) builder-s390x reported no "
+            "per-platform digests") in refused.output, refused.output
+    assert "Set publish_manifests_allow_partial_release to true" in refused.output
+    assert f"TASK [{PUBLISH}]" not in refused.output
+    writes = [e for e in open_registry.access_log()[logged:] if e.method in ("PUT", "POST", "PATCH", "DELETE")]
+    assert writes == [], writes
+
+    partial = playbook(play(step, {"name": "left out", "ansible.builtin.debug": {"var": "publish_manifests_left_out"},
+                                   "run_once": True},
+                            hosts="all", vars={"publish_manifests_name": target,
+                                               "publish_manifests_allow_partial_release": True}), inventory=path)
+    assert partial.rc == 0, partial.output
+    assert partial.result(PUBLISH)["platforms"] == ["linux/amd64", "linux/arm64"]
+    assert partial.result("left out")["publish_manifests_left_out"] == {
+        "platforms": ["linux/ppc64le", "linux/s390x"], "hosts": ["builder-s390x"]}
+    assert ("Partial release: %s is published without linux/ppc64le, linux/s390x (build host(s) builder-s390x "
+            "reported no per-platform digests)" % target) in partial.output.replace("\n", " "), partial.output
