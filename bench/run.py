@@ -3,7 +3,8 @@
 Each benchmark starts its own registry and proxy and stops them before the next one
 starts, so they do not compete for the machine's cores. Results also go to
 build/bench/info.json, build/bench/enumerate.json, build/bench/create.json,
-build/bench/load.json, build/bench/referrers.json and build/bench/request_path.json (the request
+build/bench/load.json, build/bench/referrers.json, build/bench/provision_fleet.json (root, sshd and dockerd; it
+holds the binfmt_misc lock while it runs) and build/bench/request_path.json (the request
 path under callgrind; set BENCH_REQUEST_PATH_OLD to a checkout of an older tree to measure it beside
 this one). The inspect, enumerate and publish benchmarks run crane and regctl (tools/peers.sh) as
 contenders, one process after another and ``xargs -P 16``, in the same run (bench/cli_peers.py); a peer
@@ -24,6 +25,7 @@ import bench_create
 import bench_enumerate
 import bench_info
 import bench_load
+import bench_provision_fleet
 import bench_referrers
 import bench_request_path
 from benchlib import write_results
@@ -35,7 +37,9 @@ BENCHMARKS = (("docker_manifest_info", bench_info, "info"),
               ("docker_manifest_create", bench_create, "create"),
               ("load", bench_load, "load"),
               ("referrers: request counts", bench_referrers, "referrers"),
-              ("request path CPU (callgrind)", bench_request_path, "request_path"))
+              ("request path CPU (callgrind)", bench_request_path, "request_path"),
+              ("provision.yml over 1, 5 and 20 build hosts: a re-run with nothing to change", bench_provision_fleet,
+               "provision_fleet"))
 
 # bench/bench_*.py that `make bench` runs as scripts of their own, after BENCHMARKS, each with what it is.
 RUN_ON_THEIR_OWN = {
