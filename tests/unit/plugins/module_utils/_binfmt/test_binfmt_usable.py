@@ -153,3 +153,12 @@ def test_binaries_are_matched_as_the_kernel_matches_them(host):
     module = FakeModule(host, platforms=[], containers=True, binaries=[str(probe), str(host / "none")])
     result = Report(module, proc_dir=str(host / "binfmt_misc")).report()
     assert result["binaries"] == {str(probe): "s390x", str(host / "none"): None}
+
+
+def test_not_mounted_and_not_root_says_the_container_test_was_not_made(host, monkeypatch):
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    (host / "binfmt_misc" / "register").unlink()
+    found = report(host, ["linux/s390x"])["platforms"][0]
+    assert (found["usable"], found["ran"], found["ran_in_empty_root"]) == (True, True, None), found
+    assert found["evidence"].endswith("; whether it runs in containers (flag F, a static interpreter) is unchecked: "
+                                      "that test needs root"), found
