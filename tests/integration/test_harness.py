@@ -255,3 +255,26 @@ def test_stop_leaves_nothing_behind():
     assert process.poll() is not None
     assert not directory.exists()
     registry.stop()                                          # idempotent
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the binfmt_misc lock lives in /run/lock")
+def test_binfmt_captures_nest_in_one_process(binfmt_state):
+    """A test may capture the binfmt_misc table while its module's fixture holds the lock: flock on a second open
+    file would wait for this very process, so nested captures share the one hold (and only the last releases)."""
+    import threading
+
+    from harness import foreign_binaries as fb
+    done = []
+
+    def nested():
+        inner = fb.BinfmtState.capture()
+        innermost = fb.BinfmtState.capture()
+        done.append(innermost.entries == inner.entries == binfmt_state.entries)
+        innermost.restore()
+        inner.restore()
+
+    worker = threading.Thread(target=nested, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive() and done == [True]
+    assert fb.binfmt_lock_depth() == 1  # the fixture's hold is still there

@@ -45,6 +45,30 @@ TARGETS = {
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 # Shared with tools/arm64_vm.sh (flock(1) on the same path): one holder of binfmt_misc at a time.
 BINFMT_LOCK = Path(os.environ.get("ARCHFLEET_BINFMT_LOCK", "/run/lock/archfleet-binfmt.lock"))
+# This process's hold on BINFMT_LOCK: flock on a second open file blocks even in the process that holds the
+# lock, so nested captures (a fixture's and a test's) share one open file and count how deep they are.
+_HOLD = {"file": None, "depth": 0}
+
+
+def _acquire_binfmt_lock():
+    if _HOLD["depth"] == 0:
+        BINFMT_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(BINFMT_LOCK, "a", encoding="utf-8")  # pylint: disable=consider-using-with  # until released
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _HOLD["file"] = lock
+    _HOLD["depth"] += 1
+
+
+def binfmt_lock_depth() -> int:
+    """How many captures of this process hold the binfmt_misc lock now (0: not held)."""
+    return _HOLD["depth"]
+
+
+def _release_binfmt_lock():
+    _HOLD["depth"] -= 1
+    if _HOLD["depth"] == 0:
+        _HOLD["file"].close()  # closing the file releases the flock
+        _HOLD["file"] = None
 BINFMT_D = Path("/etc/binfmt.d")
 
 
@@ -240,22 +264,25 @@ class BinfmtState:
     mounted: bool
     entries: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
-    lock: object = None
+    locked: bool = False
 
     @classmethod
     def capture(cls) -> "BinfmtState":
-        """Take the binfmt_misc lock (waits for its holder), then snapshot the entries and /etc/binfmt.d."""
-        BINFMT_LOCK.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(BINFMT_LOCK, "a", encoding="utf-8")  # pylint: disable=consider-using-with  # held until restore()
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (BINFMT_DIR / "register").exists():
-            subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], check=True)
-        files = {}
-        if BINFMT_D.is_dir():
-            # A symlink (a mask such as -> /dev/null) is kept as ("symlink", target).
-            files = {p.name: ("symlink", os.readlink(p)) if p.is_symlink() else p.read_bytes()
-                     for p in BINFMT_D.iterdir() if p.is_symlink() or p.is_file()}
-        return cls((BINFMT_DIR / "register").exists(), _read_entries(), files, lock)
+        """Take the binfmt_misc lock (waits for another process holding it; nested captures in this process
+        share it), then snapshot the entries and /etc/binfmt.d."""
+        _acquire_binfmt_lock()
+        try:
+            if not (BINFMT_DIR / "register").exists():
+                subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], check=True)
+            files = {}
+            if BINFMT_D.is_dir():
+                # A symlink (a mask such as -> /dev/null) is kept as ("symlink", target).
+                files = {p.name: ("symlink", os.readlink(p)) if p.is_symlink() else p.read_bytes()
+                         for p in BINFMT_D.iterdir() if p.is_symlink() or p.is_file()}
+            return cls((BINFMT_DIR / "register").exists(), _read_entries(), files, True)
+        except BaseException:
+            _release_binfmt_lock()
+            raise
 
     def restore(self) -> list:
         """Put back what was captured, touching only entries that differ, and release the lock.
@@ -263,9 +290,9 @@ class BinfmtState:
         try:
             return self._restore()
         finally:
-            if self.lock is not None:
-                self.lock.close()  # closing the file releases the flock
-                self.lock = None
+            if self.locked:
+                self.locked = False
+                _release_binfmt_lock()
 
     def _restore(self) -> list:
         if not (BINFMT_DIR / "register").exists():
