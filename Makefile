@@ -18,9 +18,12 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # crun refuses hosts that mount cgroup v1 and v2 side by side); runc is also the OCI worker of buildkitd
 # (tests/integration/test_buildkit.py, harness/buildkitd.py).
 # postgresql: the private database of Pulp in tests/integration/test_pulp.py (harness/pulp.py).
+# qemu-system-arm qemu-utils mmdebstrap arch-test e2fsprogs kmod cpio: the arm64 machine of `make vm`
+# (tools/arm64_vm.sh; mmdebstrap needs arch-test for a foreign architecture).
 APT_PACKAGES := docker-registry skopeo docker.io qemu-user-static apache2-utils openssl \
                 binfmt-support busybox-static python3-venv openssh-server openssh-client shellcheck \
-                chromium podman buildah runc uidmap postgresql
+                chromium podman buildah runc uidmap postgresql \
+                qemu-system-arm qemu-utils mmdebstrap arch-test e2fsprogs kmod cpio
 
 # ansible-builder's own venv (see its rule below); defined here because a rule's prerequisites are
 # expanded when make reads the rule.
@@ -35,7 +38,7 @@ export ANSIBLE_NOCOLOR := 1
 export PATH := $(VENV)/bin:$(PATH)
 
 .PHONY: help deps apt venv collection test test-unit test-integration test-matrix sanity lint docs \
-        try demo demo-stop bench clean peers registries-table pulp
+        try demo demo-stop bench clean peers registries-table pulp vm
 
 help:
 	@echo "Without root, with Python only (a virtualenv in .venv, nothing installed on the machine):"
@@ -57,6 +60,7 @@ help:
 	@echo "make sanity     ansible-test sanity in a venv of its own (build/sanity-venv)"
 	@echo "make peers      build the Go test partners (tools/peers.sh, cached under ARCHFLEET_CACHE)"
 	@echo "make pulp       build Pulp's venv (tools/pulp_venv.sh, cached under ARCHFLEET_CACHE)"
+	@echo "make vm         build the Debian 12 arm64 image the arm64 host tests boot (tools/arm64_vm.sh, cached under ARCHFLEET_CACHE)"
 	@echo "make registries-table  run tests/integration/test_registries.py and write docs/registries.md's table"
 	@echo "make demo       set up, start a local registry on 127.0.0.1:$(DEMO_PORT), run the demo"
 	@echo "make demo-stop  stop the demo registry and dockerd, remove the emulators the demo registered"
@@ -91,7 +95,7 @@ test: deps
 test-unit: venv collection
 	$(VENV)/bin/python -m pytest -q tests/unit
 
-test-integration: deps peers pulp $(BUILDER_VENV)/.stamp
+test-integration: deps peers pulp vm $(BUILDER_VENV)/.stamp
 	rm -f $(COMPAT_JSON)
 	$(VENV)/bin/python -m pytest -q -rs tests/integration
 	$(VENV)/bin/python tools/registries_table.py --check --only-complete
@@ -101,6 +105,16 @@ test-integration: deps peers pulp $(BUILDER_VENV)/.stamp
 # nothing and prints the path); harness/pulp.py builds it on first use too, if this target did not run.
 pulp: apt
 	@PYTHON=$(PYTHON) tools/pulp_venv.sh
+
+# The arm64 machine of tests/integration/test_arm64_host.py (harness/arm64_vm.py): Debian 12 arm64 from Debian's
+# packages, booted under qemu-system-aarch64 (software emulation). Its image is built here, never in a test, and
+# cached outside the clone in ${ARCHFLEET_CACHE:-/var/cache/archfleet}/vm/debian12-arm64-<recipe hash>: a second run
+# builds nothing and prints the path. The build registers a qemu-aarch64 binfmt_misc entry for as long as it runs,
+# holding /run/lock/archfleet-binfmt.lock, and puts the table back as found. A machine that cannot build it (exit 3:
+# no root, a tool missing) carries on: the tests say why they skip. Times: docs/performance.md.
+vm: apt
+	@tools/arm64_vm.sh >/dev/null || { status=$$?; [ $$status = 3 ] || exit $$status; \
+	  echo "make vm: carrying on without the arm64 VM image"; }
 
 # Test partners built from Go sources (tools/peers.sh: pinned versions, cached outside the clone under
 # ${ARCHFLEET_CACHE:-/var/cache/archfleet}/peers). Without a Go that can build them peers.sh says so in
