@@ -128,9 +128,12 @@ REAL_PART_MARKERS = {
 MARKED_FILES = {
     "kernel": ("test_qemu_binfmt.py", "test_build_host.py", "test_fleet.py", "test_podman_engine.py", "test_demo.py"),
     "dockerd": ("test_build_host.py", "test_fleet.py", "test_podman_engine.py", "test_demo.py",
-                "test_docker_manifest_create.py::test_peers_read_and_pull_every_platform"),
+                "test_docker_manifest_create.py::test_peers_read_and_pull_every_platform",
+                "test_arm64_host.py::test_fleet_builds_each_platform_natively_where_its_hardware_is"),
     "browser": ("test_audit_browser.py",),
-    "slow": ("test_first_hour.py",),
+    # test_arm64_host: an arm64 VM under software emulation (qemu-system-aarch64), image from `make vm`.
+    "slow": ("test_first_hour.py", "test_arm64_host.py::test_provision_with_the_role_defaults_on_a_real_arm64_host",
+             "test_arm64_host.py::test_fleet_builds_each_platform_natively_where_its_hardware_is"),
 }
 
 

@@ -1,0 +1,130 @@
+"""A real arm64 build host: Debian 12 arm64 booted under qemu-system-aarch64 (harness.arm64_vm), reached over SSH.
+
+Every other test's "aarch64 host" is this x86_64 machine with facts overridden; here ansible-playbook talks to a
+machine whose kernel, CPU (QEMU's cortex-a72, software emulation), Python, sshd and dockerd are arm64. Its image is
+built by `make vm` (tools/arm64_vm.sh) and cached; each module boots a copy-on-write overlay of it.
+
+- provision.yml with the role defaults: the host's own architecture and what its CPU runs natively (arm/v7 on a
+  cortex-a72, which runs AArch32 at EL0) are left alone, each with its reason; ppc64le and s390x are registered
+  in the VM's own kernel; a second run changes nothing;
+
+Nothing here reads or writes this machine's binfmt_misc: no build in these tests is emulated by QEMU user mode.
+The VM's network is restricted: it reaches the test registry (and apt its archive snapshot) through SSH forwards.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from harness import foreign_binaries as fb
+from harness.ansible_run import COLLECTION_ROOT
+from harness.arm64_vm import Arm64Vm, VmUnavailable, host_vars, image_dir
+from harness.sshd import close_control_masters
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("ssh") is None, reason="Debian package openssh-client is not installed"),
+]
+
+PROVISION = COLLECTION_ROOT / "playbooks" / "provision.yml"
+BINFMT_TASK = "archfleet.multiarch.build_host : Register the emulators for the build platforms with binfmt_misc"
+# Slow tasks under TCG: a generous SSH timeout, and one ControlMaster per host kept for the whole module.
+ENV = {"ANSIBLE_TIMEOUT": "120", "ANSIBLE_FORKS": "5"}
+
+
+@pytest.fixture(scope="module")
+def vm(tmp_path_factory):
+    try:
+        image = image_dir()
+    except VmUnavailable as missing:
+        pytest.skip(f"arm64 VM: {missing}")
+    with Arm64Vm(image, tmp_path_factory.mktemp("arm64-vm")) as machine:
+        yield machine
+
+
+@pytest.fixture
+def control_dir(tmp_path):
+    path = tmp_path / "cp"
+    path.mkdir()
+    yield path
+    close_control_masters(path)
+
+
+def write_inventory(path: Path, hosts: dict, group_vars: dict | None = None) -> str:
+    path.write_text(json.dumps({"all": {"children": {"build_hosts": {"hosts": hosts, "vars": group_vars or {}}}}}))
+    return str(path)
+
+
+def guest_entries(vm: Arm64Vm) -> set:
+    listing = vm.ssh("ls /proc/sys/fs/binfmt_misc")
+    assert listing.returncode == 0, listing.stderr
+    return set(listing.stdout.split()) - {"register", "status"}
+
+
+def test_provision_with_the_role_defaults_on_a_real_arm64_host(vm, playbook, tmp_path, control_dir):
+    inventory = write_inventory(tmp_path / "inventory.json", {"arm64": host_vars(vm)})
+    env = dict(ENV, ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir))
+    first = playbook(PROVISION, inventory=inventory, env=env, timeout=3600)
+    assert first.rc == 0, first.output
+
+    assert vm.ssh("uname -m").stdout.strip() == "aarch64"
+
+    # The role's defaults ask for linux/arm64, linux/arm/v7, linux/ppc64le and linux/s390x.
+    native = first.result(BINFMT_TASK, "arm64")["native"]
+    assert native["linux/arm64"] == ("this is the host's own architecture (aarch64): it runs natively, "
+                                     "no emulator is needed."), native
+    entries = guest_entries(vm)
+    assert {"qemu-ppc64le", "qemu-s390x"} <= entries, entries
+    assert "qemu-aarch64" not in entries, entries
+    for name in ("qemu-ppc64le", "qemu-s390x"):
+        flags = vm.ssh(f"grep ^flags /proc/sys/fs/binfmt_misc/{name}").stdout
+        assert "F" in flags, (name, flags)
+
+    # arm/v7: native where the CPU runs AArch32 at EL0 (QEMU's cortex-a72 does), with its reason; else emulated.
+    # Checked independently: Debian's armhf busybox, copied in, runs with no qemu-arm entry.
+    shutil.copy(fb.busybox("arm"), tmp_path / "busybox-armhf")
+    copied = vm.ssh("cat > /tmp/busybox-armhf && chmod 755 /tmp/busybox-armhf",
+                    input_bytes=(tmp_path / "busybox-armhf").read_bytes())
+    assert copied.returncode == 0, copied.stderr
+    aarch32 = vm.ssh("/tmp/busybox-armhf uname -m")
+    if aarch32.returncode == 0 and "qemu-arm" not in entries:
+        assert native["linux/arm/v7"] == ("this aarch64 host runs arm binaries natively (a compatibility mode of its "
+                                          "CPU): no emulator is needed."), native
+    else:
+        assert "linux/arm/v7" not in native and "qemu-arm" in entries, (native, entries, aarch32)
+
+    # The docker engine the role installs (from the image: no network) answers, as arm64.
+    arch = vm.ssh("docker version --format '{{.Server.Arch}}'")
+    assert arch.stdout.strip() == "arm64", arch
+
+    second = playbook(PROVISION, inventory=inventory, env=env, timeout=3600)
+    assert second.rc == 0, second.output
+    assert second.changed_total() == 0, second.output
+
+
+def test_apt_snapshot_answers_as_the_archive_did(tmp_path):
+    """The VM's apt proxy (harness.arm64_vm.AptSnapshot): the InRelease the image's lists came from, under the URL apt
+    asks for through a proxy; 304 when apt has it already; 404 for anything else."""
+    from harness.arm64_vm import AptSnapshot
+
+    (tmp_path / "deb.debian.org_debian_dists_bookworm_InRelease").write_bytes(b"Origin: Debian\n")
+    os.utime(tmp_path / "deb.debian.org_debian_dists_bookworm_InRelease", (1_700_000_000, 1_700_000_000))
+    snapshot = AptSnapshot(tmp_path).start()
+    try:
+        proxies = {"http": f"http://127.0.0.1:{snapshot.port}"}
+        url = "http://deb.debian.org/debian/dists/bookworm/InRelease"
+        got = requests.get(url, proxies=proxies, timeout=10)
+        assert got.status_code == 200 and got.content == b"Origin: Debian\n"
+        again = requests.get(url, proxies=proxies, timeout=10, headers={"If-Modified-Since": got.headers["Last-Modified"]})
+        assert again.status_code == 304
+        assert requests.get("http://deb.debian.org/debian/dists/bookworm/main/binary-arm64/Packages.xz",
+                            proxies=proxies, timeout=10).status_code == 404
+        assert requests.get("http://deb.debian.org/debian/../../etc/passwd", proxies=proxies,
+                            timeout=10).status_code == 404
+        assert snapshot.requests[:2] == [url, url]
+    finally:
+        snapshot.stop()
