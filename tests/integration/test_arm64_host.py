@@ -7,6 +7,10 @@ built by `make vm` (tools/arm64_vm.sh) and cached; each module boots a copy-on-w
 - provision.yml with the role defaults: the host's own architecture and what its CPU runs natively (arm/v7 on a
   cortex-a72, which runs AArch32 at EL0) are left alone, each with its reason; ppc64le and s390x are registered
   in the VM's own kernel; a second run changes nothing;
+- build_and_publish.yml over the VM and an x86_64 host (a real sshd on loopback driving a private dockerd): the VM
+  builds linux/arm64 natively with its own dockerd, the x86_64 host builds linux/amd64 natively, each image's
+  architecture is checked on the host that built it before it is pushed, one index is published and each platform
+  run where it was built; a re-run writes nothing and --check predicts it.
 
 Nothing here reads or writes this machine's binfmt_misc: no build in these tests is emulated by QEMU user mode.
 The VM's network is restricted: it reaches the test registry (and apt its archive snapshot) through SSH forwards.
@@ -24,14 +28,24 @@ import requests
 from harness import foreign_binaries as fb
 from harness.ansible_run import COLLECTION_ROOT
 from harness.arm64_vm import Arm64Vm, VmUnavailable, host_vars, image_dir
-from harness.sshd import close_control_masters
+from harness.dockerd import Dockerd
+from harness.images import ALL_MANIFEST_TYPES
+from harness.proxy import Proxy
+from harness.registry import Registry
+from harness.sshd import ClientKey, Sshd, close_control_masters
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("ssh") is None, reason="Debian package openssh-client is not installed"),
 ]
 
 PROVISION = COLLECTION_ROOT / "playbooks" / "provision.yml"
+BUILD_AND_PUBLISH = COLLECTION_ROOT / "playbooks" / "build_and_publish.yml"
 BINFMT_TASK = "archfleet.multiarch.build_host : Register the emulators for the build platforms with binfmt_misc"
+REPORT_TASK = "archfleet.multiarch.build_images : Report the per-platform digests"
+RUN_TASK = "archfleet.multiarch.publish_manifests : Run each platform on the build host that built it"
+UNAME_TASK = "archfleet.multiarch.build_images : Run uname -m in each platform's image on the host that built it"
+REPOSITORY = "fleet/arm64-native"
+GUEST_CONTEXT = "/root/archfleet-context"
 # Slow tasks under TCG: a generous SSH timeout, and one ControlMaster per host kept for the whole module.
 ENV = {"ANSIBLE_TIMEOUT": "120", "ANSIBLE_FORKS": "5"}
 
@@ -104,6 +118,92 @@ def test_provision_with_the_role_defaults_on_a_real_arm64_host(vm, playbook, tmp
     second = playbook(PROVISION, inventory=inventory, env=env, timeout=3600)
     assert second.rc == 0, second.output
     assert second.changed_total() == 0, second.output
+
+
+@pytest.fixture(scope="module")
+def fleet(vm, tmp_path_factory):
+    """The VM and an x86_64 host (a real sshd on loopback with a private dockerd), a registry behind a counting
+    proxy, and the build context (busybox for amd64 and arm64)."""
+    if os.geteuid() != 0 or shutil.which("dockerd") is None or not os.path.exists("/usr/sbin/sshd"):
+        pytest.skip("the x86_64 host needs root, docker.io and openssh-server")
+    tmp = tmp_path_factory.mktemp("arm64-fleet")
+    key = ClientKey.generate(tmp / "client")
+    context = fb.write_busybox_context(tmp / "context", {"linux/amd64": Path("/bin/busybox"),
+                                                           "linux/arm64": fb.busybox("aarch64")})
+    with Registry() as registry, Proxy(registry) as proxy, Dockerd() as daemon, \
+            Sshd(tmp / "amd64", key.public_path) as amd64:
+        # The same image reference everywhere: the VM's 127.0.0.1:<port> is forwarded to this machine's.
+        vm.forward_to_host(int(proxy.host.rsplit(":", 1)[1]))
+        yield {"tmp": tmp, "key": key, "context": context, "registry": registry, "proxy": proxy,
+               "daemon": daemon, "amd64": amd64}
+
+
+def fleet_inventory(vm, fleet, tag: str) -> str:
+    arm64 = dict(host_vars(vm), ansible_pipelining=True, build_images_platforms=["linux/arm64"],
+                 build_images_context=GUEST_CONTEXT, build_images_context_src=str(fleet["context"]))
+    amd64 = {"ansible_host": "127.0.0.1", "ansible_port": fleet["amd64"].port, "ansible_user": "root",
+             "ansible_ssh_private_key_file": str(fleet["key"].private_path),
+             "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+             "ansible_python_interpreter": "/usr/bin/python3", "ansible_pipelining": True,
+             "build_images_platforms": ["linux/amd64"], "build_images_context": str(fleet["context"]),
+             "build_images_docker_cli": "/usr/bin/docker", "build_images_docker_host": fleet["daemon"].host,
+             "build_images_network": "none"}
+    group_vars = {"build_images_image": f"{fleet['proxy'].host}/{REPOSITORY}", "build_images_tag": tag,
+                  "build_images_verify_architecture": True}
+    return write_inventory(fleet["tmp"] / f"inventory-{tag}.json", {"arm64": arm64, "amd64": amd64}, group_vars)
+
+
+def test_fleet_builds_each_platform_natively_where_its_hardware_is(vm, fleet, playbook, control_dir):
+    proxy, tag = fleet["proxy"], "1.0"
+    inventory = fleet_inventory(vm, fleet, tag)
+    env = dict(ENV, ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir))
+    extra = {"publish_manifests_tags": ["latest"], "publish_manifests_verify_run": True}
+
+    def run(check=False):
+        return playbook(BUILD_AND_PUBLISH, inventory=inventory, extra_vars=extra, env=env, check=check, timeout=3600)
+
+    first = run()
+    assert first.rc == 0, first.output
+    reported = {}
+    for host in ("arm64", "amd64"):
+        for result in first.result(REPORT_TASK, host)["ansible_facts"]["build_images_results"]:
+            reported[result["platform"]] = (result["host"], result["digest"])
+    assert {p: host for p, (host, _) in reported.items()} == {"linux/arm64": "arm64", "linux/amd64": "amd64"}
+
+    # Each image's architecture was checked on the host that built it, before it was pushed: `uname -m` in it.
+    machines = {(t["host"], r["item"]["platform"], r.get("stdout", "").strip())
+                for t in first.tasks if t["task"] == UNAME_TASK for r in t["result"].get("results", [])}
+    assert {("arm64", "linux/arm64", "aarch64"), ("amd64", "linux/amd64", "x86_64")} <= machines, machines
+
+    # One index, read from the registry itself, with the digests the hosts reported.
+    response = requests.get(f"{fleet['registry'].url}/v2/{REPOSITORY}/manifests/{tag}",
+                            headers={"Accept": ALL_MANIFEST_TYPES}, timeout=10)
+    assert response.status_code == 200, response.text
+    published = {"/".join((m["platform"]["os"], m["platform"]["architecture"])): m["digest"]
+                 for m in response.json()["manifests"]}
+    assert published == {p: digest for p, (_, digest) in reported.items()}
+
+    # Each platform ran on the host that built it; the VM ran its own arm64 image natively.
+    runs = first.result(RUN_TASK)["results"]
+    assert {r["item"]["platform"]: r["stdout"].strip() for r in runs} == {"linux/amd64": "x86_64",
+                                                                       "linux/arm64": "aarch64"}
+
+    # The arm64 entry, pulled and run on the VM by digest: its RUN step wrote the machine it was built on.
+    arm64_ref = f"{proxy.host}/{REPOSITORY}@{published['linux/arm64']}"
+    ran = vm.ssh(f"docker run --rm --network none {arm64_ref} && docker run --rm --network none {arm64_ref} uname -m")
+    assert ran.returncode == 0 and ran.stdout.split() == ["aarch64", "aarch64"], ran
+    # Natively: the VM's kernel has no emulator for its own architecture.
+    assert "qemu-aarch64" not in guest_entries(vm)
+
+    proxy.reset()
+    second = run()
+    assert second.rc == 0, second.output
+    assert second.changed_total() == 0, second.output
+    assert proxy.writes == 0, proxy.log
+
+    check = run(check=True)
+    assert check.rc == 0 and check.changed_total() == 0, check.output
+    assert proxy.writes == 0, proxy.log
 
 
 def test_apt_snapshot_answers_as_the_archive_did(tmp_path):
