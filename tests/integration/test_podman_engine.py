@@ -208,7 +208,7 @@ def test_fleet_playbook_with_a_podman_host_and_a_docker_host(playbook, binfmt_st
             config = requests.get(f"{registry.url}/v2/{REPOSITORY}/blobs/{manifest['config']['digest']}", timeout=10).json()
             assert config["architecture"] == platform.split("/")[1]
         # The architecture checks ran with each host's engine: uname -m in each image, before publishing.
-        unames = first.result(ROLE_PUBLISH + "Run uname -m in each platform's image on the host that built it")["results"]
+        unames = first.result(ROLE_BUILD + "Run uname -m in each platform's image on the host that built it")["results"]
         assert sorted((r["item"]["platform"], r["cmd"][0], r["stdout"]) for r in unames) == [
             ("linux/amd64", "podman", "x86_64"), ("linux/arm/v7", "/usr/bin/docker", "armv7l"),
             ("linux/arm64", "podman", "aarch64")]
