@@ -126,8 +126,9 @@ REAL_PART_MARKERS = {
     "slow": "runs for minutes (a fresh venv, a whole suite)",
 }
 MARKED_FILES = {
-    "kernel": ("test_qemu_binfmt.py", "test_build_host.py", "test_fleet.py", "test_podman_engine.py", "test_demo.py"),
-    "dockerd": ("test_build_host.py", "test_fleet.py", "test_podman_engine.py", "test_demo.py",
+    "kernel": ("test_qemu_binfmt.py", "test_qemu_binfmt_info.py", "test_build_host.py", "test_fleet.py",
+               "test_podman_engine.py", "test_demo.py", "test_buildkit_qemu.py", "test_provision_fleet.py"),
+    "dockerd": ("test_build_host.py", "test_fleet.py", "test_podman_engine.py", "test_demo.py", "test_provision_fleet.py",
                 "test_docker_manifest_create.py::test_peers_read_and_pull_every_platform",
                 "test_arm64_host.py::test_fleet_builds_each_platform_natively_where_its_hardware_is"),
     "browser": ("test_audit_browser.py",),
