@@ -128,8 +128,8 @@ def fleet(vm, tmp_path_factory):
         pytest.skip("the x86_64 host needs root, docker.io and openssh-server")
     tmp = tmp_path_factory.mktemp("arm64-fleet")
     key = ClientKey.generate(tmp / "client")
-    context = fb.write_busybox_context(tmp / "context", {"linux/amd64": Path("/bin/busybox"),
-                                                           "linux/arm64": fb.busybox("aarch64")})
+    binaries = {"linux/amd64": Path("/bin/busybox"), "linux/arm64": fb.busybox("aarch64")}
+    context = fb.write_busybox_context(tmp / "context", binaries)
     with Registry() as registry, Proxy(registry) as proxy, Dockerd() as daemon, \
             Sshd(tmp / "amd64", key.public_path) as amd64:
         # The same image reference everywhere: the VM's 127.0.0.1:<port> is forwarded to this machine's.
@@ -168,7 +168,7 @@ def test_fleet_builds_each_platform_natively_where_its_hardware_is(vm, fleet, pl
     for host in ("arm64", "amd64"):
         for result in first.result(REPORT_TASK, host)["ansible_facts"]["build_images_results"]:
             reported[result["platform"]] = (result["host"], result["digest"])
-    assert {p: host for p, (host, _) in reported.items()} == {"linux/arm64": "arm64", "linux/amd64": "amd64"}
+    assert {p: built[0] for p, built in reported.items()} == {"linux/arm64": "arm64", "linux/amd64": "amd64"}
 
     # Each image's architecture was checked on the host that built it, before it was pushed: `uname -m` in it.
     machines = {(t["host"], r["item"]["platform"], r.get("stdout", "").strip())
@@ -181,12 +181,12 @@ def test_fleet_builds_each_platform_natively_where_its_hardware_is(vm, fleet, pl
     assert response.status_code == 200, response.text
     published = {"/".join((m["platform"]["os"], m["platform"]["architecture"])): m["digest"]
                  for m in response.json()["manifests"]}
-    assert published == {p: digest for p, (_, digest) in reported.items()}
+    assert published == {p: built[1] for p, built in reported.items()}
 
     # Each platform ran on the host that built it; the VM ran its own arm64 image natively.
     runs = first.result(RUN_TASK)["results"]
-    assert {r["item"]["platform"]: r["stdout"].strip() for r in runs} == {"linux/amd64": "x86_64",
-                                                                       "linux/arm64": "aarch64"}
+    ran_on = {r["item"]["platform"]: r["stdout"].strip() for r in runs}
+    assert ran_on == {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 
     # The arm64 entry, pulled and run on the VM by digest: its RUN step wrote the machine it was built on.
     arm64_ref = f"{proxy.host}/{REPOSITORY}@{published['linux/arm64']}"
