@@ -154,7 +154,9 @@ def _uses_registry_harness(module) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark each test with the real parts it needs (REAL_PART_MARKERS)."""
+    """Mark each test with the real parts it needs (REAL_PART_MARKERS), then run last, in this order, the tests
+    that hold the binfmt_misc lock and the ones that boot the arm64 VM: `make test` builds the VM's image (which
+    holds that lock while it builds its root file system) beside the tests that need neither."""
     for item in items:
         where = "%s::%s" % (item.path.name, item.originalname)
         if any("registry" in name for name in item.fixturenames) or _uses_registry_harness(item.module):
@@ -162,6 +164,15 @@ def pytest_collection_modifyitems(config, items):
         for marker, files in MARKED_FILES.items():
             if item.path.name in files or where in files:
                 item.add_marker(getattr(pytest.mark, marker))
+    items.sort(key=_late)
+
+
+def _late(item) -> int:
+    """0 for most tests, 1 for those on the binfmt_misc table, 2 for those on the arm64 VM (a stable sort keeps the
+    order within each)."""
+    if item.path.name == "test_arm64_host.py":
+        return 2
+    return 1 if "binfmt_state" in item.fixturenames or item.get_closest_marker("kernel") else 0
 
 
 def pytest_sessionfinish(session):

@@ -24,6 +24,7 @@ stop() powers the guest off (SIGTERM to QEMU after ``STOP_TIMEOUT``) and deletes
 from __future__ import annotations
 
 import email.utils
+import fcntl
 import http.server
 import os
 import shutil
@@ -59,11 +60,31 @@ def image_dir() -> Path:
         raise VmUnavailable(f"{QEMU} is not installed (Debian package qemu-system-arm)")
     if os.geteuid() != 0:
         raise VmUnavailable("the arm64 VM's image is built and booted as root")
+    wait_for_a_build_in_progress()
     proc = subprocess.run([str(BUILD_SCRIPT), "--check"], capture_output=True, text=True, timeout=60, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"no arm64 VM image for the current recipe ({proc.stderr.strip()}): `make vm` builds it "
                            "(make test runs it before the integration tests)")
     return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def wait_for_a_build_in_progress(timeout: float = 3600.0) -> None:
+    """Wait while tools/arm64_vm.sh builds the image (it holds ``<cache>/vm/.lock`` for as long as it builds):
+    `make test` starts that build beside the first integration tests, and the tests that boot the VM run last."""
+    lock_path = Path(os.environ.get("ARCHFLEET_CACHE", "/var/cache/archfleet")) / "vm" / ".lock"
+    if not lock_path.exists():
+        return
+    deadline = time.monotonic() + timeout
+    with open(lock_path, "a", encoding="utf-8") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return  # no build holds it; closing the file lets go at once
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the arm64 image build (tools/arm64_vm.sh) held {lock_path} for over "
+                                       f"{timeout:.0f} s") from None
+                time.sleep(5)
 
 
 class AptSnapshot:
