@@ -69,6 +69,8 @@ def _release_binfmt_lock():
     if _HOLD["depth"] == 0:
         _HOLD["file"].close()  # closing the file releases the flock
         _HOLD["file"] = None
+
+
 BINFMT_D = Path("/etc/binfmt.d")
 
 
