@@ -44,7 +44,9 @@ def test_every_example_gives_what_its_comment_says(name, tmp_path):
     venv_bin = Path(sys.executable).parent
     env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
            "ANSIBLE_LOCALHOST_WARNING": "false",
-           "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false", "PATH": f"{venv_bin}:{os.environ['PATH']}"}
+           "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false", "PATH": f"{venv_bin}:{os.environ['PATH']}",
+           # The user's passwd home may not exist (nobody's is /nonexistent): ansible's temporary files go here.
+           "ANSIBLE_REMOTE_TMP": str(tmp_path / "remote-tmp"), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "local-tmp")}
     proc = subprocess.run([str(venv_bin / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                            "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
                           env=env, capture_output=True, text=True, timeout=300, check=False)
