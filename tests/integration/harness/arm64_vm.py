@@ -250,7 +250,10 @@ class Arm64Vm:
             self.boot_seconds = time.monotonic() - started
             self.apt.start()
             self.forward_to_host(self.apt.port, GUEST_APT_PROXY_PORT)
-            conf = f'Acquire::http::Proxy "http://127.0.0.1:{GUEST_APT_PROXY_PORT}";'
+            # The snapshot holds the archive's InRelease and the image's Packages lists, no translations: without
+            # Acquire::Languages "none" an `apt-get update` once the role's cache_valid_time has passed (an image
+            # built over an hour before) asks for Translation-en and fails on the 404.
+            conf = f'Acquire::http::Proxy "http://127.0.0.1:{GUEST_APT_PROXY_PORT}"; Acquire::Languages "none";'
             done = self.ssh(f"echo '{conf}' > /etc/apt/apt.conf.d/01archfleet-snapshot-proxy")
             if done.returncode != 0:
                 raise RuntimeError(f"cannot configure apt in the arm64 VM: {done.stderr}")
