@@ -34,7 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-from .registry import _die_with_parent, free_port
+from .registry import _die_with_parent, free_port, stop_process
 
 HARNESS = Path(__file__).resolve().parent
 COLLECTION_ROOT = HARNESS.parents[2]
@@ -296,12 +296,7 @@ class Arm64Vm:
             try:
                 self._proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                self._proc.terminate()
-                try:
-                    self._proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait()
+                stop_process(self._proc)
         self._proc = None
         self.apt.stop()
         self.overlay.unlink(missing_ok=True)

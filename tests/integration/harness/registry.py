@@ -99,6 +99,18 @@ def _die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
+    """SIGTERM ``proc`` if it still runs, wait ``timeout`` seconds, then SIGKILL it and reap it. None is fine."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _htpasswd_line(user: str, password: str) -> str:
     # distribution only accepts bcrypt entries; apache2-utils' htpasswd makes them.
     out = subprocess.run(["htpasswd", "-nbB", user, password], check=True, capture_output=True, text=True)
@@ -221,13 +233,7 @@ class Registry:
     def stop(self) -> None:
         """Kill the registry and the token service and remove the temporary directory. Idempotent."""
         if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.terminate()
-                try:
-                    self._proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait()
+            stop_process(self._proc, timeout=5)
             self._proc = None
         if self._log_file is not None:
             self._log_file.close()

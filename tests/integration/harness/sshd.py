@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .registry import _die_with_parent, free_port
+from .registry import _die_with_parent, free_port, stop_process
 
 SSHD = "/usr/sbin/sshd"
 START_TIMEOUT = 15.0
@@ -104,13 +104,7 @@ class Sshd:
         raise RuntimeError(f"sshd did not answer on port {self.port}:\n{self.log_path.read_text()}")
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        stop_process(self._proc)
         self._proc = None
 
     def __enter__(self) -> "Sshd":
